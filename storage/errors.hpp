@@ -1,0 +1,45 @@
+#pragma once
+// The few database failures the rest of the daemon needs to tell apart.
+// pqxx exceptions are mapped to these inside storage/.
+
+#include <stdexcept>
+#include <string>
+
+namespace iblsync::storage {
+
+// Any database failure that is not one of the kinds below.
+class DatabaseError : public std::runtime_error {
+public:
+    DatabaseError(const std::string& what, std::string sqlstate = {})
+        : std::runtime_error(what), sqlstate_(std::move(sqlstate)) {}
+    const std::string& sqlstate() const { return sqlstate_; }
+
+private:
+    std::string sqlstate_;
+};
+
+// The server cannot be reached or went away. Retry later; nothing was committed
+// unless the caller saw a commit succeed.
+class DatabaseUnavailable : public DatabaseError {
+public:
+    using DatabaseError::DatabaseError;
+};
+
+// The database was migrated by a newer iblsyncd than this one.
+class SchemaTooNew : public DatabaseError {
+public:
+    SchemaTooNew(int found, int known);
+    int found() const { return found_; }
+    int known() const { return known_; }
+
+private:
+    int found_, known_;
+};
+
+// The database belongs to another node (different ISIL or role).
+class IdentityMismatch : public DatabaseError {
+public:
+    using DatabaseError::DatabaseError;
+};
+
+}  // namespace iblsync::storage
