@@ -1,0 +1,326 @@
+#include "daemon/config.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <toml++/toml.h>
+
+#include "protocols/isil.hpp"
+#include "protocols/province.hpp"
+
+namespace iblsync::daemon {
+
+const char* RoleName(Role role) { return role == Role::kPoi ? "poi" : "national"; }
+
+std::string ListenAddress::ToString() const {
+    if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
+    return fmt::format("{}:{}", host, port);
+}
+
+namespace {
+
+using Problem = std::optional<std::string>;  // an error message, or nothing
+
+struct Setting {
+    std::string section;
+    std::string key;
+    bool reloadable;
+    bool required;
+    std::function<Problem(const toml::node&, Config&)> parse;
+    std::function<std::string(const Config&)> show;
+    std::function<void(Config&, const Config&)> copy;
+
+    std::string Name() const { return section + "." + key; }
+};
+
+const char* TypeName(const toml::node& n) {
+    switch (n.type()) {
+        case toml::node_type::string: return "a string";
+        case toml::node_type::integer: return "an integer";
+        case toml::node_type::floating_point: return "a number";
+        case toml::node_type::boolean: return "a boolean";
+        case toml::node_type::array: return "an array";
+        case toml::node_type::table: return "a table";
+        default: return "a date/time";
+    }
+}
+
+template <class T>
+Setting Make(std::string section,
+             std::string key,
+             bool reloadable,
+             bool required,
+             T Config::*field,
+             std::function<Problem(const toml::node&, T&)> parse,
+             std::function<std::string(const T&)> show) {
+    return Setting{
+        std::move(section),
+        std::move(key),
+        reloadable,
+        required,
+        [field, parse](const toml::node& n, Config& c) { return parse(n, c.*field); },
+        [field, show](const Config& c) { return show(c.*field); },
+        [field](Config& dst, const Config& src) { dst.*field = src.*field; },
+    };
+}
+
+template <class T>
+Setting Integer(std::string section, std::string key, bool reloadable, T Config::*field, long long lo,
+                long long hi) {
+    return Make<T>(
+        std::move(section), std::move(key), reloadable, false, field,
+        [lo, hi](const toml::node& n, T& out) -> Problem {
+            auto v = n.value_exact<int64_t>();
+            if (!v) return fmt::format("expected an integer, got {}", TypeName(n));
+            if (*v < lo || *v > hi) return fmt::format("{} is out of range {}..{}", *v, lo, hi);
+            out = static_cast<T>(*v);
+            return std::nullopt;
+        },
+        [](const T& v) { return std::to_string(v); });
+}
+
+using StringCheck = std::function<Problem(std::string&)>;
+
+Setting String(std::string section, std::string key, bool reloadable, bool required,
+               std::string Config::*field, StringCheck check) {
+    return Make<std::string>(
+        std::move(section), std::move(key), reloadable, required, field,
+        [check](const toml::node& n, std::string& out) -> Problem {
+            auto v = n.value_exact<std::string>();
+            if (!v) return fmt::format("expected a string, got {}", TypeName(n));
+            std::string s = *v;
+            if (check) {
+                if (auto p = check(s)) return p;
+            }
+            out = std::move(s);
+            return std::nullopt;
+        },
+        [](const std::string& v) { return v; });
+}
+
+Problem ParseListen(const std::string& s, ListenAddress& out) {
+    auto colon = s.rfind(':');
+    if (colon == std::string::npos || colon + 1 == s.size())
+        return fmt::format("'{}' is not HOST:PORT (e.g. \"127.0.0.1:8080\" or \"[::1]:8080\")", s);
+    std::string host = s.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, host.c_str(), buf) != 1 && inet_pton(AF_INET6, host.c_str(), buf) != 1)
+        return fmt::format("'{}' is not an IP address; give a numeric address such as 127.0.0.1",
+                           host);
+    std::string port = s.substr(colon + 1);
+    if (port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) ||
+        std::stoi(port) > 65535)
+        return fmt::format("'{}' is not a port number 0..65535", port);
+    out = ListenAddress{host, static_cast<std::uint16_t>(std::stoi(port))};
+    return std::nullopt;
+}
+
+const std::vector<Setting>& Settings() {
+    static const std::vector<Setting> kSettings = [] {
+        std::vector<Setting> s;
+        s.push_back(Make<Role>(
+            "node", "role", false, true, &Config::role,
+            [](const toml::node& n, Role& out) -> Problem {
+                auto v = n.value_exact<std::string>();
+                if (v && *v == "poi") out = Role::kPoi;
+                else if (v && *v == "national") out = Role::kNational;
+                else return std::string("must be \"poi\" or \"national\"");
+                return std::nullopt;
+            },
+            [](const Role& r) { return std::string(RoleName(r)); }));
+        s.push_back(String("node", "isil", false, true, &Config::isil, [](std::string& v) -> Problem {
+            auto r = protocols::NormalizeIsil(v);
+            if (!r) return r.error();
+            v = r.value();
+            return std::nullopt;
+        }));
+        s.push_back(String("node", "name", true, false, &Config::name, [](std::string& v) -> Problem {
+            if (v.empty() || v.size() > 200) return std::string("must be 1..200 characters");
+            return std::nullopt;
+        }));
+        s.push_back(Make<std::vector<std::string>>(
+            "node", "provinces", false, false, &Config::provinces,
+            [](const toml::node& n, std::vector<std::string>& out) -> Problem {
+                const auto* arr = n.as_array();
+                if (!arr) return fmt::format("expected an array of province codes, got {}", TypeName(n));
+                std::vector<std::string> v;
+                for (const auto& e : *arr) {
+                    auto str = e.value_exact<std::string>();
+                    if (!str) return std::string("every entry must be a string such as \"NL-GE\"");
+                    auto p = protocols::NormalizeProvince(*str);
+                    if (!p) return p.error();
+                    if (std::find(v.begin(), v.end(), p.value()) != v.end())
+                        return fmt::format("{} is listed twice", p.value());
+                    v.push_back(p.value());
+                }
+                out = std::move(v);
+                return std::nullopt;
+            },
+            [](const std::vector<std::string>& v) { return fmt::format("{}", fmt::join(v, ",")); }));
+        s.push_back(Make<std::vector<ListenAddress>>(
+            "http", "listen", false, false, &Config::http_listen,
+            [](const toml::node& n, std::vector<ListenAddress>& out) -> Problem {
+                const auto* arr = n.as_array();
+                if (!arr || arr->empty())
+                    return std::string("expected a non-empty array such as [\"127.0.0.1:8080\"]");
+                std::vector<ListenAddress> v;
+                for (const auto& e : *arr) {
+                    auto str = e.value_exact<std::string>();
+                    if (!str) return std::string("every entry must be a \"HOST:PORT\" string");
+                    ListenAddress a;
+                    if (auto p = ParseListen(*str, a)) return p;
+                    v.push_back(a);
+                }
+                out = std::move(v);
+                return std::nullopt;
+            },
+            [](const std::vector<ListenAddress>& v) {
+                std::string out;
+                for (const auto& a : v) out += (out.empty() ? "" : ",") + a.ToString();
+                return out;
+            }));
+        s.push_back(Integer("http", "max_body_bytes", true, &Config::max_body_bytes, 1024, 1LL << 32));
+        s.push_back(Integer("http", "max_header_bytes", true, &Config::max_header_bytes, 1024, 1 << 20));
+        s.push_back(Integer("http", "request_timeout_seconds", true, &Config::request_timeout_seconds, 1, 3600));
+        s.push_back(Integer("http", "idle_timeout_seconds", true, &Config::idle_timeout_seconds, 1, 3600));
+        s.push_back(Integer("http", "max_connections", true, &Config::max_connections, 1, 100000));
+        s.push_back(Integer("http", "shutdown_timeout_seconds", true, &Config::shutdown_timeout_seconds, 1, 600));
+        s.push_back(String("database", "conninfo", false, true, &Config::db_conninfo,
+                           [](std::string& v) -> Problem {
+                               if (v.empty()) return std::string("must not be empty");
+                               return std::nullopt;
+                           }));
+        s.push_back(Integer("database", "pool_size", false, &Config::db_pool_size, 1, 64));
+        s.push_back(String("control", "socket", false, false, &Config::control_socket,
+                           [](std::string& v) -> Problem {
+                               if (v.empty() || v.front() != '/')
+                                   return std::string("must be an absolute path");
+                               if (v.size() > 100)
+                                   return std::string("is longer than 100 bytes; Unix socket paths are limited to 107");
+                               return std::nullopt;
+                           }));
+        s.push_back(String("control", "group", false, false, &Config::control_group, nullptr));
+        s.push_back(String("log", "level", true, false, &Config::log_level, [](std::string& v) -> Problem {
+            static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
+            for (const char* l : kLevels)
+                if (v == l) return std::nullopt;
+            return fmt::format("'{}' is not one of trace, debug, info, warn, error, off", v);
+        }));
+        return s;
+    }();
+    return kSettings;
+}
+
+// Edit distance, to suggest the key an operator probably meant.
+std::size_t Distance(const std::string& a, const std::string& b) {
+    std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        cur[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j)
+            cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+        std::swap(prev, cur);
+    }
+    return prev[b.size()];
+}
+
+std::string Suggest(const std::string& wrong, const std::vector<std::string>& known) {
+    std::string best;
+    std::size_t best_d = 3;
+    for (const auto& k : known) {
+        auto d = Distance(wrong, k);
+        if (d < best_d) best_d = d, best = k;
+    }
+    return best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best);
+}
+
+}  // namespace
+
+Result<Config> ParseConfig(const std::string& text, const std::string& path) {
+    auto at = [&](const toml::source_region& where, const std::string& key, const std::string& msg) {
+        return Fail(fmt::format("{}:{}: {}: {}", path, where.begin.line, key, msg));
+    };
+    toml::table root;
+    try {
+        root = toml::parse(text, path);
+    } catch (const toml::parse_error& e) {
+        return Fail(fmt::format("{}:{}: syntax error: {}", path, e.source().begin.line, e.description()));
+    }
+
+    std::vector<std::string> sections;
+    for (const auto& s : Settings())
+        if (std::find(sections.begin(), sections.end(), s.section) == sections.end())
+            sections.push_back(s.section);
+
+    Config cfg;
+    cfg.path = path;
+    std::vector<std::string> seen;
+    for (const auto& [section_key, section_node] : root) {
+        std::string section(section_key.str());
+        if (std::find(sections.begin(), sections.end(), section) == sections.end())
+            return at(section_key.source(), section,
+                      "unknown section" + Suggest(section, sections));
+        const auto* table = section_node.as_table();
+        if (!table)
+            return at(section_key.source(), section, fmt::format("must be a table [{}]", section));
+        for (const auto& [key, node] : *table) {
+            std::string name = section + "." + std::string(key.str());
+            const Setting* setting = nullptr;
+            std::vector<std::string> known;
+            for (const auto& s : Settings()) {
+                if (s.section != section) continue;
+                known.push_back(s.key);
+                if (s.key == key.str()) setting = &s;
+            }
+            if (!setting) return at(key.source(), name, "unknown key" + Suggest(std::string(key.str()), known));
+            if (auto problem = setting->parse(node, cfg)) return at(node.source(), name, *problem);
+            seen.push_back(name);
+        }
+    }
+    for (const auto& s : Settings()) {
+        if (s.required && std::find(seen.begin(), seen.end(), s.Name()) == seen.end())
+            return Fail(fmt::format("{}: {}: required key is missing; add {} = ... under [{}]", path,
+                                    s.Name(), s.key, s.section));
+    }
+    if (cfg.role == Role::kPoi && cfg.provinces.empty())
+        return Fail(fmt::format("{}: node.provinces: a node with role \"poi\" must list the "
+                                "provinces it serves, e.g. provinces = [\"NL-GE\"]",
+                                path));
+    if (cfg.name.empty()) cfg.name = cfg.isil;
+    return cfg;
+}
+
+Result<Config> LoadConfig(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Fail(fmt::format("{}: cannot open config file: {}", path, std::strerror(errno)));
+    std::ostringstream text;
+    text << in.rdbuf();
+    return ParseConfig(text.str(), path);
+}
+
+ConfigDiff Diff(const Config& before, const Config& after) {
+    ConfigDiff d;
+    for (const auto& s : Settings()) {
+        if (s.show(before) == s.show(after)) continue;
+        (s.reloadable ? d.applied : d.need_restart).push_back(s.Name());
+    }
+    return d;
+}
+
+Config MergeReloadable(const Config& before, const Config& after) {
+    Config out = before;
+    for (const auto& s : Settings())
+        if (s.reloadable) s.copy(out, after);
+    return out;
+}
+
+}  // namespace iblsync::daemon

@@ -1,0 +1,72 @@
+#pragma once
+// iblsyncd's configuration, read from one TOML file. Every setting is listed
+// once in the table in config.cpp with its type, default and whether SIGHUP
+// can change it; systemd/iblsyncd.toml.example documents them for operators.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "protocols/result.hpp"
+
+namespace iblsync::daemon {
+
+enum class Role { kPoi, kNational };
+const char* RoleName(Role role);
+
+struct ListenAddress {
+    std::string host;  // an IP literal: 127.0.0.1, ::1, 0.0.0.0
+    std::uint16_t port = 0;
+    std::string ToString() const;  // "127.0.0.1:8080", "[::1]:8080"
+};
+
+struct Config {
+    std::string path;  // the file it was read from
+
+    // [node]
+    Role role = Role::kPoi;
+    std::string isil;                    // canonical, upper case
+    std::string name;                    // defaults to the ISIL
+    std::vector<std::string> provinces;  // ISO 3166-2:NL codes; a POI needs at least one
+
+    // [http]
+    std::vector<ListenAddress> http_listen{{"127.0.0.1", 8080}};
+    std::uint64_t max_body_bytes = 1 << 20;
+    std::uint64_t max_header_bytes = 16 << 10;
+    int request_timeout_seconds = 30;
+    int idle_timeout_seconds = 60;
+    int max_connections = 512;
+    int shutdown_timeout_seconds = 20;
+
+    // [database]
+    std::string db_conninfo;
+    int db_pool_size = 4;
+
+    // [control]
+    std::string control_socket = "/run/iblsync/control.sock";
+    std::string control_group = "iblsync";  // empty: only root and the daemon's own user
+
+    // [log]
+    std::string log_level = "info";
+};
+
+// Reads and validates a config file. On failure the message names the file,
+// the line and the key: "/etc/iblsync/iblsyncd.toml:12: http.max_body_bytes: ...".
+Result<Config> LoadConfig(const std::string& path);
+
+// Parses config text; `path` is used in messages only.
+Result<Config> ParseConfig(const std::string& text, const std::string& path);
+
+struct ConfigDiff {
+    std::vector<std::string> applied;        // changed keys that a reload takes over
+    std::vector<std::string> need_restart;   // changed keys that only a restart takes over
+};
+
+// Compares two configs key by key.
+ConfigDiff Diff(const Config& before, const Config& after);
+
+// The config a reload leaves in force: `after`'s reloadable settings on top of
+// `before`'s restart-only settings.
+Config MergeReloadable(const Config& before, const Config& after);
+
+}  // namespace iblsync::daemon

@@ -1,0 +1,28 @@
+#include "daemon/http_types.hpp"
+
+#include <strings.h>
+
+namespace iblsync::daemon {
+
+std::string HttpRequest::Header(const std::string& name) const {
+    for (const auto& [k, v] : headers)
+        if (strcasecmp(k.c_str(), name.c_str()) == 0) return v;
+    return {};
+}
+
+HttpResponse ProblemResponse(const protocols::Problem& problem) {
+    HttpResponse r;
+    r.status = problem.status;
+    r.content_type = protocols::kProblemMediaType;
+    r.body = protocols::ToJson(problem);
+    return r;
+}
+
+HttpResponse JsonResponse(int status, std::string body) {
+    HttpResponse r;
+    r.status = status;
+    r.body = std::move(body);
+    return r;
+}
+
+}  // namespace iblsync::daemon

@@ -1,0 +1,447 @@
+#include "daemon/node.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <ctime>
+#include <thread>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <spdlog/spdlog.h>
+
+#include "daemon/control_server.hpp"
+#include "daemon/db_executor.hpp"
+#include "daemon/http_server.hpp"
+#include "daemon/log.hpp"
+#include "daemon/metrics.hpp"
+#include "daemon/notify.hpp"
+#include "daemon/routes.hpp"
+#include "daemon/spawn.hpp"
+#include "daemon/version.hpp"
+#include "storage/database.hpp"
+#include "storage/migrations.hpp"
+
+namespace iblsync::daemon {
+
+using Clock = std::chrono::steady_clock;
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+namespace {
+constexpr auto kTuple = net::as_tuple(net::use_awaitable);
+}
+
+struct Node::Impl {
+    std::shared_ptr<const Config> config;
+    net::io_context ioc{1};
+    Metrics metrics;
+    storage::Database db;
+    DbExecutor exec;
+    Routes routes;
+    HttpServer http;
+    ControlServer control;
+    net::signal_set signals{ioc, SIGTERM, SIGINT, SIGHUP};
+    net::steady_timer monitor_timer{ioc};
+    net::steady_timer watchdog_timer{ioc};
+
+    std::vector<std::string> http_bound;
+    Clock::time_point started = Clock::now();
+    std::time_t started_wall = std::time(nullptr);
+    bool schema_ready = false;  // migrations applied and identity claimed
+    std::string db_state = "starting";
+    std::string db_detail;
+    bool stopping = false;
+    int exit_code = kExitOk;
+    unsigned long long reloads = 0;
+
+    explicit Impl(Config c)
+        : config(std::make_shared<const Config>(std::move(c))),
+          db(config->db_conninfo, config->db_pool_size),
+          exec(config->db_pool_size),
+          routes(RouteContext{[this] { return CheckReadiness(); }, [this] { return MetricsText(); }}),
+          http(ioc, [this](const HttpRequest& r) { return routes.Handle(r); }, metrics,
+               LimitsFrom(*config)),
+          control(ioc, [this](const protocols::ControlRequest& r) { return HandleControl(r); }) {}
+
+    std::string StatusLine() const {
+        return fmt::format("{} {} role={} http={} db={}", config->isil, config->name,
+                           RoleName(config->role), fmt::join(http_bound, ","), db_state);
+    }
+
+    void SetDbState(const std::string& state, const std::string& detail) {
+        if (state == db_state && detail == db_detail) return;
+        bool was_up = db_state == "ready";
+        db_state = state;
+        db_detail = detail;
+        if (state == "ready")
+            spdlog::info("database ready schema_version={}", storage::LatestKnownVersion());
+        else if (was_up || state != "starting")
+            spdlog::warn("database not ready state={} error={}", state, Quote(detail));
+        notify::Status(StatusLine());
+    }
+
+    // Brings the schema up to date and claims the database for this node.
+    // Blocking; runs on a DB thread (or on the main thread before the loop starts).
+    storage::MigrationReport PrepareDatabase() {
+        auto report = db.Migrate();
+        db.ClaimIdentity(RoleName(config->role), config->isil);
+        return report;
+    }
+
+    void LogMigrations(const storage::MigrationReport& r) {
+        for (const auto& w : r.warnings) spdlog::warn("migration check warning={}", Quote(w));
+        if (!r.applied.empty())
+            spdlog::info("migrations applied from={} to={} versions={}", r.from_version, r.to_version,
+                         fmt::join(r.applied, ","));
+    }
+
+    // Fatal database conditions stop the daemon with EX_CONFIG: retrying cannot help.
+    void FatalDatabase(const std::exception& e) {
+        spdlog::error("database refused error={}", Quote(e.what()));
+        exit_code = kExitConfig;
+        BeginShutdown("database refused");
+    }
+
+    net::awaitable<void> CheckDatabase() {
+        try {
+            if (!schema_ready) {
+                auto report = co_await exec.Run([this] { return PrepareDatabase(); });
+                LogMigrations(report);
+                schema_ready = true;
+            } else {
+                int v = co_await exec.Run([this] { return db.SchemaVersion(); });
+                if (v > storage::LatestKnownVersion())
+                    throw storage::SchemaTooNew(v, storage::LatestKnownVersion());
+                if (v < storage::LatestKnownVersion()) {
+                    // The database went back in time: restored from a backup, or
+                    // a crash lost commits that were never synced.
+                    spdlog::warn("database schema went back version={} expected={} action=\"applying migrations again\"",
+                                 v, storage::LatestKnownVersion());
+                    schema_ready = false;
+                    auto report = co_await exec.Run([this] { return PrepareDatabase(); });
+                    LogMigrations(report);
+                    schema_ready = true;
+                }
+            }
+            SetDbState("ready", "");
+        } catch (const storage::SchemaTooNew& e) {
+            FatalDatabase(e);
+        } catch (const storage::IdentityMismatch& e) {
+            FatalDatabase(e);
+        } catch (const storage::DatabaseUnavailable& e) {
+            SetDbState("unreachable", e.what());
+        } catch (const storage::DatabaseError& e) {
+            SetDbState("error", e.what());
+        }
+    }
+
+    // Watches the database so that losing it is logged and reported at once,
+    // and retries the migrations if the server was down at start-up.
+    net::awaitable<void> MonitorDatabase() {
+        while (!stopping) {
+            co_await CheckDatabase();
+            if (stopping) break;
+            monitor_timer.expires_after(db_state == "ready" ? std::chrono::seconds(2)
+                                                             : std::chrono::seconds(1));
+            co_await monitor_timer.async_wait(kTuple);
+        }
+    }
+
+    net::awaitable<Readiness> CheckReadiness() {
+        Readiness r;
+        r.expected_version = storage::LatestKnownVersion();
+        try {
+            r.schema_version = co_await exec.Run([this] { return db.SchemaVersion(); });
+            r.database = "reachable";
+            if (r.schema_version != r.expected_version)
+                r.reason = fmt::format("schema at version {}, expected {}", r.schema_version,
+                                       r.expected_version);
+            else if (!schema_ready)
+                r.reason = "start-up checks of the database have not completed";
+            else
+                r.ready = true;
+        } catch (const storage::DatabaseUnavailable& e) {
+            r.database = "unreachable";
+            r.reason = e.what();
+            SetDbState("unreachable", e.what());
+        } catch (const storage::DatabaseError& e) {
+            r.database = "error";
+            r.reason = e.what();
+        }
+        co_return r;
+    }
+
+    std::string MetricsText() {
+        protocols::PrometheusText out;
+        out.Family("iblsync_build_info", "gauge", "Build and node identity; always 1.");
+        out.Sample("iblsync_build_info",
+                   {{"version", kVersion}, {"revision", kRevision}, {"role", RoleName(config->role)},
+                    {"isil", config->isil}},
+                   1);
+        out.Family("iblsync_start_time_seconds", "gauge", "Unix time the daemon started.");
+        out.Sample("iblsync_start_time_seconds", {}, static_cast<double>(started_wall));
+        metrics.Render(out);
+        auto s = db.Stats();
+        out.Family("iblsync_db_up", "gauge", "1 if the last use of the database succeeded.");
+        out.Sample("iblsync_db_up", {}, s.up ? 1 : 0);
+        out.Family("iblsync_db_pool_connections", "gauge", "Database pool connections by state.");
+        out.Sample("iblsync_db_pool_connections", {{"state", "size"}}, s.pool_size);
+        out.Sample("iblsync_db_pool_connections", {{"state", "open"}}, s.open);
+        out.Sample("iblsync_db_pool_connections", {{"state", "in_use"}}, s.in_use);
+        out.Family("iblsync_db_reconnects_total", "counter", "Connections re-established after a loss.");
+        out.Sample("iblsync_db_reconnects_total", {}, static_cast<double>(s.reconnects));
+        out.Family("iblsync_db_failures_total", "counter", "Failed connects and lost connections.");
+        out.Sample("iblsync_db_failures_total", {}, static_cast<double>(s.failures));
+        out.Family("iblsync_schema_version", "gauge", "Migration version this binary expects.");
+        out.Sample("iblsync_schema_version", {}, storage::LatestKnownVersion());
+        return out.str();
+    }
+
+    struct ReloadOutcome {
+        bool ok;
+        std::string error;
+        ConfigDiff diff;
+    };
+
+    ReloadOutcome Reload(const char* origin) {
+        notify::Reloading();
+        auto loaded = LoadConfig(config->path);
+        if (!loaded) {
+            metrics.CountReload(false);
+            spdlog::error("config reload rejected origin={} error={} action=\"previous configuration stays in force\"",
+                          origin, Quote(loaded.error()));
+            notify::Ready(StatusLine());
+            return {false, loaded.error(), {}};
+        }
+        ConfigDiff diff = Diff(*config, loaded.value());
+        auto next = std::make_shared<const Config>(MergeReloadable(*config, loaded.value()));
+        SetLogLevel(next->log_level);
+        http.SetLimits(LimitsFrom(*next));
+        config = next;
+        ++reloads;
+        metrics.CountReload(true);
+        spdlog::info("config reloaded origin={} changed={}", origin,
+                     diff.applied.empty() ? "none" : fmt::format("{}", fmt::join(diff.applied, ",")));
+        if (!diff.need_restart.empty())
+            spdlog::warn("config changes need a restart keys={}", fmt::join(diff.need_restart, ","));
+        notify::Ready(StatusLine());
+        return {true, {}, diff};
+    }
+
+    net::awaitable<std::string> StatusJson() {
+        Readiness ready = co_await CheckReadiness();
+        auto s = db.Stats();
+        rapidjson::StringBuffer buf;
+        JsonWriter w(buf);
+        auto str = [&](const char* k, const std::string& v) { w.Key(k); w.String(v); };
+        w.StartObject();
+        w.Key("node");
+        w.StartObject();
+        str("role", RoleName(config->role));
+        str("isil", config->isil);
+        str("name", config->name);
+        w.Key("provinces");
+        w.StartArray();
+        for (const auto& p : config->provinces) w.String(p);
+        w.EndArray();
+        w.EndObject();
+        str("version", kVersion);
+        str("revision", kRevision);
+        w.Key("pid");
+        w.Int(static_cast<int>(getpid()));
+        w.Key("started_at");
+        w.Int64(started_wall);
+        w.Key("uptime_seconds");
+        w.Int64(std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started).count());
+        w.Key("database");
+        w.StartObject();
+        str("state", ready.ready ? "ready" : (ready.database == "reachable" ? "not ready" : ready.database));
+        w.Key("schema_version");
+        w.Int(ready.schema_version);
+        w.Key("expected_schema_version");
+        w.Int(ready.expected_version);
+        w.Key("pool_size");
+        w.Int(s.pool_size);
+        w.Key("pool_open");
+        w.Int(s.open);
+        w.Key("pool_in_use");
+        w.Int(s.in_use);
+        w.Key("reconnects");
+        w.Int64(s.reconnects);
+        str("last_error", ready.ready ? "" : ready.reason);
+        w.EndObject();
+        w.Key("listeners");
+        w.StartObject();
+        w.Key("http");
+        w.StartArray();
+        for (const auto& a : http_bound) w.String(a);
+        w.EndArray();
+        str("control", config->control_socket);
+        w.EndObject();
+        w.Key("counters");
+        w.StartObject();
+        w.Key("http_requests");
+        w.Uint64(metrics.HttpRequestsTotal());
+        w.Key("http_connections");
+        w.Int(http.OpenConnections());
+        w.Key("config_reloads");
+        w.Uint64(reloads);
+        w.EndObject();
+        w.Key("config");
+        w.StartObject();
+        str("path", config->path);
+        str("log_level", config->log_level);
+        w.EndObject();
+        w.EndObject();
+        co_return std::string(buf.GetString(), buf.GetSize());
+    }
+
+    net::awaitable<protocols::ControlResponse> HandleControl(const protocols::ControlRequest& req) {
+        protocols::ControlResponse r;
+        if (req.command == "status") {
+            r.ok = true;
+            r.result_json = co_await StatusJson();
+        } else if (req.command == "reload") {
+            auto outcome = Reload("control");
+            if (outcome.ok) {
+                rapidjson::StringBuffer buf;
+                JsonWriter w(buf);
+                w.StartObject();
+                for (auto [key, list] : {std::pair{"applied", &outcome.diff.applied},
+                                         std::pair{"need_restart", &outcome.diff.need_restart}}) {
+                    w.Key(key);
+                    w.StartArray();
+                    for (const auto& k : *list) w.String(k);
+                    w.EndArray();
+                }
+                w.EndObject();
+                r.ok = true;
+                r.result_json.assign(buf.GetString(), buf.GetSize());
+            } else {
+                r.error = "config rejected: " + outcome.error;
+                r.hint = "fix the file and run 'iblctl reload' again; the previous configuration stays in force";
+            }
+        } else if (req.command == "help") {
+            r.ok = true;
+            r.result_json =
+                R"j({"commands":{"status":"node identity, database, listeners, counters",)j"
+                R"j("reload":"re-read the config file (same as SIGHUP)","help":"this list"}})j";
+        } else {
+            r.error = fmt::format("unknown command '{}'", req.command.substr(0, 64));
+            r.hint = "'iblctl commands' lists the commands";
+        }
+        metrics.CountControl(r.ok || req.command == "reload" ? req.command : "unknown", r.ok);
+        spdlog::debug("control command={} ok={}", req.command.substr(0, 64), r.ok);
+        co_return r;
+    }
+
+    net::awaitable<void> Watchdog(std::chrono::microseconds interval) {
+        // Runs on the event loop: if the loop stalls, the pings stop and systemd restarts us.
+        while (!stopping) {
+            notify::Watchdog();
+            watchdog_timer.expires_after(interval);
+            co_await watchdog_timer.async_wait(kTuple);
+        }
+    }
+
+    net::awaitable<void> HandleSignals() {
+        while (!stopping) {
+            auto [ec, signo] = co_await signals.async_wait(kTuple);
+            if (ec) co_return;
+            if (signo == SIGHUP) {
+                Reload("SIGHUP");
+                continue;
+            }
+            spdlog::info("shutdown requested signal={}", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+            BeginShutdown("signal");
+        }
+    }
+
+    void BeginShutdown(const char* why) {
+        if (stopping) return;
+        stopping = true;
+        auto deadline = Clock::now() + std::chrono::seconds(config->shutdown_timeout_seconds);
+        notify::Stopping(fmt::format("stopping ({}): finishing {} requests", why, http.BusyConnections()));
+        // Last resort if something still blocks after the deadline (a statement
+        // that ignores cancellation): leave rather than hang until SIGKILL.
+        std::thread([deadline, this] {
+            std::this_thread::sleep_until(deadline + std::chrono::seconds(5));
+            spdlog::error("shutdown did not complete in time; exiting now");
+            spdlog::default_logger()->flush();
+            _exit(exit_code);
+        }).detach();
+        net::co_spawn(ioc, Shutdown(deadline), LogFailure{"shutdown"});
+    }
+
+    net::awaitable<void> Shutdown(Clock::time_point deadline) {
+        control.Stop();
+        monitor_timer.cancel();
+        watchdog_timer.cancel();
+        boost::system::error_code ignored;
+        signals.cancel(ignored);
+        int cut = co_await http.Shutdown(deadline);
+        if (cut > 0) {
+            spdlog::warn("shutdown deadline reached requests_cut={}", cut);
+            db.CancelAll();
+        }
+        // Everything else winds down by itself; run() returns when no work is left.
+    }
+
+    int Run() {
+        // A database that belongs to another node or is newer than us is fatal
+        // before we announce readiness. An unreachable one is not: we start,
+        // report "not ready", and keep retrying.
+        try {
+            LogMigrations(PrepareDatabase());
+            schema_ready = true;
+            db_state = "ready";
+        } catch (const storage::SchemaTooNew& e) {
+            spdlog::error("database refused error={}", Quote(e.what()));
+            return kExitConfig;
+        } catch (const storage::IdentityMismatch& e) {
+            spdlog::error("database refused error={}", Quote(e.what()));
+            return kExitConfig;
+        } catch (const storage::DatabaseError& e) {
+            db_state = "unreachable";
+            db_detail = e.what();
+            spdlog::warn("database not ready at start-up error={} action=\"retrying every second\"",
+                         Quote(e.what()));
+        }
+        try {
+            http_bound = http.Listen(config->http_listen);
+            control.Listen(config->control_socket, config->control_group);
+        } catch (const std::exception& e) {
+            spdlog::error("start-up failed error={}", Quote(e.what()));
+            return kExitFailure;
+        }
+        http.Start();
+        control.Start();
+        net::co_spawn(ioc, HandleSignals(), LogFailure{"signals"});
+        net::co_spawn(ioc, MonitorDatabase(), LogFailure{"database monitor"});
+        if (auto interval = notify::WatchdogInterval())
+            net::co_spawn(ioc, Watchdog(*interval), LogFailure{"watchdog"});
+        spdlog::info("iblsyncd started version={} role={} isil={} http={} control={} db={}", kVersion,
+                     RoleName(config->role), config->isil, fmt::join(http_bound, ","),
+                     config->control_socket, db_state);
+        notify::Ready(StatusLine());
+        ioc.run();
+        exec.Stop();
+        spdlog::info("iblsyncd stopped exit_code={}", exit_code);
+        return exit_code;
+    }
+};
+
+Node::Node(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+Node::~Node() = default;
+int Node::Run() { return impl_->Run(); }
+
+}  // namespace iblsync::daemon
