@@ -1,0 +1,115 @@
+#include "tools/iblctl/render.hpp"
+
+#include <rapidjson/document.h>
+
+#include <fmt/format.h>
+
+namespace iblsync::iblctl {
+namespace {
+
+using Value = rapidjson::Value;
+
+std::string Str(const Value& v, const char* key) {
+    if (!v.IsObject()) return {};
+    auto m = v.FindMember(key);
+    if (m == v.MemberEnd()) return {};
+    if (m->value.IsString()) return m->value.GetString();
+    if (m->value.IsInt64()) return std::to_string(m->value.GetInt64());
+    if (m->value.IsUint64()) return std::to_string(m->value.GetUint64());
+    if (m->value.IsBool()) return m->value.GetBool() ? "yes" : "no";
+    return {};
+}
+
+std::string List(const Value& v, const char* key, const char* sep = ", ") {
+    if (!v.IsObject()) return {};
+    auto m = v.FindMember(key);
+    if (m == v.MemberEnd() || !m->value.IsArray()) return {};
+    std::string out;
+    for (const auto& e : m->value.GetArray())
+        if (e.IsString()) out += (out.empty() ? "" : sep) + std::string(e.GetString());
+    return out;
+}
+
+const Value& Obj(const Value& v, const char* key) {
+    static const Value kNull;
+    if (!v.IsObject()) return kNull;
+    auto m = v.FindMember(key);
+    return m == v.MemberEnd() ? kNull : m->value;
+}
+
+void Row(std::string& out, const std::string& key, const std::string& value) {
+    out += fmt::format("  {:<18}{}\n", key, value.empty() ? "-" : value);
+}
+
+}  // namespace
+
+std::string FormatDuration(long long s) {
+    if (s >= 86400) return fmt::format("{}d {:02}h {:02}m", s / 86400, s % 86400 / 3600, s % 3600 / 60);
+    if (s >= 3600) return fmt::format("{}h {:02}m {:02}s", s / 3600, s % 3600 / 60, s % 60);
+    if (s >= 60) return fmt::format("{}m {:02}s", s / 60, s % 60);
+    return fmt::format("{}s", s);
+}
+
+std::string RenderStatus(const std::string& json) {
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    if (d.HasParseError() || !d.IsObject()) return json + "\n";
+    std::string out = "Node\n";
+    const auto& node = Obj(d, "node");
+    Row(out, "role", Str(node, "role"));
+    Row(out, "isil", Str(node, "isil"));
+    Row(out, "name", Str(node, "name"));
+    Row(out, "provinces", List(node, "provinces"));
+    Row(out, "version", fmt::format("{} ({})", Str(d, "version"), Str(d, "revision")));
+    long long up = 0;
+    if (auto m = d.FindMember("uptime_seconds"); m != d.MemberEnd() && m->value.IsInt64())
+        up = m->value.GetInt64();
+    Row(out, "uptime", fmt::format("{} (pid {})", FormatDuration(up), Str(d, "pid")));
+    const auto& db = Obj(d, "database");
+    out += "Database\n";
+    Row(out, "state", Str(db, "state"));
+    Row(out, "schema", fmt::format("version {} (this build expects {})", Str(db, "schema_version"),
+                                   Str(db, "expected_schema_version")));
+    Row(out, "pool", fmt::format("{} connections, {} open, {} in use, {} reconnects",
+                                 Str(db, "pool_size"), Str(db, "pool_open"), Str(db, "pool_in_use"),
+                                 Str(db, "reconnects")));
+    if (!Str(db, "last_error").empty()) Row(out, "problem", Str(db, "last_error"));
+    const auto& l = Obj(d, "listeners");
+    out += "Listeners\n";
+    Row(out, "http", List(l, "http"));
+    Row(out, "control", Str(l, "control"));
+    const auto& c = Obj(d, "counters");
+    out += "Counters\n";
+    Row(out, "http requests", Str(c, "http_requests"));
+    Row(out, "http connections", Str(c, "http_connections"));
+    Row(out, "config reloads", Str(c, "config_reloads"));
+    const auto& cfg = Obj(d, "config");
+    out += "Config\n";
+    Row(out, "file", Str(cfg, "path"));
+    Row(out, "log level", Str(cfg, "log_level"));
+    return out;
+}
+
+std::string RenderReload(const std::string& json) {
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    if (d.HasParseError() || !d.IsObject()) return json + "\n";
+    std::string applied = List(d, "applied"), restart = List(d, "need_restart");
+    std::string out = fmt::format("configuration reloaded; changed: {}\n", applied.empty() ? "nothing" : applied);
+    if (!restart.empty())
+        out += fmt::format("these changes take effect only after a restart: {}\n", restart);
+    return out;
+}
+
+std::string RenderHelp(const std::string& json) {
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    const auto& cmds = Obj(d, "commands");
+    if (!cmds.IsObject()) return json + "\n";
+    std::string out = "commands the daemon understands:\n";
+    for (const auto& m : cmds.GetObject())
+        out += fmt::format("  {:<10}{}\n", m.name.GetString(), m.value.IsString() ? m.value.GetString() : "");
+    return out;
+}
+
+}  // namespace iblsync::iblctl

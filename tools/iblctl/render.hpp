@@ -1,0 +1,16 @@
+#pragma once
+// Human-readable renderings of control-socket results (iblctl without --json).
+
+#include <string>
+
+namespace iblsync::iblctl {
+
+// Each takes the "result" JSON of its command; unknown shapes fall back to the JSON itself.
+std::string RenderStatus(const std::string& result_json);
+std::string RenderReload(const std::string& result_json);
+std::string RenderHelp(const std::string& result_json);
+
+// "3d 04h 05m", "2h 03m 04s", "12s"
+std::string FormatDuration(long long seconds);
+
+}  // namespace iblsync::iblctl
