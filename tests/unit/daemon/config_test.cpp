@@ -1,0 +1,162 @@
+#include "daemon/config.hpp"
+
+#include <gtest/gtest.h>
+
+namespace iblsync::daemon {
+namespace {
+
+const char* kValid = R"([node]
+role = "poi"
+isil = "nl-0001"
+name = "POI Gelderland"
+provinces = ["NL-GE", "ov"]
+
+[http]
+listen = ["127.0.0.1:8080", "[::1]:8081"]
+max_body_bytes = 2048
+
+[database]
+conninfo = "host=/tmp dbname=poi"
+
+[control]
+socket = "/run/iblsync/control.sock"
+group = "iblsync"
+
+[log]
+level = "debug"
+)";
+
+// The message for `text`, which must be rejected.
+std::string ErrorFor(const std::string& text) {
+    auto r = ParseConfig(text, "/etc/iblsync/iblsyncd.toml");
+    EXPECT_FALSE(r.ok()) << "accepted:\n" << text;
+    return r.ok() ? "" : r.error();
+}
+
+std::string Replace(std::string text, const std::string& from, const std::string& to) {
+    auto pos = text.find(from);
+    EXPECT_NE(pos, std::string::npos) << from;
+    return text.replace(pos, from.size(), to);
+}
+
+}  // namespace
+
+TEST(Config, ParsesAValidFile) {
+    auto r = ParseConfig(kValid, "x.toml");
+    ASSERT_TRUE(r.ok()) << r.error();
+    const Config& c = r.value();
+    EXPECT_EQ(c.role, Role::kPoi);
+    EXPECT_EQ(c.isil, "NL-0001");
+    EXPECT_EQ(c.name, "POI Gelderland");
+    EXPECT_EQ(c.provinces, (std::vector<std::string>{"NL-GE", "NL-OV"}));
+    ASSERT_EQ(c.http_listen.size(), 2u);
+    EXPECT_EQ(c.http_listen[1].ToString(), "[::1]:8081");
+    EXPECT_EQ(c.max_body_bytes, 2048u);
+    EXPECT_EQ(c.max_header_bytes, 16u << 10);  // default
+    EXPECT_EQ(c.log_level, "debug");
+    EXPECT_EQ(c.path, "x.toml");
+}
+
+TEST(Config, NameDefaultsToIsilAndNationalNeedsNoProvinces) {
+    auto r = ParseConfig("[node]\nrole = \"national\"\nisil = \"NL-KB\"\n[database]\nconninfo = \"x\"\n", "f");
+    ASSERT_TRUE(r.ok()) << r.error();
+    EXPECT_EQ(r->name, "NL-KB");
+    EXPECT_EQ(r->role, Role::kNational);
+}
+
+TEST(Config, UnknownKeyNamesFileLineKeyAndSuggestion) {
+    auto e = ErrorFor(Replace(kValid, "max_body_bytes = 2048", "max_body_byte = 2048"));
+    EXPECT_EQ(e, "/etc/iblsync/iblsyncd.toml:9: http.max_body_byte: unknown key (did you mean 'max_body_bytes'?)");
+}
+
+TEST(Config, UnknownSection) {
+    auto e = ErrorFor(std::string(kValid) + "\n[databse]\nx = 1\n");
+    EXPECT_EQ(e, "/etc/iblsync/iblsyncd.toml:21: databse: unknown section (did you mean 'database'?)");
+}
+
+TEST(Config, WrongTypeNamesTheLine) {
+    auto e = ErrorFor(Replace(kValid, "max_body_bytes = 2048", "max_body_bytes = \"2k\""));
+    EXPECT_EQ(e, "/etc/iblsync/iblsyncd.toml:9: http.max_body_bytes: expected an integer, got a string");
+}
+
+TEST(Config, OutOfRange) {
+    auto e = ErrorFor(Replace(kValid, "max_body_bytes = 2048", "max_body_bytes = 10"));
+    EXPECT_EQ(e, "/etc/iblsync/iblsyncd.toml:9: http.max_body_bytes: 10 is out of range 1024..4294967296");
+}
+
+TEST(Config, BadRole) {
+    auto e = ErrorFor(Replace(kValid, "role = \"poi\"", "role = \"province\""));
+    EXPECT_EQ(e, "/etc/iblsync/iblsyncd.toml:2: node.role: must be \"poi\" or \"national\"");
+}
+
+TEST(Config, BadIsil) {
+    auto e = ErrorFor(Replace(kValid, "isil = \"nl-0001\"", "isil = \"DE-0001\""));
+    EXPECT_EQ(e, "/etc/iblsync/iblsyncd.toml:3: node.isil: ISIL 'DE-0001' does not start with the Dutch prefix NL-");
+}
+
+TEST(Config, BadProvinceAndDuplicate) {
+    EXPECT_NE(ErrorFor(Replace(kValid, "\"ov\"", "\"XX\"")).find(":5: node.provinces: 'XX' is not a Dutch province"),
+              std::string::npos);
+    EXPECT_NE(ErrorFor(Replace(kValid, "\"ov\"", "\"ge\"")).find("NL-GE is listed twice"), std::string::npos);
+}
+
+TEST(Config, PoiWithoutProvinces) {
+    auto e = ErrorFor(Replace(kValid, "provinces = [\"NL-GE\", \"ov\"]\n", ""));
+    EXPECT_NE(e.find("node.provinces: a node with role \"poi\" must list"), std::string::npos) << e;
+}
+
+TEST(Config, MissingRequiredKey) {
+    auto e = ErrorFor(Replace(kValid, "conninfo = \"host=/tmp dbname=poi\"", ""));
+    EXPECT_EQ(e, "/etc/iblsync/iblsyncd.toml: database.conninfo: required key is missing; add conninfo = ... under [database]");
+}
+
+TEST(Config, BadListenAddresses) {
+    EXPECT_NE(ErrorFor(Replace(kValid, "\"127.0.0.1:8080\"", "\"localhost:8080\"")).find(":8: http.listen: 'localhost' is not an IP address"),
+              std::string::npos);
+    EXPECT_NE(ErrorFor(Replace(kValid, "\"127.0.0.1:8080\"", "\"127.0.0.1:99999\"")).find("not a port number"),
+              std::string::npos);
+    EXPECT_NE(ErrorFor(Replace(kValid, "\"127.0.0.1:8080\"", "\"127.0.0.1\"")).find("is not HOST:PORT"),
+              std::string::npos);
+    EXPECT_NE(ErrorFor(Replace(kValid, "listen = [\"127.0.0.1:8080\", \"[::1]:8081\"]", "listen = []")).find("non-empty array"),
+              std::string::npos);
+}
+
+TEST(Config, BadLogLevelAndSocket) {
+    EXPECT_EQ(ErrorFor(Replace(kValid, "level = \"debug\"", "level = \"loud\"")),
+              "/etc/iblsync/iblsyncd.toml:19: log.level: 'loud' is not one of trace, debug, info, warn, error, off");
+    EXPECT_NE(ErrorFor(Replace(kValid, "socket = \"/run/iblsync/control.sock\"", "socket = \"control.sock\"")).find(
+                  ":15: control.socket: must be an absolute path"),
+              std::string::npos);
+}
+
+TEST(Config, SyntaxErrorNamesTheLine) {
+    auto e = ErrorFor(Replace(kValid, "max_body_bytes = 2048", "max_body_bytes = "));
+    EXPECT_EQ(e.rfind("/etc/iblsync/iblsyncd.toml:9: syntax error:", 0), 0u) << e;
+}
+
+TEST(Config, SectionThatIsNotATable) {
+    EXPECT_EQ(ErrorFor("log = 3\n"), "/etc/iblsync/iblsyncd.toml:1: log: must be a table [log]");
+}
+
+TEST(Config, MissingFileIsReportedWithItsPath) {
+    auto r = LoadConfig("/nonexistent/iblsyncd.toml");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error(), "/nonexistent/iblsyncd.toml: cannot open config file: No such file or directory");
+}
+
+TEST(Config, DiffSeparatesReloadableFromRestartOnly) {
+    auto a = ParseConfig(kValid, "x").value();
+    auto text = Replace(Replace(Replace(kValid, "level = \"debug\"", "level = \"warn\""),
+                                "max_body_bytes = 2048", "max_body_bytes = 4096"),
+                        "dbname=poi", "dbname=other");
+    auto b = ParseConfig(text, "x").value();
+    auto d = Diff(a, b);
+    EXPECT_EQ(d.applied, (std::vector<std::string>{"http.max_body_bytes", "log.level"}));
+    EXPECT_EQ(d.need_restart, (std::vector<std::string>{"database.conninfo"}));
+    auto merged = MergeReloadable(a, b);
+    EXPECT_EQ(merged.log_level, "warn");
+    EXPECT_EQ(merged.max_body_bytes, 4096u);
+    EXPECT_EQ(merged.db_conninfo, "host=/tmp dbname=poi");  // restart-only keeps the running value
+}
+
+}  // namespace iblsync::daemon
