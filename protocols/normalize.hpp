@@ -1,0 +1,37 @@
+#pragma once
+// Normalised fields of a bibliographic record: what deduplication into works
+// and search compare, rather than the cataloguer's exact spelling.
+
+#include <string>
+#include <string_view>
+
+#include "protocols/marc_record.hpp"
+
+namespace iblsync::protocols {
+
+// Folds text for comparison: lower case; Latin letters with diacritics to
+// their base letters (é->e, ĳ->ij, ß->ss, æ->ae, ø->o, ł->l); combining marks
+// and modifier letters dropped; Greek and Cyrillic lower-cased; everything
+// that is not a letter or digit becomes one space; trimmed.
+std::string FoldForKey(std::string_view utf8);
+
+// Title key: 245 $a $n $p without its leading article (from the nonfiling
+// indicator 245/2 if set, else a Dutch, English, German or French article
+// list), folded.
+std::string TitleKey(const marc::Record& record);
+
+// Author key: the family-name part of 100/110/111 $a, else the first 700 $a, folded.
+std::string AuthorKey(const marc::Record& record);
+
+// Four-digit publication year from 008/07-10, else from 264/260 $c; 0 if none.
+int PublicationYear(const marc::Record& record);
+
+// ISO 639-2/B language code from 008/35-37, else 041 $a; empty if none.
+std::string Language(const marc::Record& record);
+
+// Coarse material type used for IBL rules and availability: book,
+// large_print, braille, ebook, audiobook, music, video, serial, map, score,
+// electronic, other. Large print, braille and audiobooks are the Aangepast Lezen formats.
+std::string MaterialType(const marc::Record& record);
+
+}  // namespace iblsync::protocols
