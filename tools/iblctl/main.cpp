@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "tools/iblctl/control_client.hpp"
+#include "tools/iblctl/import.hpp"
 #include "tools/iblctl/render.hpp"
 
 namespace {
@@ -39,11 +40,31 @@ int main(int argc, char** argv) {
     auto* status = app.add_subcommand("status", "node identity, database state, listeners, counters");
     auto* reload = app.add_subcommand("reload", "re-read the config file (like SIGHUP); reports what changed");
     auto* help = app.add_subcommand("commands", "list the commands the running daemon understands");
+
+    iblsync::iblctl::ImportArgs import_args;
+    import_args.config = std::getenv("IBLSYNC_CONFIG") ? std::getenv("IBLSYNC_CONFIG") : "/etc/iblsync/iblsyncd.toml";
+    auto* import = app.add_subcommand(
+        "import", "load MARCXML or ISO 2709 files (gzip or plain) into the catalogue for one library");
+    import->add_option("--library", import_args.library, "ISIL of the library the records belong to")->required();
+    import->add_flag("--full", import_args.full,
+                     "the files are the library's whole catalogue: records missing from them are deleted");
+    import->add_option("--name", import_args.name, "register the library under this name if it is new");
+    import->add_option("--province", import_args.province, "with --name: its province, e.g. NL-GE");
+    import->add_option("--config", import_args.config, "daemon config file to take database.conninfo from (env IBLSYNC_CONFIG)")
+        ->capture_default_str();
+    import->add_option("--db", import_args.conninfo, "PostgreSQL conninfo, instead of --config");
+    import->add_option("--rejects", import_args.rejects, "where to list rejected records (default iblsync-import-ISIL.rejects)");
+    import->add_option("files", import_args.files, "record files")->required()->check(CLI::ExistingFile);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         int code = app.exit(e);
         return code == 0 ? 0 : 2;
+    }
+
+    if (import->parsed()) {
+        import_args.json = json;
+        return iblsync::iblctl::RunImport(import_args);
     }
 
     ControlRequest request;

@@ -9,8 +9,10 @@
 #include <cstring>
 #include <filesystem>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "storage/migrations.hpp"
 #include "tests/support/daemon_process.hpp"
 
 namespace iblsync::test {
@@ -59,7 +61,7 @@ TEST_F(ControlTest, StatusForPeopleAndForScripts) {
     EXPECT_NE(human.out.find("  isil              NL-0000000001\n"), std::string::npos) << human.out;
     EXPECT_NE(human.out.find("  role              poi\n"), std::string::npos);
     EXPECT_NE(human.out.find("  state             ready\n"), std::string::npos);
-    EXPECT_NE(human.out.find("  schema            version 1 (this build expects 1)\n"), std::string::npos);
+    EXPECT_NE(human.out.find(fmt::format("  schema            version {0} (this build expects {0})\n", storage::LatestKnownVersion())), std::string::npos);
     EXPECT_NE(human.out.find("  http              127.0.0.1:" + std::to_string(daemon_->port())), std::string::npos);
 
     auto json = daemon_->Iblctl({"--json", "status"});

@@ -1,7 +1,9 @@
 // The real iblsyncd over loopback HTTP: routes, limits and malformed requests.
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "storage/migrations.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/raw_http.hpp"
 
@@ -42,7 +44,7 @@ TEST_F(HttpTest, HealthzReadyzAndMetrics) {
     auto ready = HttpGet(port(), "/readyz");
     ASSERT_TRUE(ready);
     EXPECT_EQ(ready->status, 200) << ready->body;
-    EXPECT_NE(ready->body.find("\"schema_version\":1"), std::string::npos);
+    EXPECT_NE(ready->body.find(fmt::format("\"schema_version\":{}", storage::LatestKnownVersion())), std::string::npos);
 
     auto metrics = HttpGet(port(), "/metrics");
     ASSERT_TRUE(metrics);

@@ -1,0 +1,48 @@
+#include "protocols/catalogue_record.hpp"
+
+#include <fmt/format.h>
+
+#include "protocols/identifiers.hpp"
+#include "protocols/marcxml.hpp"
+#include "protocols/normalize.hpp"
+
+namespace iblsync::protocols {
+
+Result<CatalogueRecord> DescribeRecord(const marc::Record& r) {
+    const char type = r.leader.size() == 24 ? r.leader[6] : ' ';
+    if (type == 'u' || type == 'v' || type == 'x' || type == 'y')
+        return Fail("this is a MARC 21 holdings record (leader/06 u, v, x or y), not a bibliographic one");
+    if (type == 'z') return Fail("this is a MARC 21 authority record (leader/06 z), not a bibliographic one");
+    if (!r.First("245")) {
+        if (const auto* f200 = r.First("200"); f200 && !f200->subfields.empty())
+            return Fail("looks like UNIMARC (title in field 200, no 245); only MARC 21 is accepted");
+        return Fail("record has no title field 245");
+    }
+    CatalogueRecord out;
+    out.local_id = r.ControlNumber();
+    while (!out.local_id.empty() && out.local_id.back() == ' ') out.local_id.pop_back();
+    while (!out.local_id.empty() && out.local_id.front() == ' ') out.local_id.erase(0, 1);
+    if (out.local_id.empty()) return Fail("record has no control number (001); the catalogue keys records by it");
+    if (out.local_id.size() > 200) return Fail(fmt::format("control number (001) is {} bytes; the limit is 200", out.local_id.size()));
+
+    auto xml = marc::WriteMarcXmlRecord(r, false);
+    if (!xml) return Fail(xml.error());
+    out.marcxml = std::move(xml).value();
+    out.title = r.First("245")->Join("abnp");
+    while (!out.title.empty() && (out.title.back() == ' ' || out.title.back() == '/' || out.title.back() == ':'))
+        out.title.pop_back();
+    out.title_key = TitleKey(r);
+    out.author_key = AuthorKey(r);
+    out.year = PublicationYear(r);
+    out.language = Language(r);
+    out.material_type = MaterialType(r);
+    auto ids = ExtractIdentifiers(r);
+    out.isbns = std::move(ids.isbns);
+    out.issns = std::move(ids.issns);
+    out.oclc = std::move(ids.oclc);
+    out.ppn = std::move(ids.ppn);
+    out.warnings = std::move(ids.rejected);
+    return out;
+}
+
+}  // namespace iblsync::protocols

@@ -1,0 +1,59 @@
+#pragma once
+// Bulk load of one library's records into the catalogue. Everything happens
+// in one transaction: records stream into a staging table with COPY, and
+// Finish() merges them in one set-based pass (insert new, update changed by
+// checksum, skip unchanged, and with `full` mark records the load no longer
+// contains as deleted), writing a change_log row for each change. A crash or
+// kill at any point before the commit leaves the catalogue as it was; running
+// the same load again changes nothing and logs nothing.
+
+#include <memory>
+#include <string>
+
+#include "protocols/catalogue_record.hpp"
+
+namespace iblsync::storage {
+
+struct ImportOptions {
+    std::string library;  // ISIL, canonical
+    bool full = false;    // the load is the library's whole catalogue
+};
+
+struct ImportSummary {
+    long long received = 0;   // records passed to Add()
+    long long duplicates = 0; // the same local id more than once (the last one counts)
+    long long inserted = 0;
+    long long updated = 0;
+    long long unchanged = 0;
+    long long deleted = 0;
+    long long first_seq = 0;  // change_log range written, 0 if none
+    long long last_seq = 0;
+};
+
+struct LibraryInfo {
+    std::string isil;
+    std::string name;
+    std::string province;  // may be empty
+};
+
+// Registers a library or updates its name/province. Returns true if it was new.
+bool UpsertLibrary(const std::string& conninfo, const LibraryInfo& library);
+bool LibraryExists(const std::string& conninfo, const std::string& isil);
+
+class CatalogueImport {
+public:
+    // Connects, begins the transaction, waits for other loads of the same
+    // library (advisory lock) and opens the COPY stream. Throws
+    // DatabaseError/DatabaseUnavailable.
+    CatalogueImport(const std::string& conninfo, ImportOptions options);
+    ~CatalogueImport();  // rolls back unless Finish() committed
+
+    void Add(const protocols::CatalogueRecord& record);
+    ImportSummary Finish();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace iblsync::storage

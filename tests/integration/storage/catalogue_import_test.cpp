@@ -1,0 +1,214 @@
+// Bulk loads with the real iblctl binary into a private PostgreSQL schema,
+// using real records (tests/data/marc, provenance in PROVENANCE.md there).
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "storage/database.hpp"
+#include "tests/support/test_env.hpp"
+
+namespace iblsync::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string Data(const std::string& rel) { return SourceDir() + "/tests/data/marc/" + rel; }
+
+class CatalogueImportTest : public ::testing::Test {
+protected:
+    void SetUp() override { storage::Database(schema_.conninfo(), 1).Migrate(); }
+
+    CommandResult Import(const std::string& library, std::vector<std::string> files, bool full = false) {
+        std::vector<std::string> argv{IblctlPath(), "--json", "import", "--db", schema_.conninfo(), "--library", library,
+                                      "--name", "Bibliotheek " + library, "--province", "NL-GE",
+                                      "--rejects", dir_.File(library + ".rejects")};
+        if (full) argv.push_back("--full");
+        argv.insert(argv.end(), files.begin(), files.end());
+        return RunCommand(argv, 120s);
+    }
+    long long Count(const std::string& sql) { return std::stoll(schema_.Query1(sql)); }
+    // Every change has exactly one log row and the numbers run 1..N without gaps.
+    void ExpectGapFreeLog() {
+        EXPECT_EQ(Count("SELECT count(*) FROM change_log"), Count("SELECT coalesce(max(seq), 0) FROM change_log"));
+        EXPECT_EQ(Count("SELECT coalesce(max(seq), 0) FROM change_log"), Count("SELECT last_seq FROM change_counter"));
+        EXPECT_EQ(Count("SELECT count(*) FROM (SELECT seq FROM change_log GROUP BY seq HAVING count(*) > 1) d"), 0);
+    }
+    std::string State() {
+        return schema_.Query1(
+            "SELECT md5(string_agg(library || ':' || local_id || ':' || checksum || ':' || deleted, ',' "
+            "ORDER BY library, local_id)) FROM bib_record");
+    }
+
+    TempDir dir_;
+    TestSchema schema_;
+};
+
+TEST_F(CatalogueImportTest, ImportReimportAndFullImport) {
+    auto first = Import("NL-0001", {Data("originals/pymarc_basics/NLNZ_100_example_marc.marc"),
+                                    Data("slices/thomas-mann-shared-71.xml")});
+    ASSERT_EQ(first.exit_code, 0) << first.err;
+    EXPECT_NE(first.out.find("\"records\":172,\"rejected\":0"), std::string::npos) << first.out;
+    EXPECT_NE(first.out.find("\"new\":172,\"changed\":0,\"unchanged\":0,\"deleted\":0"), std::string::npos) << first.out;
+    EXPECT_EQ(Count("SELECT count(*) FROM bib_record"), 172);
+    EXPECT_EQ(Count("SELECT count(*) FROM change_log WHERE op = 'insert'"), 172);
+    // Two editions share the key; the title shown keeps $b ("<Der zauberberg>").
+    EXPECT_EQ(Count("SELECT count(*) FROM bib_record WHERE title_key = 'magic mountain'"), 2);
+    EXPECT_EQ(Count("SELECT count(*) FROM bib_record WHERE title = 'The magic mountain <Der zauberberg>'"), 1);
+    EXPECT_EQ(Count("SELECT count(*) FROM bib_record WHERE 'mann' = author_key"), 71);
+
+    // The same files again: nothing changes and nothing is logged.
+    auto again = Import("NL-0001", {Data("originals/pymarc_basics/NLNZ_100_example_marc.marc"),
+                                    Data("slices/thomas-mann-shared-71.xml")});
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_NE(again.out.find("\"new\":0,\"changed\":0,\"unchanged\":172,\"deleted\":0"), std::string::npos) << again.out;
+    EXPECT_EQ(Count("SELECT count(*) FROM change_log"), 172);
+
+    // A full load of only the Thomas Mann slice deletes the 101 NLNZ records.
+    auto full = Import("NL-0001", {Data("slices/thomas-mann-shared-71.xml")}, true);
+    ASSERT_EQ(full.exit_code, 0) << full.err;
+    EXPECT_NE(full.out.find("\"unchanged\":71,\"deleted\":101"), std::string::npos) << full.out;
+    EXPECT_EQ(Count("SELECT count(*) FROM bib_record WHERE deleted"), 101);
+    EXPECT_EQ(Count("SELECT count(*) FROM change_log WHERE op = 'delete'"), 101);
+    ExpectGapFreeLog();
+
+    // Bringing a deleted record back is an update of it (version 3).
+    auto back = Import("NL-0001", {Data("originals/pymarc_basics/NLNZ_100_example_marc.marc")});
+    EXPECT_NE(back.out.find("\"new\":0,\"changed\":101"), std::string::npos) << back.out;
+    EXPECT_EQ(Count("SELECT count(*) FROM bib_record WHERE deleted"), 0);
+    EXPECT_EQ(Count("SELECT min(version) FROM bib_record WHERE pub_year IS NOT NULL AND author_key <> 'mann'"), 3);
+    ExpectGapFreeLog();
+}
+
+TEST_F(CatalogueImportTest, BadRecordsGoToTheRejectFileAndNeverAbortTheLoad) {
+    auto r = Import("NL-0001", {Data("originals/marc4j/bad_too_long_plus_2.mrc"),
+                                Data("originals/qa-catalogue/short.bnr.1993.mrc"),
+                                Data("originals/marc4j/chabon-missing-controlfield-tag.xml"),
+                                Data("originals/traject/bad_utf_byte.utf8.marc")});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("\"records\":2,\"rejected\":13"), std::string::npos) << r.out;
+    auto rejects = ReadFile(dir_.File("NL-0001.rejects"));
+    EXPECT_NE(rejects.find("bad_too_long_plus_2.mrc\t0\t1\tleader says the record has 23375 bytes"), std::string::npos) << rejects;
+    EXPECT_NE(rejects.find("short.bnr.1993.mrc\t0\t1\tlooks like UNIMARC"), std::string::npos);
+    EXPECT_NE(rejects.find("chabon-missing-controlfield-tag.xml\t"), std::string::npos);
+    EXPECT_NE(rejects.find("\tcontrolfield without a tag attribute"), std::string::npos);
+    EXPECT_NE(rejects.find("bad_utf_byte.utf8.marc\t0\t1\tfield 300 $a: invalid UTF-8 at byte 21"), std::string::npos);
+    EXPECT_EQ(Count("SELECT count(*) FROM bib_record"), 2);
+}
+
+TEST_F(CatalogueImportTest, BadArgumentsChangeNothing) {
+    auto bad_isil = RunCommand({IblctlPath(), "import", "--db", schema_.conninfo(), "--library", "XX-1",
+                                Data("slices/thomas-mann-shared-71.xml")});
+    EXPECT_EQ(bad_isil.exit_code, 2);
+    EXPECT_EQ(bad_isil.err, "iblctl: --library: ISIL 'XX-1' does not start with the Dutch prefix NL-\n");
+    auto unknown = RunCommand({IblctlPath(), "import", "--db", schema_.conninfo(), "--library", "NL-0009",
+                               Data("slices/thomas-mann-shared-71.xml")});
+    EXPECT_EQ(unknown.exit_code, 1);
+    EXPECT_NE(unknown.err.find("library NL-0009 is not registered; pass --name NAME"), std::string::npos) << unknown.err;
+    auto no_db = RunCommand({IblctlPath(), "import", "--config", dir_.File("missing.toml"), "--library", "NL-0009",
+                             Data("slices/thomas-mann-shared-71.xml")});
+    EXPECT_EQ(no_db.exit_code, 2);
+    EXPECT_NE(no_db.err.find("cannot find the database"), std::string::npos) << no_db.err;
+    EXPECT_EQ(Count("SELECT count(*) FROM bib_record"), 0);
+    EXPECT_EQ(Count("SELECT count(*) FROM library"), 0);
+}
+
+TEST_F(CatalogueImportTest, ConcurrentImportsForTwoLibraries) {
+    std::vector<std::string> files{Data("originals/pymarc_basics/NLNZ_100_example_marc.marc"),
+                                   Data("slices/thomas-mann-shared-71.xml")};
+    CommandResult a, b;
+    std::thread ta([&] { a = Import("NL-0001", files); });
+    std::thread tb([&] { b = Import("NL-0002", files); });
+    ta.join();
+    tb.join();
+    ASSERT_EQ(a.exit_code, 0) << a.err;
+    ASSERT_EQ(b.exit_code, 0) << b.err;
+    EXPECT_EQ(Count("SELECT count(*) FROM bib_record WHERE library = 'NL-0001'"), 172);
+    EXPECT_EQ(Count("SELECT count(*) FROM bib_record WHERE library = 'NL-0002'"), 172);
+    EXPECT_EQ(Count("SELECT count(*) FROM change_log"), 344);
+    // One library's changes are numbered together: commits do not interleave.
+    EXPECT_EQ(Count("SELECT count(DISTINCT library) FROM change_log WHERE seq <= 172"), 1);
+    ExpectGapFreeLog();
+}
+
+// Writes `copies` versions of a real MARCXML file, each record with a new 001.
+std::string BigFile(const TempDir& dir, int copies) {
+    std::string src = ReadFile(Data("slices/thomas-mann-shared-71.xml"));
+    auto start = src.find("<record"), end = src.rfind("</record>") + 9;
+    std::string body = src.substr(start, end - start);
+    std::string path = dir.File("big.xml");
+    std::ofstream out(path);
+    out << "<collection xmlns=\"http://www.loc.gov/MARC21/slim\">\n";
+    for (int i = 0; i < copies; ++i) {
+        std::string copy = body;
+        for (std::size_t p = copy.find("<controlfield tag=\"001\">"); p != std::string::npos;
+             p = copy.find("<controlfield tag=\"001\">", p + 1))
+            copy.insert(p + 24, fmt::format("c{}-", i));
+        out << copy;
+    }
+    out << "</collection>\n";
+    return path;
+}
+
+TEST_F(CatalogueImportTest, KillNineDuringALoadLeavesNothingAndARerunMatchesACleanRun) {
+    std::string file = BigFile(dir_, 300);  // 21,300 records
+    auto first = Import("NL-0001", {Data("originals/pymarc_basics/NLNZ_100_example_marc.marc")});
+    ASSERT_EQ(first.exit_code, 0) << first.err;
+    std::string before = State();
+
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        execl(IblctlPath().c_str(), "iblctl", "import", "--db", schema_.conninfo().c_str(), "--library", "NL-0001",
+              "--full", "--rejects", dir_.File("killed.rejects").c_str(), file.c_str(), nullptr);
+        _exit(127);
+    }
+    // Kill while the COPY is running.
+    ASSERT_TRUE(WaitFor([&] {
+        return Count(fmt::format("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %import_stage%' "
+                                 "AND state = 'active'")) > 0;
+    }, 60s));
+    std::this_thread::sleep_for(200ms);
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the load finished before it could be killed";
+    // PostgreSQL rolls the transaction back when the client's connection drops.
+    ASSERT_TRUE(WaitFor([&] { return Count("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %import_stage%'") == 0; }, 30s));
+    EXPECT_EQ(State(), before);
+    EXPECT_EQ(Count("SELECT count(*) FROM change_log"), 101);
+
+    auto rerun = Import("NL-0001", {file}, true);
+    ASSERT_EQ(rerun.exit_code, 0) << rerun.err;
+    // A clean run of the same load in a schema of its own.
+    TestSchema clean;
+    storage::Database(clean.conninfo(), 1).Migrate();
+    auto clean_import = [&](const std::string& f, bool full) {
+        std::vector<std::string> argv{IblctlPath(), "import", "--db", clean.conninfo(), "--library", "NL-0001",
+                                      "--name", "Bibliotheek NL-0001", "--province", "NL-GE",
+                                      "--rejects", dir_.File("clean.rejects"), f};
+        if (full) argv.push_back("--full");
+        return RunCommand(argv, 120s);
+    };
+    ASSERT_EQ(clean_import(Data("originals/pymarc_basics/NLNZ_100_example_marc.marc"), false).exit_code, 0);
+    ASSERT_EQ(clean_import(file, true).exit_code, 0);
+    auto state_of = [](const TestSchema& s) {
+        return s.Query1("SELECT md5(string_agg(local_id || ':' || checksum || ':' || deleted || ':' || version, ',' "
+                        "ORDER BY local_id)) FROM bib_record");
+    };
+    EXPECT_EQ(state_of(schema_), state_of(clean));
+    EXPECT_EQ(Count("SELECT count(*) FROM bib_record WHERE NOT deleted"), 21300);
+    ExpectGapFreeLog();
+}
+
+}  // namespace
+}  // namespace iblsync::test

@@ -1,0 +1,27 @@
+#pragma once
+// `iblctl import`: bulk-loads record files into a node's catalogue. It talks
+// to PostgreSQL directly (conninfo from the daemon's config file), since
+// streaming gigabytes through the daemon would gain nothing.
+
+#include <string>
+#include <vector>
+
+namespace iblsync::iblctl {
+
+struct ImportArgs {
+    std::string library;   // ISIL
+    std::string name;      // register the library under this name if it is new
+    std::string province;  // with --name
+    bool full = false;
+    std::string conninfo;  // --db, else read from `config`
+    std::string config;    // daemon config file
+    std::string rejects;   // reject file; default iblsync-import-<ISIL>.rejects
+    bool json = false;
+    std::vector<std::string> files;
+};
+
+// Returns the process exit code: 0 done (rejected records do not count as
+// failure), 1 the load failed and nothing was changed, 2 usage, 6 unreadable file.
+int RunImport(const ImportArgs& args);
+
+}  // namespace iblsync::iblctl
