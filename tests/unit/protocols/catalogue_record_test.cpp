@@ -1,0 +1,60 @@
+#include "protocols/catalogue_record.hpp"
+
+#include <gtest/gtest.h>
+
+#include "tests/unit/protocols/marc_test_util.hpp"
+
+namespace iblsync::protocols {
+namespace {
+
+marc::Record Minimal() {
+    marc::Record r;
+    r.leader = "00000nam a2200000 a 4500";
+    r.fields.push_back({"001", ' ', ' ', " b1234 ", {}});
+    r.fields.push_back({"020", ' ', ' ', "", {{'a', "90-274-3964-8"}}});
+    r.fields.push_back({"020", ' ', ' ', "", {{'a', "90-274-3964-0"}}});
+    r.fields.push_back({"245", '1', '4', "", {{'a', "Het achterhuis :"}, {'b', "dagboekbrieven /"}, {'c', "Anne Frank"}}});
+    return r;
+}
+
+TEST(DescribeRecord, CollectsTheCatalogueFields) {
+    auto d = DescribeRecord(Minimal());
+    ASSERT_TRUE(d.ok()) << d.error();
+    EXPECT_EQ(d->local_id, "b1234");  // trimmed
+    EXPECT_EQ(d->title, "Het achterhuis : dagboekbrieven");
+    EXPECT_EQ(d->title_key, "achterhuis");
+    EXPECT_EQ(d->isbns, (std::vector<std::string>{"9789027439642"}));
+    ASSERT_EQ(d->warnings.size(), 1u);  // the second ISBN has a wrong check digit; the record is kept
+    EXPECT_EQ(d->marcxml.rfind("<record><leader>", 0), 0u);
+}
+
+TEST(DescribeRecord, RefusesWhatIsNotAMarc21BibliographicRecord) {
+    auto r = Minimal();
+    r.fields.erase(r.fields.begin());
+    EXPECT_EQ(DescribeRecord(r).error(), "record has no control number (001); the catalogue keys records by it");
+    r = Minimal();
+    r.leader[6] = 'x';
+    EXPECT_EQ(DescribeRecord(r).error(), "this is a MARC 21 holdings record (leader/06 u, v, x or y), not a bibliographic one");
+    r.leader[6] = 'z';
+    EXPECT_EQ(DescribeRecord(r).error(), "this is a MARC 21 authority record (leader/06 z), not a bibliographic one");
+    r = Minimal();
+    r.fields.back().tag = "246";
+    EXPECT_EQ(DescribeRecord(r).error(), "record has no title field 245");
+    r = Minimal();
+    r.fields[0].data = std::string(201, '9');
+    EXPECT_EQ(DescribeRecord(r).error(), "control number (001) is 201 bytes; the limit is 200");
+}
+
+TEST(DescribeRecord, FlagsRealUnimarcRecords) {
+    // qa-catalogue's short.bnr.1993.mrc: UNIMARC, structurally valid ISO 2709.
+    auto items = marc::testing::ReadFile(marc::testing::DataDir() + "/originals/qa-catalogue/short.bnr.1993.mrc");
+    ASSERT_EQ(items.size(), 10u);
+    for (const auto& it : items) {
+        ASSERT_TRUE(it.record.ok()) << it.record.error();
+        EXPECT_EQ(DescribeRecord(it.record.value()).error(),
+                  "looks like UNIMARC (title in field 200, no 245); only MARC 21 is accepted");
+    }
+}
+
+}  // namespace
+}  // namespace iblsync::protocols
