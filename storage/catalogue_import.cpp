@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "storage/detail/works.hpp"
 #include "storage/errors.hpp"
 
 namespace iblsync::storage {
@@ -167,6 +168,10 @@ ImportSummary CatalogueImport::Finish() {
         s.deleted = counts[2].as<long long>();
         long long changes = counts[3].as<long long>();
         s.unchanged = distinct - s.inserted - s.updated;
+        auto works = detail::AssignWorks(tx);
+        s.works_created = works.created;
+        s.works_merged = works.merged;
+        s.records_moved = works.moved;
         if (changes > 0) {
             // Taken last and held to commit: numbers are gap-free and in commit order.
             long long last = tx.exec1("SELECT last_seq FROM change_counter FOR UPDATE")[0].as<long long>();

@@ -26,6 +26,9 @@ struct ImportSummary {
     long long updated = 0;
     long long unchanged = 0;
     long long deleted = 0;
+    long long works_created = 0;
+    long long works_merged = 0;
+    long long records_moved = 0;  // records whose work changed
     long long first_seq = 0;  // change_log range written, 0 if none
     long long last_seq = 0;
 };

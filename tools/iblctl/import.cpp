@@ -226,17 +226,20 @@ int RunImport(const ImportArgs& a) {
     double secs = progress.Seconds();
     if (a.json) {
         std::cout << fmt::format(
-            R"({{"library":"{}","records":{},"rejected":{},"warnings":{},"new":{},"changed":{},"unchanged":{},"deleted":{},"duplicates":{},"first_seq":{},"last_seq":{},"seconds":{:.3f},"rejects_file":"{}"}})"
+            R"({{"library":"{}","records":{},"rejected":{},"warnings":{},"new":{},"changed":{},"unchanged":{},"deleted":{},"duplicates":{},"works_created":{},"works_merged":{},"records_moved":{},"first_seq":{},"last_seq":{},"seconds":{:.3f},"rejects_file":"{}"}})"
             "\n",
             isil.value(), parsed, rejected, warnings, summary.inserted, summary.updated, summary.unchanged,
-            summary.deleted, summary.duplicates, summary.first_seq, summary.last_seq, secs, rejects_path);
+            summary.deleted, summary.duplicates, summary.works_created, summary.works_merged, summary.records_moved,
+            summary.first_seq, summary.last_seq, secs, rejects_path);
     } else {
         std::cout << fmt::format(
             "library      {}\nrecords      {} read, {} rejected, {} with warnings\nnew          {}\nchanged      {}\n"
-            "unchanged    {}\ndeleted      {}\nduplicates   {} (the last occurrence counts)\ntime         {:.1f} s ({} records/s)\n",
+            "unchanged    {}\ndeleted      {}\nduplicates   {} (the last occurrence counts)\n"
+            "works        {} new, {} merged, {} records moved\ntime         {:.1f} s ({} records/s)\n",
             isil.value(), Thousands(parsed), Thousands(rejected), Thousands(warnings), Thousands(summary.inserted),
             Thousands(summary.updated), Thousands(summary.unchanged), Thousands(summary.deleted),
-            Thousands(summary.duplicates), secs, Thousands(secs > 0 ? static_cast<long long>(parsed / secs) : 0));
+            Thousands(summary.duplicates), Thousands(summary.works_created), Thousands(summary.works_merged),
+            Thousands(summary.records_moved), secs, Thousands(secs > 0 ? static_cast<long long>(parsed / secs) : 0));
         if (rejected || warnings) std::cout << "rejects      " << rejects_path << "\n";
     }
     return 0;

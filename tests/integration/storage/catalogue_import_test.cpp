@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iostream>
+#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -208,6 +210,92 @@ TEST_F(CatalogueImportTest, KillNineDuringALoadLeavesNothingAndARerunMatchesACle
     EXPECT_EQ(state_of(schema_), state_of(clean));
     EXPECT_EQ(Count("SELECT count(*) FROM bib_record WHERE NOT deleted"), 21300);
     ExpectGapFreeLog();
+}
+
+}  // namespace
+}  // namespace iblsync::test
+
+namespace iblsync::test {
+namespace {
+
+// Precision and recall of the work clusters on pairs judged by hand
+// (tests/data/dedupe/judged-pairs.tsv).
+TEST_F(CatalogueImportTest, DeduplicationOnHandJudgedPairs) {
+    std::vector<std::string> files{Data("originals/pymarc_basics/NLNZ_100_example_marc.marc"),
+                                   Data("slices/thomas-mann-shared-71.xml")};
+    ASSERT_EQ(Import("NL-0001", files).exit_code, 0);
+    auto second = Import("NL-0002", {Data("slices/thomas-mann-shared-71.xml")});
+    ASSERT_EQ(second.exit_code, 0) << second.err;
+    EXPECT_NE(second.out.find("\"works_created\":0"), std::string::npos) << second.out;  // all joined library A's works
+
+    std::istringstream pairs(ReadFile(SourceDir() + "/tests/data/dedupe/judged-pairs.tsv"));
+    std::string line;
+    int tp = 0, fp = 0, fn = 0, tn = 0;
+    while (std::getline(pairs, line)) {
+        if (line.empty() || line[0] == '#') continue;
+        std::vector<std::string> col;
+        std::istringstream cells(line);
+        for (std::string c; std::getline(cells, c, '\t');) col.push_back(c);
+        ASSERT_GE(col.size(), 8u) << line;
+        auto work = [&](const std::string& lib, const std::string& id) {
+            return schema_.Query1(fmt::format("SELECT work_id FROM bib_record WHERE library = '{}' AND local_id = '{}'", lib, id));
+        };
+        std::string a = work(col[0], col[2]), b = work(col[3], col[5]);
+        ASSERT_FALSE(a.empty() || b.empty()) << "record not loaded: " << line;
+        bool predicted = a == b, judged = col[6] == "yes";
+        tp += predicted && judged;
+        fp += predicted && !judged;
+        fn += !predicted && judged;
+        tn += !predicted && !judged;
+        if (predicted != judged) std::cout << (predicted ? "false merge: " : "missed: ") << col[7] << "\n";
+    }
+    double precision = tp + fp ? static_cast<double>(tp) / (tp + fp) : 1.0;
+    double recall = tp + fn ? static_cast<double>(tp) / (tp + fn) : 1.0;
+    std::cout << fmt::format("dedupe on {} judged pairs: precision {:.2f}, recall {:.2f} (tp={} fp={} fn={} tn={})\n",
+                             tp + fp + fn + tn, precision, recall, tp, fp, fn, tn);
+    EXPECT_EQ(fp, 0) << "records judged different were put in one work";
+    EXPECT_GE(recall, 0.75);
+    EXPECT_EQ(Count("SELECT count(*) FROM work w WHERE NOT EXISTS (SELECT 1 FROM bib_record b WHERE b.work_id = w.id)"), 0);
+}
+
+TEST_F(CatalogueImportTest, ARecordThatChangesItsIsbnMovesAndSharedIsbnsMergeWorks) {
+    auto record = [](const std::string& id, const std::string& isbn, const std::string& title) {
+        return fmt::format(
+            "<record><leader>00000nam a2200000 a 4500</leader><controlfield tag=\"001\">{}</controlfield>"
+            "<datafield tag=\"020\" ind1=\" \" ind2=\" \"><subfield code=\"a\">{}</subfield></datafield>"
+            "<datafield tag=\"245\" ind1=\"0\" ind2=\"0\"><subfield code=\"a\">{}</subfield></datafield></record>",
+            id, isbn, title);
+    };
+    auto write = [&](const std::string& name, const std::vector<std::string>& recs) {
+        std::string body = "<collection xmlns=\"http://www.loc.gov/MARC21/slim\">";
+        for (const auto& r : recs) body += r;
+        WriteFile(dir_.File(name), body + "</collection>");
+        return dir_.File(name);
+    };
+    // Two works: {a1, b1} share ISBN X; c1 has ISBN Y.
+    ASSERT_EQ(Import("NL-0001", {write("1.xml", {record("a1", "0-306-40615-2", "One"), record("c1", "90-274-3964-8", "Two")})}).exit_code, 0);
+    ASSERT_EQ(Import("NL-0002", {write("2.xml", {record("b1", "0-306-40615-2", "One again")})}).exit_code, 0);
+    auto work_of = [&](const std::string& id) { return schema_.Query1("SELECT work_id FROM bib_record WHERE local_id = '" + id + "'"); };
+    EXPECT_EQ(work_of("a1"), work_of("b1"));
+    EXPECT_NE(work_of("a1"), work_of("c1"));
+    // a1 is re-catalogued with ISBN Y: it moves to c1's work; b1 stays.
+    std::string b1_work = work_of("b1");
+    auto moved = Import("NL-0001", {write("3.xml", {record("a1", "90-274-3964-8", "One"), record("c1", "90-274-3964-8", "Two")})});
+    EXPECT_NE(moved.out.find("\"records_moved\":1"), std::string::npos) << moved.out;
+    EXPECT_EQ(work_of("a1"), work_of("c1"));
+    EXPECT_EQ(work_of("b1"), b1_work);
+    EXPECT_EQ(Count("SELECT count(*) FROM work_event WHERE kind = 'move'"), 1);
+    // b1 gains ISBN Y as a second ISBN: it connects the two works, which merge.
+    auto both = fmt::format(
+        "<record><leader>00000nam a2200000 a 4500</leader><controlfield tag=\"001\">b1</controlfield>"
+        "<datafield tag=\"020\" ind1=\" \" ind2=\" \"><subfield code=\"a\">0-306-40615-2</subfield></datafield>"
+        "<datafield tag=\"020\" ind1=\" \" ind2=\" \"><subfield code=\"a\">90-274-3964-8</subfield></datafield>"
+        "<datafield tag=\"245\" ind1=\"0\" ind2=\"0\"><subfield code=\"a\">One again</subfield></datafield></record>");
+    auto merged = Import("NL-0002", {write("4.xml", {both})});
+    EXPECT_EQ(work_of("b1"), work_of("c1"));
+    EXPECT_EQ(Count("SELECT count(DISTINCT work_id) FROM bib_record"), 1);
+    EXPECT_EQ(Count("SELECT count(*) FROM work"), 1);  // the emptied work is gone
+    EXPECT_GE(Count("SELECT count(*) FROM work_event WHERE kind IN ('merge', 'move')"), 2);
 }
 
 }  // namespace
