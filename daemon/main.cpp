@@ -10,6 +10,7 @@
 #include "daemon/log.hpp"
 #include "daemon/node.hpp"
 #include "daemon/version.hpp"
+#include "storage/database.hpp"
 
 namespace {
 
@@ -18,6 +19,7 @@ constexpr const char* kDefaultConfig = "/etc/iblsync/iblsyncd.toml";
 void Usage(std::ostream& out) {
     out << "usage: iblsyncd [--config FILE]\n"
            "       iblsyncd --check-config FILE\n"
+           "       iblsyncd --migrate [--config FILE]   apply database migrations and exit\n"
            "       iblsyncd --version\n"
            "\n"
            "Runs an iblsync node (POI or national) with the given config file\n"
@@ -30,11 +32,14 @@ int main(int argc, char** argv) {
     using namespace iblsync::daemon;
     std::string config_path = kDefaultConfig;
     bool check_only = false;
+    bool migrate_only = false;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         if ((arg == "--config" || arg == "-c" || arg == "--check-config") && i + 1 < argc) {
             check_only = check_only || arg == "--check-config";
             config_path = argv[++i];
+        } else if (arg == "--migrate") {
+            migrate_only = true;
         } else if (arg == "--version") {
             std::cout << "iblsyncd " << kVersion << " (" << kRevision << ")\n";
             return 0;
@@ -63,6 +68,25 @@ int main(int argc, char** argv) {
     if (!config) {
         spdlog::error("config invalid error={}", Quote(config.error()));
         return kExitConfig;
+    }
+    if (migrate_only) {
+        try {
+            iblsync::storage::Database db(config->db_conninfo, 1);
+            auto report = db.Migrate();
+            db.ClaimIdentity(RoleName(config->role), config->isil);
+            std::cout << fmt::format("schema at version {} (was {}, applied {})\n", report.to_version,
+                                     report.from_version, report.applied.size());
+            return 0;
+        } catch (const iblsync::storage::SchemaTooNew& e) {
+            spdlog::error("database refused error={}", Quote(e.what()));
+            return kExitConfig;
+        } catch (const iblsync::storage::IdentityMismatch& e) {
+            spdlog::error("database refused error={}", Quote(e.what()));
+            return kExitConfig;
+        } catch (const std::exception& e) {
+            spdlog::error("migration failed error={}", Quote(e.what()));
+            return kExitFailure;
+        }
     }
     try {
         Node node(std::move(config).value());

@@ -28,21 +28,18 @@ WorkChanges AssignWorks(pqxx::work& tx) {
     tx.exec0("CREATE INDEX ON dd_key (kind, val)");
     tx.exec0("CREATE INDEX ON dd_key (record_id)");
     tx.exec0("ANALYZE dd_key");
-    // Works of other live records that share a key (one indexed join per key kind).
+    // The changed records' old keys go; what is left in record_key belongs to
+    // other records, so one join finds the works they share a key with.
+    tx.exec0("DELETE FROM record_key WHERE record_id IN (SELECT id FROM import_changed)");
+    long long keys = tx.exec1("SELECT count(*) FROM dd_key")[0].as<long long>();
+    if (keys > 10000) tx.exec0("ANALYZE record_key");  // large loads: let the planner pick hash joins
     tx.exec0(
         "CREATE TEMP TABLE dd_existing ON COMMIT DROP AS "
-        "SELECT DISTINCT m.record_id, m.work_id FROM ("
-        " SELECT k.record_id, o.work_id, o.id AS other FROM dd_key k JOIN bib_record o ON o.isbns @> ARRAY[k.val] WHERE k.kind = 'isbn'"
-        " UNION ALL SELECT k.record_id, o.work_id, o.id FROM dd_key k JOIN bib_record o ON o.issns @> ARRAY[k.val] WHERE k.kind = 'issn'"
-        " UNION ALL SELECT k.record_id, o.work_id, o.id FROM dd_key k JOIN bib_record o ON o.oclc @> ARRAY[k.val] WHERE k.kind = 'oclc'"
-        " UNION ALL SELECT k.record_id, o.work_id, o.id FROM dd_key k JOIN bib_record o ON o.ppn @> ARRAY[k.val] WHERE k.kind = 'ppn'"
-        " UNION ALL SELECT k.record_id, o.work_id, o.id FROM dd_key k JOIN bib_record o"
-        "  ON o.title_key = split_part(k.val, '|', 1) AND o.author_key = split_part(k.val, '|', 2)"
-        "  AND o.pub_year = split_part(k.val, '|', 3)::integer AND o.material_type = split_part(k.val, '|', 4)"
-        "  WHERE k.kind = 'tay'"
-        ") m JOIN bib_record o ON o.id = m.other "
-        "WHERE NOT o.deleted AND m.work_id IS NOT NULL "
-        "AND NOT EXISTS (SELECT 1 FROM import_changed c WHERE c.id = o.id AND c.op <> 'delete')");
+        "SELECT DISTINCT k.record_id, o.work_id FROM dd_key k "
+        "JOIN record_key rk ON rk.kind = k.kind AND rk.val = k.val "
+        "JOIN bib_record o ON o.id = rk.record_id "
+        "WHERE NOT o.deleted AND o.work_id IS NOT NULL");
+    tx.exec0("INSERT INTO record_key (kind, val, record_id) SELECT DISTINCT kind, val, record_id FROM dd_key");
     // Start: a work found through other records, else the record's own work,
     // else a new one of its own.
     tx.exec_params0(
