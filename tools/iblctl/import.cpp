@@ -209,7 +209,7 @@ int RunImport(const ImportArgs& a) {
                 progress.Update(parsed, bytes_before + buf.FileOffset());
             }
             if (auto err = buf.Error(); !err.empty()) {
-                std::cerr << "\niblctl: " << path << ": " << err << "; nothing was changed\n";
+                std::cerr << "\niblctl: " << path << ": " << err << "; no records were loaded\n";
                 return 6;
             }
             bytes_before += buf.FileOffset();

@@ -89,6 +89,23 @@ TEST_F(CatalogueImportTest, ImportReimportAndFullImport) {
     ExpectGapFreeLog();
 }
 
+TEST_F(CatalogueImportTest, GzipIsTransparent) {
+    std::string gz = dir_.File("nlnz.mrc.gz");
+    ASSERT_EQ(std::system(("gzip -c '" + Data("originals/pymarc_basics/NLNZ_100_example_marc.marc") + "' > '" + gz + "'").c_str()), 0);
+    auto r = Import("NL-0001", {gz});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("\"records\":101,\"rejected\":0"), std::string::npos) << r.out;
+    auto plain = Import("NL-0001", {Data("originals/pymarc_basics/NLNZ_100_example_marc.marc")});
+    EXPECT_NE(plain.out.find("\"unchanged\":101"), std::string::npos) << plain.out;  // identical records
+    // A truncated gzip file is an error, and nothing is loaded from it.
+    std::string cut = ReadFile(gz).substr(0, 2000);
+    WriteFile(dir_.File("cut.mrc.gz"), cut);
+    auto broken = Import("NL-0002", {dir_.File("cut.mrc.gz")});
+    EXPECT_EQ(broken.exit_code, 6) << broken.out << broken.err;
+    EXPECT_NE(broken.err.find("no records were loaded"), std::string::npos) << broken.err;
+    EXPECT_EQ(Count("SELECT count(*) FROM bib_record WHERE library = 'NL-0002'"), 0);
+}
+
 TEST_F(CatalogueImportTest, BadRecordsGoToTheRejectFileAndNeverAbortTheLoad) {
     auto r = Import("NL-0001", {Data("originals/marc4j/bad_too_long_plus_2.mrc"),
                                 Data("originals/qa-catalogue/short.bnr.1993.mrc"),
