@@ -27,7 +27,7 @@ Result<CatalogueRecord> DescribeRecord(const marc::Record& r) {
 
     auto xml = marc::WriteMarcXmlRecord(r, false);
     if (!xml) return Fail(xml.error());
-    out.marcxml = std::move(xml).value();
+    out.raw = std::move(xml).value();
     out.title = r.First("245")->Join("abnp");
     while (!out.title.empty() && (out.title.back() == ' ' || out.title.back() == '/' || out.title.back() == ':'))
         out.title.pop_back();
@@ -42,6 +42,29 @@ Result<CatalogueRecord> DescribeRecord(const marc::Record& r) {
     out.oclc = std::move(ids.oclc);
     out.ppn = std::move(ids.ppn);
     out.warnings = std::move(ids.rejected);
+    return out;
+}
+
+Result<CatalogueRecord> DescribeRecord(const marc::Record& record, const HoldingsMapping& mapping,
+                                       std::string_view library) {
+    auto out = DescribeRecord(record);
+    if (!out || !mapping.Enabled()) return out;
+    auto copies = ExtractHoldings(record, mapping, library);
+    out.value().holdings_given = true;
+    out.value().holdings = std::move(copies.holdings);
+    for (auto& w : copies.warnings) out.value().warnings.push_back(std::move(w));
+    return out;
+}
+
+Result<CatalogueRecord> DescribeRecord(JsonRecord record) {
+    auto out = DescribeRecord(record.marc);
+    if (!out) return out;
+    auto& r = out.value();
+    r.format = "json";
+    r.raw = std::move(record.canonical);
+    r.material_type = record.material_type;
+    r.holdings_given = record.holdings_given;
+    r.holdings = std::move(record.holdings);
     return out;
 }
 

@@ -1,10 +1,13 @@
 #pragma once
-// A bibliographic record as the catalogue stores it: the canonical MARCXML
-// text plus the normalised fields that search and deduplication use.
+// A bibliographic record as the catalogue stores it: the record as sent, in
+// canonical form (MARCXML, or iblsync JSON), the normalised fields that
+// search and deduplication use, and the copies it carries, if any.
 
 #include <string>
 #include <vector>
 
+#include "protocols/holdings.hpp"
+#include "protocols/json_record.hpp"
 #include "protocols/marc_record.hpp"
 #include "protocols/result.hpp"
 
@@ -12,7 +15,8 @@ namespace iblsync::protocols {
 
 struct CatalogueRecord {
     std::string local_id;  // the source library's own id (001)
-    std::string marcxml;   // canonical <record> element, UTF-8
+    std::string format = "marcxml";  // what `raw` is: "marcxml" or "json"
+    std::string raw;                 // canonical <record> element, or canonical JSON; UTF-8
     std::string title;     // 245 $a $b $n $p, for display
     std::string title_key;
     std::string author_key;
@@ -21,11 +25,24 @@ struct CatalogueRecord {
     std::string material_type;
     std::vector<std::string> isbns, issns, oclc, ppn;
     std::vector<std::string> warnings;  // e.g. an ISBN with a wrong check digit
+    // The record's copies. Only when holdings_given are they the complete
+    // list (copies not listed are removed); otherwise holdings are left alone.
+    bool holdings_given = false;
+    std::vector<Holding> holdings;
 };
 
 // Describes a MARC 21 bibliographic record. Rejected: no 001, a 001 longer
 // than 200 bytes, no 245, a holdings or authority record (leader/06), and
 // UNIMARC (title in 200, no 245).
 Result<CatalogueRecord> DescribeRecord(const marc::Record& record);
+
+// The same, plus the copies of `library` found by `mapping` (a disabled
+// mapping leaves holdings_given false). Warnings about copies are added.
+Result<CatalogueRecord> DescribeRecord(const marc::Record& record, const HoldingsMapping& mapping,
+                                       std::string_view library);
+
+// A JSON record: described through its MARC crosswalk, stored as its
+// canonical JSON, with the material type it states.
+Result<CatalogueRecord> DescribeRecord(JsonRecord record);
 
 }  // namespace iblsync::protocols

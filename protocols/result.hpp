@@ -10,6 +10,7 @@ namespace iblsync {
 
 struct Error {
     std::string message;
+    std::string pointer;  // where in the input, when it has a structure (a JSON pointer such as /holdings/2/status)
 };
 
 template <class T>
@@ -26,11 +27,13 @@ public:
     const T& operator*() const& { return value(); }
     const T* operator->() const { return &value(); }
     const std::string& error() const { return std::get<1>(v_).message; }
+    const std::string& error_pointer() const { return std::get<1>(v_).pointer; }
 
 private:
     std::variant<T, Error> v_;
 };
 
-inline Error Fail(std::string message) { return Error{std::move(message)}; }
+inline Error Fail(std::string message) { return Error{std::move(message), {}}; }
+inline Error FailAt(std::string pointer, std::string message) { return Error{std::move(message), std::move(pointer)}; }
 
 }  // namespace iblsync

@@ -8,6 +8,7 @@
 // the same load again changes nothing and logs nothing.
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "protocols/catalogue_record.hpp"
@@ -26,6 +27,9 @@ struct ImportSummary {
     long long updated = 0;
     long long unchanged = 0;
     long long deleted = 0;
+    long long holdings_inserted = 0;
+    long long holdings_updated = 0;
+    long long holdings_deleted = 0;
     long long works_created = 0;
     long long works_merged = 0;
     long long records_moved = 0;  // records whose work changed
@@ -36,12 +40,15 @@ struct ImportSummary {
 struct LibraryInfo {
     std::string isil;
     std::string name;
-    std::string province;  // may be empty
+    std::string province;          // may be empty
+    std::string holdings_mapping;  // empty: leave as is (new libraries: "none")
 };
 
-// Registers a library or updates its name/province. Returns true if it was new.
+// Registers a library or updates its name/province/holdings mapping (empty
+// fields are left as they are). Returns true if it was new.
 bool UpsertLibrary(const std::string& conninfo, const LibraryInfo& library);
-bool LibraryExists(const std::string& conninfo, const std::string& isil);
+// The library as registered, or nullopt.
+std::optional<LibraryInfo> FindLibrary(const std::string& conninfo, const std::string& isil);
 
 class CatalogueImport {
 public:

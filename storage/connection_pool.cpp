@@ -4,19 +4,13 @@
 
 #include <fmt/format.h>
 
+#include "storage/detail/errors.hpp"
+
 namespace iblsync::storage::detail {
 namespace {
 
 constexpr std::chrono::milliseconds kFirstBackoff{200};
 constexpr std::chrono::milliseconds kMaxBackoff{5000};
-
-// SQLSTATEs after which the session is gone or unusable: connection
-// exceptions (class 08) and operator intervention (57P01..57P03: shutdown,
-// crash shutdown, cannot connect now).
-bool IsConnectionLoss(const std::string& sqlstate) {
-    return sqlstate.rfind("08", 0) == 0 || sqlstate == "57P01" || sqlstate == "57P02" ||
-           sqlstate == "57P03";
-}
 
 std::string FirstLine(const std::string& s) {
     auto end = s.find('\n');
@@ -96,29 +90,7 @@ void ConnectionPool::Drop(int index, const std::string& why) {
 }
 
 void ConnectionPool::Translate(Lease& lease) {
-    try {
-        throw;
-    } catch (const DatabaseError&) {
-        throw;
-    } catch (const pqxx::broken_connection& e) {
-        Drop(lease.index, e.what());
-        throw DatabaseUnavailable(fmt::format("database connection lost: {}", FirstLine(e.what())));
-    } catch (const pqxx::in_doubt_error& e) {
-        Drop(lease.index, e.what());
-        throw DatabaseUnavailable(
-            fmt::format("connection lost during commit; outcome unknown: {}", FirstLine(e.what())));
-    } catch (const pqxx::sql_error& e) {
-        if (IsConnectionLoss(e.sqlstate())) {
-            Drop(lease.index, e.what());
-            throw DatabaseUnavailable(fmt::format("database went away: {}", FirstLine(e.what())),
-                                      e.sqlstate());
-        }
-        throw DatabaseError(FirstLine(e.what()), e.sqlstate());
-    } catch (const pqxx::failure& e) {
-        // Other libpqxx failures leave the session in an unknown state.
-        Drop(lease.index, e.what());
-        throw DatabaseUnavailable(FirstLine(e.what()));
-    }
+    RethrowTranslated([&](const std::string& why) { Drop(lease.index, why); });
 }
 
 void ConnectionPool::CancelAll() {

@@ -56,6 +56,10 @@ public:
 
     DatabaseStats Stats() const;
 
+    // For storage's own modules (catalogue_writer.cpp, ...): the pool is an
+    // incomplete type everywhere else.
+    detail::ConnectionPool& Pool() { return *pool_; }
+
 private:
     std::unique_ptr<detail::ConnectionPool> pool_;
 };

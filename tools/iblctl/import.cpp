@@ -13,7 +13,10 @@
 #include <toml++/toml.h>
 
 #include "protocols/catalogue_record.hpp"
+#include "protocols/holdings.hpp"
+#include "protocols/iso2709.hpp"
 #include "protocols/isil.hpp"
+#include "protocols/json_record.hpp"
 #include "protocols/marcxml.hpp"
 #include "protocols/province.hpp"
 #include "storage/catalogue_import.hpp"
@@ -55,6 +58,42 @@ protected:
 private:
     gzFile file_;
     char buf_[1 << 16];
+};
+
+// Splits NDJSON into lines, in bounded memory: a line longer than the
+// record limit is skipped to its end and reported, not buffered.
+class NdjsonSplitter {
+public:
+    NdjsonSplitter(std::istream& in, std::size_t max_bytes) : in_(in), max_(max_bytes) {}
+    // Returns false at the end. Blank lines are skipped.
+    bool Next(protocols::marc::RawRecord& out) {
+        for (;;) {
+            out.bytes.clear();
+            out.error.clear();
+            out.offset = offset_;
+            if (in_.peek() == EOF) return false;
+            bool too_long = false;
+            int c;
+            while ((c = in_.get()) != EOF) {
+                ++offset_;
+                if (c == '\n') break;
+                if (out.bytes.size() < max_) out.bytes.push_back(static_cast<char>(c));
+                else too_long = true;
+            }
+            if (!out.bytes.empty() && out.bytes.back() == '\r') out.bytes.pop_back();
+            if (too_long) {
+                out.bytes.clear();
+                out.error = fmt::format("line longer than {} bytes; skipped", max_);
+                return true;
+            }
+            if (out.bytes.find_first_not_of(" \t") != std::string::npos) return true;
+        }
+    }
+
+private:
+    std::istream& in_;
+    std::size_t max_;
+    long long offset_ = 0;
 };
 
 std::string ConninfoFromConfig(const std::string& path, std::string& error) {
@@ -152,16 +191,34 @@ int RunImport(const ImportArgs& a) {
     }
     rejects << "# file\tbyte offset\trecord number\treason\n";
 
+    if (!a.holdings.empty()) {
+        if (auto m = protocols::ParseHoldingsMapping(a.holdings); !m) {
+            std::cerr << "iblctl: --holdings: " << m.error() << "\n";
+            return 2;
+        }
+    }
+    protocols::HoldingsMapping mapping;
     long long parsed = 0, rejected = 0, warnings = 0, bytes_before = 0;
     storage::ImportSummary summary;
     Progress progress(total_bytes);
     try {
-        if (!a.name.empty()) storage::UpsertLibrary(conninfo, {isil.value(), a.name, province});
-        else if (!storage::LibraryExists(conninfo, isil.value())) {
+        auto library = storage::FindLibrary(conninfo, isil.value());
+        if (!library && a.name.empty()) {
             std::cerr << "iblctl: library " << isil.value()
                       << " is not registered; pass --name NAME (and --province NL-XX) to register it\n";
             return 1;
         }
+        if (!a.name.empty() || !a.holdings.empty()) {
+            storage::UpsertLibrary(conninfo, {isil.value(), a.name, province, a.holdings});
+            library = storage::FindLibrary(conninfo, isil.value());
+        }
+        auto parsed_mapping = protocols::ParseHoldingsMapping(library->holdings_mapping);
+        if (!parsed_mapping) {
+            std::cerr << "iblctl: the holdings mapping stored for " << isil.value() << " is invalid ("
+                      << parsed_mapping.error() << "); set it with --holdings\n";
+            return 1;
+        }
+        mapping = parsed_mapping.value();
         storage::CatalogueImport load(conninfo, {isil.value(), a.full});
         for (const auto& path : a.files) {
             GzStreamBuf buf(path);
@@ -170,17 +227,21 @@ int RunImport(const ImportArgs& a) {
                 return 6;
             }
             std::istream in(&buf);
-            // MARCXML starts with '<' (after a BOM or white space); ISO 2709 with digits.
+            // MARCXML starts with '<' (after a BOM or white space), NDJSON
+            // with '{', ISO 2709 with digits.
             int c;
             while ((c = in.peek()) != EOF && (c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == 0xEF ||
                                               c == 0xBB || c == 0xBF))
                 in.get();
             const bool xml = in.peek() == '<';
+            const bool ndjson = in.peek() == '{';
             protocols::marc::RawRecord raw;
             protocols::marc::MarcXmlSplitter xml_split(in);
             protocols::marc::Iso2709Splitter iso_split(in);
+            const protocols::JsonRecordLimits json_limits;
+            NdjsonSplitter json_split(in, json_limits.max_bytes);
             long long index = 0;
-            while (xml ? xml_split.Next(raw) : iso_split.Next(raw)) {
+            while (xml ? xml_split.Next(raw) : ndjson ? json_split.Next(raw) : iso_split.Next(raw)) {
                 ++index;
                 auto reject = [&](const std::string& why) {
                     ++rejected;
@@ -190,12 +251,24 @@ int RunImport(const ImportArgs& a) {
                     reject(raw.error);
                     continue;
                 }
-                auto record = xml ? protocols::marc::ParseMarcXmlRecord(raw.bytes) : protocols::marc::ParseIso2709(raw.bytes);
-                if (!record) {
-                    reject(record.error());
-                    continue;
+                Result<protocols::CatalogueRecord> described = Fail("");
+                if (ndjson) {
+                    auto record = protocols::ParseJsonRecord(raw.bytes, json_limits);
+                    if (!record) {
+                        reject(record.error_pointer().empty() ? record.error()
+                                                              : record.error_pointer() + ": " + record.error());
+                        continue;
+                    }
+                    described = protocols::DescribeRecord(std::move(record).value());
+                } else {
+                    auto record =
+                        xml ? protocols::marc::ParseMarcXmlRecord(raw.bytes) : protocols::marc::ParseIso2709(raw.bytes);
+                    if (!record) {
+                        reject(record.error());
+                        continue;
+                    }
+                    described = protocols::DescribeRecord(record.value(), mapping, isil.value());
                 }
-                auto described = protocols::DescribeRecord(record.value());
                 if (!described) {
                     reject(described.error());
                     continue;
@@ -226,19 +299,22 @@ int RunImport(const ImportArgs& a) {
     double secs = progress.Seconds();
     if (a.json) {
         std::cout << fmt::format(
-            R"({{"library":"{}","records":{},"rejected":{},"warnings":{},"new":{},"changed":{},"unchanged":{},"deleted":{},"duplicates":{},"works_created":{},"works_merged":{},"records_moved":{},"first_seq":{},"last_seq":{},"seconds":{:.3f},"rejects_file":"{}"}})"
+            R"({{"library":"{}","records":{},"rejected":{},"warnings":{},"new":{},"changed":{},"unchanged":{},"deleted":{},"duplicates":{},"copies_new":{},"copies_changed":{},"copies_deleted":{},"works_created":{},"works_merged":{},"records_moved":{},"first_seq":{},"last_seq":{},"seconds":{:.3f},"rejects_file":"{}"}})"
             "\n",
             isil.value(), parsed, rejected, warnings, summary.inserted, summary.updated, summary.unchanged,
-            summary.deleted, summary.duplicates, summary.works_created, summary.works_merged, summary.records_moved,
+            summary.deleted, summary.duplicates, summary.holdings_inserted, summary.holdings_updated,
+            summary.holdings_deleted, summary.works_created, summary.works_merged, summary.records_moved,
             summary.first_seq, summary.last_seq, secs, rejects_path);
     } else {
         std::cout << fmt::format(
             "library      {}\nrecords      {} read, {} rejected, {} with warnings\nnew          {}\nchanged      {}\n"
             "unchanged    {}\ndeleted      {}\nduplicates   {} (the last occurrence counts)\n"
+            "copies       {} new, {} changed, {} deleted (holdings: {})\n"
             "works        {} new, {} merged, {} records moved\ntime         {:.1f} s ({} records/s)\n",
             isil.value(), Thousands(parsed), Thousands(rejected), Thousands(warnings), Thousands(summary.inserted),
             Thousands(summary.updated), Thousands(summary.unchanged), Thousands(summary.deleted),
-            Thousands(summary.duplicates), Thousands(summary.works_created), Thousands(summary.works_merged),
+            Thousands(summary.duplicates), Thousands(summary.holdings_inserted), Thousands(summary.holdings_updated),
+            Thousands(summary.holdings_deleted), mapping.Enabled() ? mapping.Spec() : std::string("not in MARC records"), Thousands(summary.works_created), Thousands(summary.works_merged),
             Thousands(summary.records_moved), secs, Thousands(secs > 0 ? static_cast<long long>(parsed / secs) : 0));
         if (rejected || warnings) std::cout << "rejects      " << rejects_path << "\n";
     }

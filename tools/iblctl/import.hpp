@@ -1,5 +1,6 @@
 #pragma once
-// `iblctl import`: bulk-loads record files into a node's catalogue. It talks
+// `iblctl import`: bulk-loads record files (MARCXML, ISO 2709, NDJSON in
+// iblsync's JSON record format) into a node's catalogue. It talks
 // to PostgreSQL directly (conninfo from the daemon's config file), since
 // streaming gigabytes through the daemon would gain nothing.
 
@@ -13,6 +14,7 @@ struct ImportArgs {
     std::string name;      // register the library under this name if it is new
     std::string province;  // with --name
     bool full = false;
+    std::string holdings;  // holdings mapping to store for the library (preset or spec); empty: keep
     std::string conninfo;  // --db, else read from `config`
     std::string config;    // daemon config file
     std::string rejects;   // reject file; default iblsync-import-<ISIL>.rejects

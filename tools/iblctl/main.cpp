@@ -44,12 +44,15 @@ int main(int argc, char** argv) {
     iblsync::iblctl::ImportArgs import_args;
     import_args.config = std::getenv("IBLSYNC_CONFIG") ? std::getenv("IBLSYNC_CONFIG") : "/etc/iblsync/iblsyncd.toml";
     auto* import = app.add_subcommand(
-        "import", "load MARCXML or ISO 2709 files (gzip or plain) into the catalogue for one library");
+        "import", "load MARCXML, ISO 2709 or NDJSON files (gzip or plain) into the catalogue for one library");
     import->add_option("--library", import_args.library, "ISIL of the library the records belong to")->required();
     import->add_flag("--full", import_args.full,
                      "the files are the library's whole catalogue: records missing from them are deleted");
     import->add_option("--name", import_args.name, "register the library under this name if it is new");
     import->add_option("--province", import_args.province, "with --name: its province, e.g. NL-GE");
+    import->add_option("--holdings", import_args.holdings,
+                       "where copies are in this library's MARC records, kept for later loads: marc21 (852), koha "
+                       "(952), sirsi (999), none, or a spec (docs/formats.md)");
     import->add_option("--config", import_args.config, "daemon config file to take database.conninfo from (env IBLSYNC_CONFIG)")
         ->capture_default_str();
     import->add_option("--db", import_args.conninfo, "PostgreSQL conninfo, instead of --config");

@@ -25,7 +25,7 @@ TEST(DescribeRecord, CollectsTheCatalogueFields) {
     EXPECT_EQ(d->title_key, "achterhuis");
     EXPECT_EQ(d->isbns, (std::vector<std::string>{"9789027439642"}));
     ASSERT_EQ(d->warnings.size(), 1u);  // the second ISBN has a wrong check digit; the record is kept
-    EXPECT_EQ(d->marcxml.rfind("<record><leader>", 0), 0u);
+    EXPECT_EQ(d->raw.rfind("<record><leader>", 0), 0u);
 }
 
 TEST(DescribeRecord, RefusesWhatIsNotAMarc21BibliographicRecord) {
