@@ -16,16 +16,29 @@ bool UpsertLibrary(const std::string& conninfo, const LibraryInfo& lib) {
     return Translated([&] {
         pqxx::connection c(conninfo);
         pqxx::work tx(c);
-        auto r = tx.exec_params1(
-            "INSERT INTO library (isil, name, province, holdings_mapping)"
-            " VALUES ($1, $2, NULLIF($3, ''), coalesce(NULLIF($4, ''), 'none'))"
-            " ON CONFLICT (isil) DO UPDATE SET name = coalesce(NULLIF(EXCLUDED.name, ''), library.name),"
-            " province = coalesce(EXCLUDED.province, library.province),"
-            " holdings_mapping = CASE WHEN $4 = '' THEN library.holdings_mapping ELSE EXCLUDED.holdings_mapping END,"
-            " updated_at = now() RETURNING (xmax = 0)",
-            lib.isil, lib.name, lib.province, lib.holdings_mapping);
+        bool fresh = false;
+        if (lib.name.empty()) {
+            // Only settings of a library that must exist already.
+            auto r = tx.exec_params(
+                "UPDATE library SET province = coalesce(NULLIF($2, ''), province),"
+                " holdings_mapping = coalesce(NULLIF($3, ''), holdings_mapping), updated_at = now() WHERE isil = $1",
+                lib.isil, lib.province, lib.holdings_mapping);
+            if (r.affected_rows() == 0)
+                throw DatabaseError(fmt::format("library {} is not registered", lib.isil), "IBL01");
+        } else {
+            fresh = tx.exec_params1(
+                          "INSERT INTO library (isil, name, province, holdings_mapping)"
+                          " VALUES ($1, $2, NULLIF($3, ''), coalesce(NULLIF($4, ''), 'none'))"
+                          " ON CONFLICT (isil) DO UPDATE SET name = EXCLUDED.name,"
+                          " province = coalesce(EXCLUDED.province, library.province),"
+                          " holdings_mapping = CASE WHEN $4 = '' THEN library.holdings_mapping"
+                          "  ELSE EXCLUDED.holdings_mapping END,"
+                          " updated_at = now() RETURNING (xmax = 0)",
+                          lib.isil, lib.name, lib.province, lib.holdings_mapping)[0]
+                        .as<bool>();
+        }
         tx.commit();
-        return r[0].as<bool>();
+        return fresh;
     });
 }
 

@@ -45,7 +45,8 @@ struct LibraryInfo {
 };
 
 // Registers a library or updates its name/province/holdings mapping (empty
-// fields are left as they are). Returns true if it was new.
+// fields are left as they are; without a name the library must exist).
+// Returns true if it was new.
 bool UpsertLibrary(const std::string& conninfo, const LibraryInfo& library);
 // The library as registered, or nullopt.
 std::optional<LibraryInfo> FindLibrary(const std::string& conninfo, const std::string& isil);

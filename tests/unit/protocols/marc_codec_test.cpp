@@ -109,6 +109,8 @@ struct Damage {
     const char* reason;  // expected part of the error
 };
 
+void PrintTo(const Damage& d, std::ostream* os) { *os << d.file << " #" << d.record; }
+
 class MalformedInput : public ::testing::TestWithParam<Damage> {};
 
 TEST_P(MalformedInput, IsRejectedWithASpecificReasonAndSparesTheOthers) {
