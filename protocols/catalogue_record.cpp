@@ -1,5 +1,7 @@
 #include "protocols/catalogue_record.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "protocols/identifiers.hpp"
@@ -42,7 +44,20 @@ Result<CatalogueRecord> DescribeRecord(const marc::Record& r) {
     out.oclc = std::move(ids.oclc);
     out.ppn = std::move(ids.ppn);
     out.warnings = std::move(ids.rejected);
+    out.match_keys = MatchKeys(out);
     return out;
+}
+
+std::vector<std::string> MatchKeys(const CatalogueRecord& r) {
+    std::vector<std::string> keys;
+    for (const auto& [kind, values] : {std::pair{"isbn:", &r.isbns}, std::pair{"issn:", &r.issns},
+                                       std::pair{"oclc:", &r.oclc}, std::pair{"ppn:", &r.ppn}})
+        for (const auto& v : *values) keys.push_back(kind + v);
+    if (!r.title_key.empty() && !r.author_key.empty() && r.year > 0 && !r.material_type.empty())
+        keys.push_back(fmt::format("tay:{}|{}|{}|{}", r.title_key, r.author_key, r.year, r.material_type));
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    return keys;
 }
 
 Result<CatalogueRecord> DescribeRecord(const marc::Record& record, const HoldingsMapping& mapping,
@@ -63,6 +78,7 @@ Result<CatalogueRecord> DescribeRecord(JsonRecord record) {
     r.format = "json";
     r.raw = std::move(record.canonical);
     r.material_type = record.material_type;
+    r.match_keys = MatchKeys(r);
     r.holdings_given = record.holdings_given;
     r.holdings = std::move(record.holdings);
     return out;

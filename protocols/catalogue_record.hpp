@@ -24,6 +24,8 @@ struct CatalogueRecord {
     std::string language;
     std::string material_type;
     std::vector<std::string> isbns, issns, oclc, ppn;
+    // The keys deduplication matches on (MatchKeys below).
+    std::vector<std::string> match_keys;
     std::vector<std::string> warnings;  // e.g. an ISBN with a wrong check digit
     // The record's copies. Only when holdings_given are they the complete
     // list (copies not listed are removed); otherwise holdings are left alone.
@@ -35,6 +37,13 @@ struct CatalogueRecord {
 // than 200 bytes, no 245, a holdings or authority record (leader/06), and
 // UNIMARC (title in 200, no 245).
 Result<CatalogueRecord> DescribeRecord(const marc::Record& record);
+
+// "isbn:<ISBN-13>", "issn:…", "oclc:…", "ppn:…" and, when title key, author
+// key, year and material type are all known, "tay:<title>|<author>|<year>|
+// <material type>" (material type is in it because a book and its
+// audiobook or DVD of the same year are different things to lend). Sorted,
+// without repeats. Records sharing any key belong to one work.
+std::vector<std::string> MatchKeys(const CatalogueRecord& record);
 
 // The same, plus the copies of `library` found by `mapping` (a disabled
 // mapping leaves holdings_given false). Warnings about copies are added.

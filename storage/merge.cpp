@@ -15,7 +15,7 @@ constexpr const char* kScratchTables[] = {
     "CREATE TEMP TABLE import_stage ("
     " ord bigint NOT NULL, op \"char\" NOT NULL, local_id text NOT NULL, format text NOT NULL, raw text NOT NULL,"
     " title text, title_key text, author_key text, pub_year integer, language text, material_type text,"
-    " isbns text[], issns text[], oclc text[], ppn text[],"
+    " isbns text[], issns text[], oclc text[], ppn text[], keys text[],"
     " holdings text NOT NULL)"  // JSON array of copies; '' = copies not given
     " ON COMMIT DELETE ROWS",
     // One row per staged record (and, with `full`, per record deleted for
@@ -29,9 +29,12 @@ constexpr const char* kScratchTables[] = {
     " due_date date, changed_at timestamptz) ON COMMIT DELETE ROWS",
     "CREATE TEMP TABLE import_hchanged (id bigint, barcode text, record_id bigint, op text, version integer)"
     " ON COMMIT DELETE ROWS",
-    "CREATE TEMP TABLE dd_key (record_id bigint, kind text, val text) ON COMMIT DELETE ROWS",
-    "CREATE INDEX dd_key_kv ON dd_key (kind, val)",
-    "CREATE INDEX dd_key_record ON dd_key (record_id)",
+    "CREATE TEMP TABLE dd_key (record_id bigint, khash bigint, key text) ON COMMIT DELETE ROWS",
+    // Keys shared by two or more changed records: the only ones that can
+    // join records within the load, so the only ones label spreading reads.
+    "CREATE TEMP TABLE dd_link (record_id bigint, khash bigint, key text) ON COMMIT DELETE ROWS",
+    "CREATE INDEX dd_link_key ON dd_link (khash)",
+    "CREATE INDEX dd_link_record ON dd_link (record_id)",
     "CREATE TEMP TABLE dd_existing (record_id bigint, work_id bigint) ON COMMIT DELETE ROWS",
     "CREATE TEMP TABLE dd_label (record_id bigint, label bigint) ON COMMIT DELETE ROWS",
     "CREATE INDEX dd_label_record ON dd_label (record_id)",
@@ -81,7 +84,7 @@ std::string HoldingsJson(const protocols::CatalogueRecord& r) {
 const std::vector<std::string> kStageColumns{"ord",        "op",          "local_id", "format",   "raw",
                                              "title",      "title_key",   "author_key", "pub_year", "language",
                                              "material_type", "isbns",    "issns",    "oclc",     "ppn",
-                                             "holdings"};
+                                             "keys",       "holdings"};
 
 long long Count(pqxx::work& tx, const char* sql) { return tx.exec1(sql)[0].as<long long>(); }
 
@@ -101,13 +104,13 @@ Stager::~Stager() {
 void Stager::Upsert(long long ord, const protocols::CatalogueRecord& r) {
     *stream_ << std::make_tuple(ord, "u", r.local_id, r.format, r.raw, r.title, r.title_key, r.author_key, r.year,
                                 r.language, r.material_type, ArrayLiteral(r.isbns), ArrayLiteral(r.issns),
-                                ArrayLiteral(r.oclc), ArrayLiteral(r.ppn), HoldingsJson(r));
+                                ArrayLiteral(r.oclc), ArrayLiteral(r.ppn), ArrayLiteral(r.match_keys), HoldingsJson(r));
 }
 
 void Stager::Delete(long long ord, const std::string& local_id) {
     static const std::string kEmpty;
     *stream_ << std::make_tuple(ord, "d", local_id, "marcxml", kEmpty, kEmpty, kEmpty, kEmpty, 0, kEmpty, kEmpty,
-                                "{}", "{}", "{}", "{}", kEmpty);
+                                "{}", "{}", "{}", "{}", "{}", kEmpty);
 }
 
 void Stager::Complete() {
@@ -130,7 +133,6 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, bool full) {
                          "DELETE FROM import_stage s USING (SELECT local_id, max(ord) AS keep FROM import_stage"
                          " GROUP BY local_id HAVING count(*) > 1) d WHERE s.local_id = d.local_id AND s.ord <> d.keep")
                        .affected_rows();
-    if (staged > 5000) tx.exec0("ANALYZE import_stage");  // the planner's row estimates for the joins below
 
     // What each staged row does. New records get their id now, so that works
     // can be assigned before the row is written (written once, not twice).
@@ -181,8 +183,10 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, bool full) {
             " SELECT r.id, $1, s.local_id, s.format, s.raw, md5(s.raw), NULLIF(s.title, ''), NULLIF(s.title_key, ''),"
             "  NULLIF(s.author_key, ''), NULLIF(s.pub_year, 0), NULLIF(s.language, ''), NULLIF(s.material_type, ''),"
             "  s.isbns, s.issns, s.oclc, s.ppn,"
-            "  to_tsvector('simple', coalesce(s.title, '') || ' ' || coalesce(s.author_key, '')), l.label"
+            "  to_tsvector('simple', coalesce(s.title, '') || ' ' || coalesce(s.author_key, '')),"
+            "  coalesce(n.work_id, l.label)"
             " FROM import_rec r JOIN import_stage s ON s.ord = r.ord JOIN dd_label l ON l.record_id = r.id"
+            " LEFT JOIN dd_new n ON n.label = l.label"
             " WHERE r.change = 'insert'",
             lib);
     if (c.updated > 0)
@@ -192,8 +196,9 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, bool full) {
             " pub_year = NULLIF(s.pub_year, 0), language = NULLIF(s.language, ''),"
             " material_type = NULLIF(s.material_type, ''), isbns = s.isbns, issns = s.issns, oclc = s.oclc,"
             " ppn = s.ppn, search = to_tsvector('simple', coalesce(s.title, '') || ' ' || coalesce(s.author_key, '')),"
-            " work_id = l.label, version = r.version, deleted = false, updated_at = now()"
+            " work_id = coalesce(n.work_id, l.label), version = r.version, deleted = false, updated_at = now()"
             " FROM import_rec r JOIN import_stage s ON s.ord = r.ord JOIN dd_label l ON l.record_id = r.id"
+            " LEFT JOIN dd_new n ON n.label = l.label"
             " WHERE r.change = 'update' AND b.id = r.id");
     if (c.deleted > 0)
         tx.exec0(

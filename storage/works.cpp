@@ -12,18 +12,13 @@ constexpr long long kNew = 1'000'000'000'000'000LL;
 
 WorkChanges AssignWorks(pqxx::work& tx) {
     WorkChanges out;
-    // The match keys of every record being inserted or updated, from the
-    // staged values (the rows are written after this, with their work).
+    // The match keys of every record being inserted or updated, as the
+    // loader computed them (protocols::MatchKeys). The rows are written after
+    // this, together with their work.
     tx.exec0(
-        "INSERT INTO dd_key SELECT r.id, k.kind, k.val FROM import_rec r JOIN import_stage s ON s.ord = r.ord "
-        "CROSS JOIN LATERAL ("
-        " SELECT 'isbn', x FROM unnest(s.isbns) x UNION ALL SELECT 'issn', x FROM unnest(s.issns) x"
-        " UNION ALL SELECT 'oclc', x FROM unnest(s.oclc) x UNION ALL SELECT 'ppn', x FROM unnest(s.ppn) x"
-        // Material type is part of the key: a book and its audiobook or DVD of
-        // the same year are different things to lend.
-        " UNION ALL SELECT 'tay', s.title_key || '|' || s.author_key || '|' || s.pub_year || '|' || s.material_type"
-        "  WHERE s.title_key <> '' AND s.author_key <> '' AND s.pub_year > 0 AND s.material_type <> ''"
-        ") k(kind, val) WHERE r.change IN ('insert', 'update')");
+        "INSERT INTO dd_key SELECT r.id, hashtextextended(k, 0), k FROM import_rec r"
+        " JOIN import_stage s ON s.ord = r.ord CROSS JOIN LATERAL unnest(s.keys) k"
+        " WHERE r.change IN ('insert', 'update')");
     const long long keys = tx.exec1("SELECT count(*) FROM dd_key")[0].as<long long>();
     if (keys > 5000) tx.exec0("ANALYZE dd_key");
     // The changed records' old keys go; what is left in record_key belongs to
@@ -31,14 +26,22 @@ WorkChanges AssignWorks(pqxx::work& tx) {
     tx.exec0("DELETE FROM record_key WHERE record_id IN (SELECT id FROM import_rec WHERE change IN ('update', 'delete'))");
     if (keys > 10000) tx.exec0("ANALYZE record_key");  // large loads: let the planner pick hash joins
     tx.exec0(
-        "INSERT INTO dd_existing SELECT DISTINCT k.record_id, o.work_id FROM dd_key k "
-        "JOIN record_key rk ON rk.kind = k.kind AND rk.val = k.val "
-        "JOIN bib_record o ON o.id = rk.record_id "
-        "WHERE NOT o.deleted AND o.work_id IS NOT NULL");
-    tx.exec0("INSERT INTO record_key (kind, val, record_id) SELECT DISTINCT kind, val, record_id FROM dd_key");
-    // Two changed records that reach the same existing work belong together
-    // even if they share no key with each other: the work is a key too.
-    tx.exec0("INSERT INTO dd_key SELECT record_id, 'work', work_id::text FROM dd_existing");
+        "INSERT INTO dd_existing SELECT DISTINCT k.record_id, o.work_id FROM dd_key k"
+        " JOIN record_key rk ON rk.khash = k.khash AND rk.key = k.key"
+        " JOIN bib_record o ON o.id = rk.record_id"
+        " WHERE NOT o.deleted AND o.work_id IS NOT NULL");
+    tx.exec0("INSERT INTO record_key (khash, key, record_id) SELECT khash, key, record_id FROM dd_key");
+    // Only keys that two or more changed records share can join records of
+    // this load, and two changed records that reach the same existing work
+    // belong together even if they share no key: the work is a key too.
+    tx.exec0(
+        "INSERT INTO dd_link SELECT record_id, khash, key FROM dd_key"
+        " WHERE khash IN (SELECT khash FROM dd_key GROUP BY khash HAVING count(*) > 1)");
+    tx.exec0(
+        "INSERT INTO dd_link SELECT record_id, -work_id, 'work:' || work_id FROM dd_existing"
+        " WHERE work_id IN (SELECT work_id FROM dd_existing GROUP BY work_id HAVING count(*) > 1)");
+    const long long links = tx.exec1("SELECT count(*) FROM dd_link")[0].as<long long>();
+    if (links > 5000) tx.exec0("ANALYZE dd_link");
     // Start: the smallest work found through other records; else the
     // record's own work, unless that work still has other live records it no
     // longer shares a key with (then it splits off into a new work); else a
@@ -54,11 +57,11 @@ WorkChanges AssignWorks(pqxx::work& tx) {
         kNew);
     if (keys > 5000) tx.exec0("ANALYZE dd_label");
     // Spread the smallest label over records that share a key, until stable.
-    for (int round = 0; round < 100; ++round) {
+    for (int round = 0; links > 0 && round < 100; ++round) {
         auto r = tx.exec0(
             "WITH m AS ("
-            " SELECT k1.record_id, min(l.label) AS label FROM dd_key k1"
-            " JOIN dd_key k2 ON k2.kind = k1.kind AND k2.val = k1.val AND k2.record_id <> k1.record_id"
+            " SELECT k1.record_id, min(l.label) AS label FROM dd_link k1"
+            " JOIN dd_link k2 ON k2.khash = k1.khash AND k2.key = k1.key AND k2.record_id <> k1.record_id"
             " JOIN dd_label l ON l.record_id = k2.record_id GROUP BY k1.record_id) "
             "UPDATE dd_label d SET label = m.label FROM m WHERE m.record_id = d.record_id AND m.label < d.label");
         if (r.affected_rows() == 0) break;
@@ -67,19 +70,13 @@ WorkChanges AssignWorks(pqxx::work& tx) {
     tx.exec0(
         "INSERT INTO dd_merge SELECT DISTINCT e.work_id, l.label FROM dd_existing e "
         "JOIN dd_label l ON l.record_id = e.record_id WHERE e.work_id <> l.label");
-    // New works for components that found none.
+    // New works for components that found none. Their records take the new
+    // id through dd_new when they are written (merge.cpp joins it).
     tx.exec_params0(
         "INSERT INTO dd_new SELECT label, nextval(pg_get_serial_sequence('work', 'id')) "
         "FROM (SELECT DISTINCT label FROM dd_label WHERE label >= $1) s",
         kNew);
     out.created = tx.exec0("INSERT INTO work (id) SELECT work_id FROM dd_new").affected_rows();
-    if (out.created > 0) {
-        tx.exec0("UPDATE dd_label d SET label = n.work_id FROM dd_new n WHERE d.label = n.label");
-        tx.exec0(
-            "INSERT INTO work_event (kind, record_id, to_work) "
-            "SELECT 'create', min(d.record_id), d.label FROM dd_label d JOIN dd_new n ON n.work_id = d.label "
-            "GROUP BY d.label");
-    }
     out.merged = tx.exec1("SELECT count(DISTINCT from_work) FROM dd_merge")[0].as<long long>();
     if (out.merged > 0) {
         tx.exec0("UPDATE bib_record b SET work_id = m.to_work FROM dd_merge m WHERE b.work_id = m.from_work");
@@ -88,8 +85,9 @@ WorkChanges AssignWorks(pqxx::work& tx) {
     // Records that had a work and now belong to another one, other than by
     // their whole work merging.
     tx.exec0(
-        "INSERT INTO dd_moved SELECT r.id, r.old_work, l.label FROM import_rec r JOIN dd_label l ON l.record_id = r.id "
-        "WHERE r.old_work IS NOT NULL AND r.old_work <> l.label"
+        "INSERT INTO dd_moved SELECT r.id, r.old_work, coalesce(n.work_id, l.label) FROM import_rec r"
+        " JOIN dd_label l ON l.record_id = r.id LEFT JOIN dd_new n ON n.label = l.label"
+        " WHERE r.old_work IS NOT NULL AND r.old_work <> coalesce(n.work_id, l.label)"
         " AND NOT EXISTS (SELECT 1 FROM dd_merge m WHERE m.from_work = r.old_work AND m.to_work = l.label)");
     out.moved = tx.exec0(
                       "INSERT INTO work_event (kind, record_id, from_work, to_work) "
