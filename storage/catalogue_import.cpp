@@ -1,5 +1,15 @@
 #include "storage/catalogue_import.hpp"
 
+#include <algorithm>
+#include <array>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+
 #include <pqxx/pqxx>
 
 #include <fmt/format.h>
@@ -54,15 +64,181 @@ std::optional<LibraryInfo> FindLibrary(const std::string& conninfo, const std::s
     });
 }
 
+namespace {
+
+// Batches are written when they reach either size: large enough that the
+// per-COPY round trips do not count, small enough to keep memory flat.
+constexpr std::size_t kBatchRecords = 2000;
+constexpr std::size_t kBatchBytes = 8u << 20;
+
+std::uint64_t IdHash(const std::string& local_id) { return std::hash<std::string_view>{}(local_id); }
+
+using Digest = std::array<std::uint8_t, 16>;
+
+bool HexDigest(const std::string& hex, Digest& out) {
+    if (hex.size() != 32) return false;
+    auto nibble = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        return -1;
+    };
+    for (std::size_t i = 0; i < 16; ++i) {
+        int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) return false;
+        out[i] = static_cast<std::uint8_t>(hi << 4 | lo);
+    }
+    return true;
+}
+
+// What the library has before the load: per local id (by a 64-bit hash)
+// the stored checksum. 32 bytes a record, so a library of a million
+// records costs 32 MB, whatever the size of the file being loaded.
+class StoredChecksums {
+public:
+    struct Entry {
+        std::uint64_t id_hash;
+        Digest digest;
+        bool live;  // not deleted, and the checksum parsed
+    };
+    void Add(const std::string& local_id, const std::string& checksum, bool deleted) {
+        Entry e{IdHash(local_id), {}, !deleted};
+        if (!HexDigest(checksum, e.digest)) e.live = false;
+        entries_.push_back(e);
+    }
+    void Seal() {
+        std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) { return a.id_hash < b.id_hash; });
+    }
+    enum class Verdict { kNew, kUnchanged, kOther };
+    // kNew only when no stored local id has this hash; kUnchanged only when
+    // exactly one has, live with the same checksum. Anything in doubt is
+    // left to the server (kOther: staged with its content).
+    Verdict Classify(std::uint64_t id_hash, const std::string& checksum) const {
+        auto [lo, hi] = std::equal_range(entries_.begin(), entries_.end(), Entry{id_hash, {}, false},
+                                         [](const Entry& a, const Entry& b) { return a.id_hash < b.id_hash; });
+        if (lo == hi) return Verdict::kNew;
+        Digest d;
+        if (hi - lo == 1 && lo->live && HexDigest(checksum, d) && d == lo->digest) return Verdict::kUnchanged;
+        return Verdict::kOther;
+    }
+    std::size_t size() const { return entries_.size(); }
+
+private:
+    std::vector<Entry> entries_;
+};
+
+// The local ids seen so far in this load (open addressing over their
+// hashes). A false "seen" only sends a record the general way.
+class SeenIds {
+public:
+    // Returns false if the hash was there already.
+    bool Insert(std::uint64_t h) {
+        if (h == 0) h = 1;  // 0 marks an empty slot
+        if ((used_ + 1) * 2 > slots_.size()) Grow();
+        std::size_t mask = slots_.size() - 1, i = h & mask;
+        while (slots_[i] != 0) {
+            if (slots_[i] == h) return false;
+            i = (i + 1) & mask;
+        }
+        slots_[i] = h;
+        ++used_;
+        return true;
+    }
+
+private:
+    void Grow() {
+        std::vector<std::uint64_t> old = std::move(slots_);
+        slots_.assign(old.empty() ? 1024 : old.size() * 2, 0);
+        used_ = 0;
+        for (auto h : old)
+            if (h) Insert(h);
+    }
+    std::vector<std::uint64_t> slots_;
+    std::size_t used_ = 0;
+};
+
+}  // namespace
+
 struct CatalogueImport::Impl {
     ImportOptions options;
     pqxx::connection conn;
     pqxx::work tx;
-    std::unique_ptr<detail::Stager> stage;
+    StoredChecksums stored;
+    SeenIds seen;
+    SeenIds barcodes;  // the library's, then also those of this load
+    bool repeats = false;  // some local id may occur twice
     long long received = 0;
-    bool finished = false;
+    std::unique_ptr<detail::Stager> filling;
+
+    // The writer thread sends batches with COPY while the caller parses the
+    // next ones: on two cores, parsing and the server's work overlap.
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<std::unique_ptr<detail::Stager>> queue;  // at most one waiting
+    bool closing = false;
+    bool writer_busy = false;
+    std::exception_ptr error;
+    std::thread writer;
 
     Impl(const std::string& conninfo, ImportOptions o) : options(std::move(o)), conn(conninfo), tx(conn, "import") {}
+
+    ~Impl() { StopWriter(true); }
+
+    void StartWriter() {
+        writer = std::thread([this] {
+            std::unique_lock lock(mu);
+            for (;;) {
+                cv.wait(lock, [&] { return !queue.empty() || closing; });
+                if (queue.empty()) return;
+                auto batch = std::move(queue.front());
+                queue.pop_front();
+                writer_busy = true;
+                cv.notify_all();
+                lock.unlock();
+                std::exception_ptr failed;
+                try {
+                    batch->Flush();
+                } catch (...) {
+                    failed = std::current_exception();
+                }
+                batch.reset();
+                lock.lock();
+                writer_busy = false;
+                if (failed) {
+                    error = failed;
+                    queue.clear();
+                    cv.notify_all();
+                    return;
+                }
+                cv.notify_all();
+            }
+        });
+    }
+    // Abandoning drops what was not written yet; otherwise it is written first.
+    void StopWriter(bool abandon = false) {
+        if (!writer.joinable()) return;
+        {
+            std::lock_guard lock(mu);
+            closing = true;
+            if (abandon) queue.clear();
+        }
+        cv.notify_all();
+        writer.join();
+    }
+    void Handover() {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return queue.empty() || error; });
+        if (error) std::rethrow_exception(error);
+        queue.push_back(std::move(filling));
+        cv.notify_all();
+        lock.unlock();
+        filling = std::make_unique<detail::Stager>(tx, options.library);
+    }
+    // Waits until everything handed over is written; rethrows its failure.
+    void Drain() {
+        if (filling->PendingRecords() > 0) Handover();
+        StopWriter();
+        if (error) std::rethrow_exception(error);
+    }
 };
 
 CatalogueImport::CatalogueImport(const std::string& conninfo, ImportOptions options) {
@@ -70,20 +246,80 @@ CatalogueImport::CatalogueImport(const std::string& conninfo, ImportOptions opti
         impl_ = std::make_unique<Impl>(conninfo, std::move(options));
         auto& tx = impl_->tx;
         // One writer per library at a time: the push API and harvesters take
-        // the same lock (catalogue_writer.cpp).
+        // the same lock (catalogue_writer.cpp). Under it, what is read next
+        // stays true until the commit.
         tx.exec_params("SELECT pg_advisory_xact_lock(hashtext('iblsync.import:' || $1))", impl_->options.library);
         if (tx.exec_params("SELECT 1 FROM library WHERE isil = $1", impl_->options.library).empty())
             throw DatabaseError(fmt::format("library {} is not registered", impl_->options.library), "IBL01");
-        impl_->stage = detail::BeginStage(tx);
+        // The merge sorts and hashes the whole load; with the default 4 MB it
+        // would spill to disk. Scratch tables get buffers of their own (only
+        // settable before the session first touches a temporary table).
+        tx.exec0("SET LOCAL work_mem = '256MB'");
+        tx.exec0("SET temp_buffers = '256MB'");
+        detail::PrepareStage(tx);
+        tx.exec0("DECLARE import_stored NO SCROLL CURSOR FOR SELECT local_id, checksum, deleted FROM bib_record"
+                 " WHERE library = " + tx.quote(impl_->options.library));
+        for (;;) {
+            auto rows = tx.exec("FETCH 50000 FROM import_stored");
+            if (rows.empty()) break;
+            for (const auto& row : rows)
+                impl_->stored.Add(row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<bool>());
+        }
+        tx.exec0("CLOSE import_stored");
+        tx.exec0("DECLARE import_barcodes NO SCROLL CURSOR FOR SELECT barcode FROM holding WHERE library = " +
+                 tx.quote(impl_->options.library));
+        for (;;) {
+            auto rows = tx.exec("FETCH 100000 FROM import_barcodes");
+            if (rows.empty()) break;
+            for (const auto& row : rows) impl_->barcodes.Insert(IdHash(row[0].as<std::string>()));
+        }
+        tx.exec0("CLOSE import_barcodes");
+        impl_->stored.Seal();
+        impl_->filling = std::make_unique<detail::Stager>(tx, impl_->options.library);
+        impl_->StartWriter();
         return 0;
     });
 }
 
-CatalogueImport::~CatalogueImport() = default;  // an unfinished transaction rolls back
+CatalogueImport::~CatalogueImport() = default;  // stops the writer; an unfinished transaction rolls back
 
-void CatalogueImport::Add(const protocols::CatalogueRecord& r) {
+void CatalogueImport::Add(protocols::CatalogueRecord r) {
     Translated([&] {
-        impl_->stage->Upsert(impl_->received, r);
+        auto& im = *impl_;
+        const long long ord = im.received;
+        std::string checksum = detail::RecordChecksum(r.raw);
+        const auto h = IdHash(r.local_id);
+        // Barcodes of records merged the general way are noted too, so that
+        // a later new record's copy with one of them is merged after it.
+        auto note_barcodes = [&] {
+            for (const auto& copy : r.holdings) im.barcodes.Insert(IdHash(copy.barcode));
+        };
+        if (!im.seen.Insert(h)) {
+            note_barcodes();
+            im.repeats = true;
+            im.filling->AddUpsert(ord, std::move(r), std::move(checksum));
+        } else {
+            switch (im.stored.Classify(h, checksum)) {
+                case StoredChecksums::Verdict::kNew: {
+                    std::vector<bool> direct;
+                    if (r.holdings_given) {
+                        direct.reserve(r.holdings.size());
+                        for (const auto& h : r.holdings) direct.push_back(im.barcodes.Insert(IdHash(h.barcode)));
+                    }
+                    im.filling->AddNew(ord, std::move(r), std::move(checksum), std::move(direct));
+                    break;
+                }
+                case StoredChecksums::Verdict::kUnchanged:
+                    note_barcodes();
+                    im.filling->AddUnchanged(ord, r, std::move(checksum));
+                    break;
+                case StoredChecksums::Verdict::kOther:
+                    note_barcodes();
+                    im.filling->AddUpsert(ord, std::move(r), std::move(checksum));
+                    break;
+            }
+        }
+        if (im.filling->PendingRecords() >= kBatchRecords || im.filling->PendingBytes() >= kBatchBytes) im.Handover();
         return 0;
     });
     ++impl_->received;
@@ -91,11 +327,9 @@ void CatalogueImport::Add(const protocols::CatalogueRecord& r) {
 
 ImportSummary CatalogueImport::Finish() {
     return Translated([&] {
-        impl_->stage->Complete();
-        impl_->stage.reset();
-        auto m = detail::Merge(impl_->tx, impl_->options.library, impl_->options.full);
+        impl_->Drain();
+        auto m = detail::Merge(impl_->tx, impl_->options.library, impl_->options.full, impl_->repeats);
         impl_->tx.commit();
-        impl_->finished = true;
         ImportSummary s;
         s.received = impl_->received;
         s.duplicates = m.duplicates;

@@ -1,9 +1,12 @@
 #pragma once
 // Bulk load of one library's records into the catalogue. Everything happens
-// in one transaction: records stream into a staging table with COPY, and
-// Finish() merges them in one set-based pass (insert new, update changed by
-// checksum, skip unchanged, and with `full` mark records the load no longer
-// contains as deleted), writing a change_log row for each change. A crash or
+// in one transaction. The load first reads the library's stored checksums;
+// records it does not have go straight into bib_record with COPY, the others
+// into a staging table (an unchanged one without its content), written by a
+// thread of its own while the caller parses on. Finish() merges in one
+// set-based pass (insert new, update changed by checksum, skip unchanged,
+// and with `full` mark records the load no longer contains as deleted),
+// assigns works and copies, and writes a change_log row for each change. A crash or
 // kill at any point before the commit leaves the catalogue as it was; running
 // the same load again changes nothing and logs nothing.
 
@@ -59,7 +62,7 @@ public:
     CatalogueImport(const std::string& conninfo, ImportOptions options);
     ~CatalogueImport();  // rolls back unless Finish() committed
 
-    void Add(const protocols::CatalogueRecord& record);
+    void Add(protocols::CatalogueRecord record);
     ImportSummary Finish();
 
 private:

@@ -19,13 +19,15 @@ BatchResult Apply(pqxx::connection& conn, const std::string& lib, const std::vec
     tx.exec_params("SELECT pg_advisory_xact_lock(hashtext('iblsync.import:' || $1))", lib);
     if (tx.exec_params("SELECT 1 FROM library WHERE isil = $1", lib).empty())
         throw DatabaseError(fmt::format("library {} is not registered", lib), "IBL01");
-    auto stage = detail::BeginStage(tx);
+    detail::PrepareStage(tx);
+    detail::Stager stage(tx, lib);
     for (std::size_t i = 0; i < changes.size(); ++i) {
         const auto& c = changes[i];
-        if (c.kind == RecordChange::Kind::kUpsert) stage->Upsert(static_cast<long long>(i), c.record);
-        else stage->Delete(static_cast<long long>(i), c.record.local_id);
+        if (c.kind == RecordChange::Kind::kUpsert)
+            stage.AddUpsert(static_cast<long long>(i), c.record, detail::RecordChecksum(c.record.raw));
+        else stage.AddDelete(static_cast<long long>(i), c.record.local_id);
     }
-    stage->Complete();
+    stage.Flush();
     auto m = detail::Merge(tx, lib, false);
 
     BatchResult out;
@@ -35,9 +37,10 @@ BatchResult Apply(pqxx::connection& conn, const std::string& lib, const std::vec
         out.records[i].outcome = RecordOutcome::kSuperseded;  // unless import_rec says otherwise
     }
     auto rows = tx.exec(
-        "SELECT r.ord, r.change, coalesce(r.id, 0), coalesce(b.version, 0), coalesce(b.work_id, 0),"
+        "SELECT r.ord, r.change, coalesce(r.id, 0), coalesce(b.version, 0), coalesce(w.work_id, 0),"
         " (SELECT count(*) FROM import_hchanged h WHERE h.record_id = r.id)"
-        " FROM import_rec r LEFT JOIN bib_record b ON b.id = r.id WHERE r.ord IS NOT NULL");
+        " FROM import_rec r LEFT JOIN bib_record b ON b.id = r.id LEFT JOIN record_work w ON w.record_id = r.id"
+        " WHERE r.ord IS NOT NULL");
     for (const auto& row : rows) {
         auto ord = row[0].as<long long>();
         if (ord < 0 || static_cast<std::size_t>(ord) >= out.records.size()) continue;

@@ -1,8 +1,10 @@
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
 
 #include <fmt/format.h>
 
+#include "storage/detail/copy_writer.hpp"
 #include "storage/detail/merge.hpp"
 
 namespace iblsync::storage::detail {
@@ -12,19 +14,27 @@ namespace {
 // connection; ON COMMIT DELETE ROWS empties them at every commit, so a
 // pooled connection creates them once instead of once per write.
 constexpr const char* kScratchTables[] = {
+    // op: n = new (already in bib_record, id given), u = upsert (content
+    // here), k = unchanged (checksum only), d = delete. born: a later
+    // occurrence of a record that this load created (its 'n' row is gone).
     "CREATE TEMP TABLE import_stage ("
-    " ord bigint NOT NULL, op \"char\" NOT NULL, local_id text NOT NULL, format text NOT NULL, raw text NOT NULL,"
+    " ord bigint NOT NULL, op \"char\" NOT NULL, local_id text NOT NULL, id bigint, format text NOT NULL,"
+    // lz4: pglz would make compressing the staged copy the dearest step.
+    " raw text COMPRESSION lz4 NOT NULL, checksum text NOT NULL,"
     " title text, title_key text, author_key text, pub_year integer, language text, material_type text,"
     " isbns text[], issns text[], oclc text[], ppn text[], keys text[],"
-    " holdings text NOT NULL)"  // JSON array of copies; '' = copies not given
+    " holdings boolean NOT NULL, born boolean NOT NULL DEFAULT false)"  // holdings: the record lists all its copies
     " ON COMMIT DELETE ROWS",
+    "CREATE TEMP TABLE import_hold_stage (ord bigint NOT NULL, barcode text NOT NULL, branch text, shelfmark text,"
+    " status text NOT NULL, due_date date, changed_at timestamptz) ON COMMIT DELETE ROWS",
     // One row per staged record (and, with `full`, per record deleted for
-    // being absent): change is insert, update, delete, none or absent.
+    // being absent): change is insert, update, delete, none, absent or stale.
     "CREATE TEMP TABLE import_rec ("
     " ord bigint, local_id text NOT NULL, id bigint, change text NOT NULL, version integer,"
-    " holdings boolean NOT NULL, old_work bigint) ON COMMIT DELETE ROWS",
+    " holdings boolean NOT NULL, old_work bigint, op \"char\", born boolean) ON COMMIT DELETE ROWS",
     "CREATE INDEX import_rec_ord ON import_rec (ord)",
     "CREATE INDEX import_rec_id ON import_rec (id)",
+    "CREATE TEMP TABLE import_dup (local_id text, keep bigint, born boolean) ON COMMIT DELETE ROWS",
     "CREATE TEMP TABLE import_hold_in (record_id bigint, barcode text, branch text, shelfmark text, status text,"
     " due_date date, changed_at timestamptz) ON COMMIT DELETE ROWS",
     "CREATE TEMP TABLE import_hchanged (id bigint, barcode text, record_id bigint, op text, version integer)"
@@ -43,117 +53,246 @@ constexpr const char* kScratchTables[] = {
     "CREATE TEMP TABLE dd_moved (record_id bigint, from_work bigint, to_work bigint) ON COMMIT DELETE ROWS",
 };
 
-// A PostgreSQL array literal of text values: {"a","b\"c"}.
-std::string ArrayLiteral(const std::vector<std::string>& values) {
-    std::string out = "{";
-    for (std::size_t i = 0; i < values.size(); ++i) {
-        if (i) out += ',';
-        out += '"';
-        for (char c : values[i]) {
-            if (c == '"' || c == '\\') out += '\\';
-            out += c;
-        }
-        out += '"';
-    }
-    return out + "}";
-}
-
-std::string HoldingsJson(const protocols::CatalogueRecord& r) {
-    if (!r.holdings_given) return {};
-    rapidjson::StringBuffer buf;
-    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-    auto str = [&](const char* key, const std::string& v) {
-        w.Key(key);
-        w.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
-    };
-    w.StartArray();
-    for (const auto& h : r.holdings) {
-        w.StartObject();
-        str("barcode", h.barcode);
-        str("branch", h.branch);
-        str("shelfmark", h.shelfmark);
-        str("status", std::string(protocols::ToString(h.status)));
-        str("due_date", h.due_date);
-        str("changed_at", h.changed_at);
-        w.EndObject();
-    }
-    w.EndArray();
-    return std::string(buf.GetString(), buf.GetSize());
-}
-
-const std::vector<std::string> kStageColumns{"ord",        "op",          "local_id", "format",   "raw",
-                                             "title",      "title_key",   "author_key", "pub_year", "language",
-                                             "material_type", "isbns",    "issns",    "oclc",     "ppn",
-                                             "keys",       "holdings"};
+const std::vector<std::string> kBibColumns{"id",        "library",    "local_id", "format",       "raw",
+                                           "checksum",  "title",      "title_key", "author_key",  "pub_year",
+                                           "language",  "material_type", "isbns",  "issns",       "oclc",
+                                           "ppn"};
+const std::vector<std::string> kStageColumns{"ord",        "op",          "local_id", "id",       "format",
+                                             "raw",        "checksum",    "title",    "title_key", "author_key",
+                                             "pub_year",   "language",    "material_type", "isbns", "issns",
+                                             "oclc",       "ppn",         "keys",     "holdings"};
+const std::vector<std::string> kHoldingColumns{"id",     "record_id", "library",  "branch",           "shelfmark",
+                                              "barcode", "status",   "due_date", "source_changed_at"};
+const std::vector<std::string> kChangedColumns{"id", "barcode", "record_id", "op", "version"};
+const std::vector<std::string> kHoldColumns{"ord", "barcode", "branch", "shelfmark", "status", "due_date", "changed_at"};
 
 long long Count(pqxx::work& tx, const char* sql) { return tx.exec1(sql)[0].as<long long>(); }
 
 }  // namespace
 
-Stager::Stager(pqxx::work& tx) : stream_(std::make_unique<pqxx::stream_to>(tx, "import_stage", kStageColumns)) {}
-
-Stager::~Stager() {
-    if (!stream_) return;
-    try {
-        stream_->complete();
-    } catch (...) {
-        // Only reached when the transaction is being abandoned anyway.
+std::string RecordChecksum(const std::string& raw) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(raw.data(), raw.size(), digest, &len, EVP_md5(), nullptr);
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out(2 * len, '0');
+    for (unsigned int i = 0; i < len; ++i) {
+        out[2 * i] = kHex[digest[i] >> 4];
+        out[2 * i + 1] = kHex[digest[i] & 15];
     }
+    return out;
 }
 
-void Stager::Upsert(long long ord, const protocols::CatalogueRecord& r) {
-    *stream_ << std::make_tuple(ord, "u", r.local_id, r.format, r.raw, r.title, r.title_key, r.author_key, r.year,
-                                r.language, r.material_type, ArrayLiteral(r.isbns), ArrayLiteral(r.issns),
-                                ArrayLiteral(r.oclc), ArrayLiteral(r.ppn), ArrayLiteral(r.match_keys), HoldingsJson(r));
+struct Stager::Row {
+    long long ord;
+    char op;
+    protocols::CatalogueRecord record;
+    std::string checksum;
+    std::vector<bool> direct;  // per copy of a new record: written straight into holding
+};
+
+Stager::Stager(pqxx::work& tx, std::string library) : tx_(tx), library_(std::move(library)) {}
+Stager::~Stager() = default;
+
+std::size_t Stager::PendingRecords() const { return rows_.size(); }
+
+void Stager::AddNew(long long ord, protocols::CatalogueRecord record, std::string checksum,
+                    std::vector<bool> direct_copies) {
+    pending_bytes_ += record.raw.size() + 256;
+    ++new_rows_;
+    for (bool d : direct_copies) direct_copies_ += d;
+    direct_copies.resize(record.holdings.size(), false);
+    rows_.push_back({ord, 'n', std::move(record), std::move(checksum), std::move(direct_copies)});
 }
 
-void Stager::Delete(long long ord, const std::string& local_id) {
-    static const std::string kEmpty;
-    *stream_ << std::make_tuple(ord, "d", local_id, "marcxml", kEmpty, kEmpty, kEmpty, kEmpty, 0, kEmpty, kEmpty,
-                                "{}", "{}", "{}", "{}", "{}", kEmpty);
+void Stager::AddUpsert(long long ord, protocols::CatalogueRecord record, std::string checksum) {
+    pending_bytes_ += record.raw.size() + 256;
+    rows_.push_back({ord, 'u', std::move(record), std::move(checksum), {}});
 }
 
-void Stager::Complete() {
-    stream_->complete();
-    stream_.reset();
+void Stager::AddUnchanged(long long ord, const protocols::CatalogueRecord& record, std::string checksum) {
+    protocols::CatalogueRecord slim;  // what the merge reads of an unchanged record
+    slim.local_id = record.local_id;
+    slim.format = record.format;
+    slim.holdings_given = record.holdings_given;
+    slim.holdings = record.holdings;
+    pending_bytes_ += 256;
+    rows_.push_back({ord, 'k', std::move(slim), std::move(checksum), {}});
 }
 
-std::unique_ptr<Stager> BeginStage(pqxx::work& tx) {
+void Stager::AddDelete(long long ord, const std::string& local_id) {
+    protocols::CatalogueRecord r;
+    r.local_id = local_id;
+    pending_bytes_ += 64;
+    rows_.push_back({ord, 'd', std::move(r), std::string(), {}});
+}
+
+void Stager::Flush() {
+    if (rows_.empty()) return;
+    std::vector<long long> ids;
+    if (new_rows_ > 0) {
+        auto r = tx_.exec_params(
+            // The sequence is looked up once, not once per row.
+            "SELECT nextval(s) FROM CAST(pg_get_serial_sequence('bib_record', 'id') AS regclass) s,"
+            " generate_series(1, $1)",
+            static_cast<long long>(new_rows_));
+        ids.reserve(r.size());
+        for (const auto& row : r) ids.push_back(row[0].as<long long>());
+        CopyWriter bib(tx_, "bib_record", kBibColumns);
+        std::size_t next = 0;
+        for (const auto& row : rows_) {
+            if (row.op != 'n') continue;
+            const auto& r = row.record;
+            bib.Int(ids[next++]).Text(library_).Text(r.local_id).Text(r.format).Text(r.raw).Text(row.checksum);
+            bib.Nullable(r.title).Nullable(r.title_key).Nullable(r.author_key);
+            if (r.year > 0) bib.Int(r.year);
+            else bib.Null();
+            bib.Nullable(r.language).Nullable(r.material_type);
+            bib.TextArray(r.isbns).TextArray(r.issns).TextArray(r.oclc).TextArray(r.ppn);
+            bib.EndLine();
+        }
+        bib.Complete();
+    }
+    static const std::vector<std::string> kNone;
+    std::size_t staged_copies = 0;
+    {
+        CopyWriter stage(tx_, "import_stage", kStageColumns);
+        std::size_t next = 0;
+        for (const auto& row : rows_) {
+            const auto& r = row.record;
+            const bool content = row.op == 'u';
+            stage.Int(row.ord).Text(std::string_view(&row.op, 1)).Text(r.local_id);
+            if (row.op == 'n') stage.Int(ids[next++]);
+            else stage.Null();
+            stage.Text(r.format).Text(content ? std::string_view(r.raw) : std::string_view()).Text(row.checksum);
+            if (content) {
+                stage.Text(r.title).Text(r.title_key).Text(r.author_key).Int(r.year).Text(r.language);
+                stage.Text(r.material_type).TextArray(r.isbns).TextArray(r.issns).TextArray(r.oclc).TextArray(r.ppn);
+            } else {
+                stage.Null().Null().Null().Null().Null().Null().Null().Null().Null().Null();
+            }
+            stage.TextArray(row.op == 'u' || row.op == 'n' ? r.match_keys : kNone);
+            const bool holdings = r.holdings_given && row.op != 'd';
+            stage.Bool(holdings).EndLine();
+            if (holdings) staged_copies += r.holdings.size() - static_cast<std::size_t>(std::count(row.direct.begin(), row.direct.end(), true));
+        }
+        stage.Complete();
+    }
+    if (direct_copies_ > 0) {
+        // Copies of new records with barcodes new to the library: written
+        // as they are, and noted for the change log like merged ones.
+        auto r = tx_.exec_params(
+            "SELECT nextval(s) FROM CAST(pg_get_serial_sequence('holding', 'id') AS regclass) s,"
+            " generate_series(1, $1)",
+            static_cast<long long>(direct_copies_));
+        std::vector<long long> hold_ids;
+        hold_ids.reserve(r.size());
+        for (const auto& row : r) hold_ids.push_back(row[0].as<long long>());
+        std::size_t next_hold = 0, next_rec = 0;
+        {
+            CopyWriter hold(tx_, "holding", kHoldingColumns);
+            for (const auto& row : rows_) {
+                if (row.op != 'n') continue;
+                const long long record_id = ids[next_rec++];
+                for (std::size_t i = 0; i < row.record.holdings.size(); ++i) {
+                    if (!row.direct[i]) continue;
+                    const auto& h = row.record.holdings[i];
+                    hold.Int(hold_ids[next_hold++]).Int(record_id).Text(library_).Nullable(h.branch);
+                    hold.Nullable(h.shelfmark).Text(h.barcode).Text(protocols::ToString(h.status));
+                    hold.Nullable(h.due_date).Nullable(h.changed_at).EndLine();
+                }
+            }
+            hold.Complete();
+        }
+        next_hold = next_rec = 0;
+        CopyWriter changed(tx_, "import_hchanged", kChangedColumns);
+        for (const auto& row : rows_) {
+            if (row.op != 'n') continue;
+            const long long record_id = ids[next_rec++];
+            for (std::size_t i = 0; i < row.record.holdings.size(); ++i) {
+                if (!row.direct[i]) continue;
+                changed.Int(hold_ids[next_hold++]).Text(row.record.holdings[i].barcode).Int(record_id);
+                changed.Text("insert").Int(1).EndLine();
+            }
+        }
+        changed.Complete();
+    }
+    if (staged_copies > 0) {
+        CopyWriter hold(tx_, "import_hold_stage", kHoldColumns);
+        for (const auto& row : rows_) {
+            if (!row.record.holdings_given || row.op == 'd') continue;
+            for (std::size_t i = 0; i < row.record.holdings.size(); ++i) {
+                if (!row.direct.empty() && row.direct[i]) continue;
+                const auto& h = row.record.holdings[i];
+                hold.Int(row.ord).Text(h.barcode).Nullable(h.branch).Nullable(h.shelfmark);
+                hold.Text(protocols::ToString(h.status)).Nullable(h.due_date).Nullable(h.changed_at).EndLine();
+            }
+        }
+        hold.Complete();
+    }
+    rows_.clear();
+    new_rows_ = 0;
+    direct_copies_ = 0;
+    pending_bytes_ = 0;
+}
+
+void PrepareStage(pqxx::work& tx) {
     if (tx.exec1("SELECT to_regclass('pg_temp.import_stage') IS NULL")[0].as<bool>())
         for (const char* sql : kScratchTables) tx.exec0(sql);
-    return std::make_unique<Stager>(tx);
 }
 
-MergeCounts Merge(pqxx::work& tx, const std::string& lib, bool full) {
+MergeCounts Merge(pqxx::work& tx, const std::string& lib, bool full, bool may_repeat) {
     MergeCounts c;
+    // The catalogue-wide write lock, held to the commit. Works are shared by
+    // all libraries: without it, two loads would each create a work for the
+    // same ISBN from snapshots that cannot see each other. It also hands out
+    // change_log numbers in commit order, so they are gap-free.
+    long long last = tx.exec1("SELECT last_seq FROM change_counter FOR UPDATE")[0].as<long long>();
     const long long staged = Count(tx, "SELECT count(*) FROM import_stage");
-    // The last occurrence of a local id counts. Grouping only the keys keeps
-    // this cheap when, as usual, there are no duplicates.
-    c.duplicates = tx.exec0(
-                         "DELETE FROM import_stage s USING (SELECT local_id, max(ord) AS keep FROM import_stage"
-                         " GROUP BY local_id HAVING count(*) > 1) d WHERE s.local_id = d.local_id AND s.ord <> d.keep")
-                       .affected_rows();
+    if (staged > 5000) tx.exec0("ANALYZE import_stage (ord, op, local_id)");
+    // The last occurrence of a local id counts. If an earlier one was
+    // written as new, the kept one is 'born': still an insert, of its content.
+    if (may_repeat &&
+        tx.exec0("INSERT INTO import_dup SELECT local_id, max(ord), bool_or(op = 'n') FROM import_stage"
+                 " GROUP BY local_id HAVING count(*) > 1")
+                .affected_rows() > 0) {
+        c.duplicates = tx.exec0(
+                             "DELETE FROM import_stage s USING import_dup d"
+                             " WHERE s.local_id = d.local_id AND s.ord <> d.keep")
+                           .affected_rows();
+        tx.exec0("UPDATE import_stage s SET born = true FROM import_dup d WHERE s.ord = d.keep AND d.born");
+    }
 
-    // What each staged row does. New records get their id now, so that works
-    // can be assigned before the row is written (written once, not twice).
+    // What each staged row does. Rows of new records were written already;
+    // the others are classified against what is stored. Records that become
+    // new here get their id now, so that their work is known before the row
+    // is written (written once, not twice).
+    tx.exec0(
+        "INSERT INTO import_rec (ord, local_id, id, change, version, holdings, old_work, op, born)"
+        " SELECT ord, local_id, id, 'insert', 1, holdings, NULL, op, false FROM import_stage WHERE op = 'n'");
     tx.exec_params0(
-        "INSERT INTO import_rec (ord, local_id, id, change, version, holdings, old_work)"
+        "INSERT INTO import_rec (ord, local_id, id, change, version, holdings, old_work, op, born)"
         " SELECT s.ord, s.local_id,"
-        "  CASE WHEN b.id IS NOT NULL THEN b.id WHEN s.op = 'u' THEN nextval(pg_get_serial_sequence('bib_record', 'id')) END,"
+        "  CASE WHEN b.id IS NOT NULL THEN b.id WHEN s.op = 'u' THEN nextval($2::regclass) END,"
         "  ch.change,"
         "  CASE WHEN ch.change = 'insert' THEN 1 WHEN ch.change IN ('update', 'delete') THEN b.version + 1"
         "   ELSE b.version END,"
-        "  s.op = 'u' AND s.holdings <> '', b.work_id"
+        "  s.op <> 'd' AND s.holdings, w.work_id, s.op, s.born"
         " FROM import_stage s LEFT JOIN bib_record b ON b.library = $1 AND b.local_id = s.local_id"
+        " LEFT JOIN record_work w ON w.record_id = b.id"
         " CROSS JOIN LATERAL (SELECT CASE"
         "  WHEN s.op = 'd' THEN CASE WHEN b.id IS NOT NULL AND NOT b.deleted THEN 'delete' ELSE 'absent' END"
-        "  WHEN b.id IS NULL THEN 'insert'"
-        "  WHEN b.deleted OR b.checksum <> md5(s.raw) THEN 'update' ELSE 'none' END) ch(change)",
-        lib);
+        "  WHEN s.born THEN 'insert'"
+        "  WHEN b.id IS NULL THEN CASE WHEN s.op = 'k' THEN 'stale' ELSE 'insert' END"
+        "  WHEN s.op = 'k' THEN CASE WHEN b.deleted OR b.checksum <> s.checksum THEN 'stale' ELSE 'none' END"
+        "  WHEN b.deleted OR b.checksum <> s.checksum THEN 'update' ELSE 'none' END) ch(change)"
+        " WHERE s.op <> 'n'",
+        lib, tx.exec1("SELECT pg_get_serial_sequence('bib_record', 'id')")[0].as<std::string>());
     if (full) {
         tx.exec_params0(
-            "INSERT INTO import_rec (ord, local_id, id, change, version, holdings, old_work)"
-            " SELECT NULL, b.local_id, b.id, 'delete', b.version + 1, false, b.work_id FROM bib_record b"
+            "INSERT INTO import_rec (ord, local_id, id, change, version, holdings, old_work, op, born)"
+            " SELECT NULL, b.local_id, b.id, 'delete', b.version + 1, false, w.work_id, 'd', false FROM bib_record b"
+            " LEFT JOIN record_work w ON w.record_id = b.id"
             " WHERE b.library = $1 AND NOT b.deleted"
             "  AND NOT EXISTS (SELECT 1 FROM import_stage s WHERE s.local_id = b.local_id)",
             lib);
@@ -162,13 +301,20 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, bool full) {
     auto counts = tx.exec1(
         "SELECT count(*) FILTER (WHERE change = 'insert'), count(*) FILTER (WHERE change = 'update'),"
         " count(*) FILTER (WHERE change = 'none'), count(*) FILTER (WHERE change = 'delete'),"
-        " count(*) FILTER (WHERE change = 'absent'), count(*) FILTER (WHERE holdings) FROM import_rec");
+        " count(*) FILTER (WHERE change = 'absent'), count(*) FILTER (WHERE holdings),"
+        " count(*) FILTER (WHERE change = 'stale'),"
+        " count(*) FILTER (WHERE change = 'insert' AND op = 'u' AND NOT born) FROM import_rec");
     c.inserted = counts[0].as<long long>();
     c.updated = counts[1].as<long long>();
     c.unchanged = counts[2].as<long long>();
     c.deleted = counts[3].as<long long>();
     c.absent = counts[4].as<long long>();
     const long long with_holdings = counts[5].as<long long>();
+    // The loader said "unchanged" of a record that is not as it thought:
+    // only a broken loader can cause it, and the content is not here.
+    if (counts[6].as<long long>() > 0)
+        throw std::logic_error("the loader staged records as unchanged that differ from the stored ones");
+    const long long inserted_from_stage = counts[7].as<long long>();
 
     if (c.inserted + c.updated + c.deleted > 0) {
         auto works = AssignWorks(tx);
@@ -176,77 +322,98 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, bool full) {
         c.works_merged = works.merged;
         c.records_moved = works.moved;
     }
-    if (c.inserted > 0)
+    if (inserted_from_stage > 0)
         tx.exec_params0(
             "INSERT INTO bib_record (id, library, local_id, format, raw, checksum, title, title_key, author_key,"
-            " pub_year, language, material_type, isbns, issns, oclc, ppn, search, work_id)"
-            " SELECT r.id, $1, s.local_id, s.format, s.raw, md5(s.raw), NULLIF(s.title, ''), NULLIF(s.title_key, ''),"
+            " pub_year, language, material_type, isbns, issns, oclc, ppn)"
+            " SELECT r.id, $1, s.local_id, s.format, s.raw, s.checksum, NULLIF(s.title, ''), NULLIF(s.title_key, ''),"
             "  NULLIF(s.author_key, ''), NULLIF(s.pub_year, 0), NULLIF(s.language, ''), NULLIF(s.material_type, ''),"
-            "  s.isbns, s.issns, s.oclc, s.ppn,"
-            "  to_tsvector('simple', coalesce(s.title, '') || ' ' || coalesce(s.author_key, '')),"
-            "  coalesce(n.work_id, l.label)"
-            " FROM import_rec r JOIN import_stage s ON s.ord = r.ord JOIN dd_label l ON l.record_id = r.id"
-            " LEFT JOIN dd_new n ON n.label = l.label"
-            " WHERE r.change = 'insert'",
+            "  s.isbns, s.issns, s.oclc, s.ppn"
+            " FROM import_rec r JOIN import_stage s ON s.ord = r.ord"
+            " WHERE r.change = 'insert' AND r.op = 'u' AND NOT r.born",
             lib);
-    if (c.updated > 0)
+    if (c.updated > 0 || c.duplicates > 0)
+        // Updates, and records created by this load whose later occurrence differs.
         tx.exec0(
-            "UPDATE bib_record b SET format = s.format, raw = s.raw, checksum = md5(s.raw),"
+            "UPDATE bib_record b SET format = s.format, raw = s.raw, checksum = s.checksum,"
             " title = NULLIF(s.title, ''), title_key = NULLIF(s.title_key, ''), author_key = NULLIF(s.author_key, ''),"
             " pub_year = NULLIF(s.pub_year, 0), language = NULLIF(s.language, ''),"
             " material_type = NULLIF(s.material_type, ''), isbns = s.isbns, issns = s.issns, oclc = s.oclc,"
-            " ppn = s.ppn, search = to_tsvector('simple', coalesce(s.title, '') || ' ' || coalesce(s.author_key, '')),"
-            " work_id = coalesce(n.work_id, l.label), version = r.version, deleted = false, updated_at = now()"
-            " FROM import_rec r JOIN import_stage s ON s.ord = r.ord JOIN dd_label l ON l.record_id = r.id"
-            " LEFT JOIN dd_new n ON n.label = l.label"
-            " WHERE r.change = 'update' AND b.id = r.id");
+            " ppn = s.ppn, version = r.version, deleted = false, updated_at = now()"
+            " FROM import_rec r JOIN import_stage s ON s.ord = r.ord"
+            " WHERE b.id = r.id AND (r.change = 'update' OR (r.born AND b.checksum <> s.checksum))");
     if (c.deleted > 0)
         tx.exec0(
             "UPDATE bib_record b SET deleted = true, version = r.version, updated_at = now()"
             " FROM import_rec r WHERE r.change = 'delete' AND b.id = r.id");
-    if (c.works_merged + c.records_moved > 0)
-        // Works left without any record: merged away, or their only record moved.
+
+    // Which work each record is in. A deleted record is in none.
+    if (c.inserted > 0)
         tx.exec0(
-            "DELETE FROM work w WHERE (w.id IN (SELECT from_work FROM dd_merge) OR w.id IN (SELECT from_work FROM dd_moved))"
-            " AND NOT EXISTS (SELECT 1 FROM bib_record b WHERE b.work_id = w.id)");
+            "INSERT INTO record_work (record_id, work_id) SELECT l.record_id, coalesce(n.work_id, l.label)"
+            " FROM dd_label l LEFT JOIN dd_new n ON n.label = l.label"
+            // dd_label holds inserts and updates only; without updates, no join.
+            + std::string(c.updated > 0 ? " WHERE l.record_id IN (SELECT id FROM import_rec WHERE change = 'insert')" : ""));
+    if (c.updated > 0)
+        tx.exec0(
+            "INSERT INTO record_work AS w (record_id, work_id) SELECT r.id, coalesce(n.work_id, l.label)"
+            " FROM import_rec r JOIN dd_label l ON l.record_id = r.id LEFT JOIN dd_new n ON n.label = l.label"
+            " WHERE r.change = 'update'"
+            " ON CONFLICT (record_id) DO UPDATE SET work_id = EXCLUDED.work_id WHERE w.work_id <> EXCLUDED.work_id");
+    if (c.deleted > 0)
+        tx.exec0("DELETE FROM record_work w USING import_rec r WHERE r.change = 'delete' AND w.record_id = r.id");
+    if (c.works_merged + c.records_moved + c.deleted > 0)
+        // Works left without any record: merged away, left by their only
+        // record, or whose records were all deleted.
+        tx.exec0(
+            "DELETE FROM work w WHERE (w.id IN (SELECT from_work FROM dd_merge) OR w.id IN (SELECT from_work FROM dd_moved)"
+            "  OR w.id IN (SELECT old_work FROM import_rec WHERE change = 'delete'))"
+            " AND NOT EXISTS (SELECT 1 FROM record_work r WHERE r.work_id = w.id)");
 
     // Copies. A record that lists its copies replaces them all; a deleted
     // record takes its copies with it.
     if (with_holdings > 0) {
         tx.exec0(
             "INSERT INTO import_hold_in"
-            " SELECT DISTINCT ON (h.barcode) r.id, h.barcode, NULLIF(h.branch, ''), NULLIF(h.shelfmark, ''), h.status,"
-            "  NULLIF(h.due_date, '')::date, NULLIF(h.changed_at, '')::timestamptz"
-            " FROM import_rec r JOIN import_stage s ON s.ord = r.ord"
-            " CROSS JOIN LATERAL jsonb_to_recordset(s.holdings::jsonb)"
-            "  AS h(barcode text, branch text, shelfmark text, status text, due_date text, changed_at text)"
+            " SELECT DISTINCT ON (h.barcode) r.id, h.barcode, h.branch, h.shelfmark, h.status, h.due_date, h.changed_at"
+            " FROM import_rec r JOIN import_hold_stage h ON h.ord = r.ord"
             " WHERE r.holdings ORDER BY h.barcode, r.ord DESC");
+        // Without statistics the planner takes a temp table for tiny and
+        // probes it row by row: quadratic on a large load.
+        if (with_holdings > 1000) tx.exec0("ANALYZE import_hold_in");
         // An update older than what is stored (by the library system's own
-        // clock) is ignored: the last writer wins per copy.
+        // clock) is ignored: the last writer wins per copy. Copies that
+        // exist are updated, the others inserted; no other writer of this
+        // library runs meanwhile (its lock), so the two steps cannot race.
         tx.exec_params0(
             "WITH up AS ("
-            " INSERT INTO holding AS h (record_id, library, branch, shelfmark, barcode, status, due_date,"
-            "  source_changed_at)"
-            " SELECT record_id, $1, branch, shelfmark, barcode, status, due_date, changed_at FROM import_hold_in"
-            " ON CONFLICT (library, barcode) DO UPDATE SET record_id = EXCLUDED.record_id, branch = EXCLUDED.branch,"
-            "  shelfmark = EXCLUDED.shelfmark, status = EXCLUDED.status, due_date = EXCLUDED.due_date,"
-            "  source_changed_at = coalesce(EXCLUDED.source_changed_at, h.source_changed_at),"
+            " UPDATE holding h SET record_id = i.record_id, branch = i.branch, shelfmark = i.shelfmark,"
+            "  status = i.status, due_date = i.due_date,"
+            "  source_changed_at = coalesce(i.changed_at, h.source_changed_at),"
             "  version = h.version + 1, updated_at = now()"
-            " WHERE (h.record_id, h.branch, h.shelfmark, h.status, h.due_date)"
-            "   IS DISTINCT FROM (EXCLUDED.record_id, EXCLUDED.branch, EXCLUDED.shelfmark, EXCLUDED.status,"
-            "   EXCLUDED.due_date)"
-            "  AND (EXCLUDED.source_changed_at IS NULL OR h.source_changed_at IS NULL"
-            "   OR EXCLUDED.source_changed_at >= h.source_changed_at)"
-            " RETURNING h.id, h.barcode, h.record_id, h.version, (h.xmax = 0) AS fresh)"
-            "INSERT INTO import_hchanged SELECT id, barcode, record_id, CASE WHEN fresh THEN 'insert' ELSE 'update' END,"
-            " version FROM up",
+            " FROM import_hold_in i WHERE h.library = $1 AND h.barcode = i.barcode"
+            "  AND (h.record_id, h.branch, h.shelfmark, h.status, h.due_date)"
+            "   IS DISTINCT FROM (i.record_id, i.branch, i.shelfmark, i.status, i.due_date)"
+            "  AND (i.changed_at IS NULL OR h.source_changed_at IS NULL OR i.changed_at >= h.source_changed_at)"
+            " RETURNING h.id, h.barcode, h.record_id, h.version)"
+            "INSERT INTO import_hchanged SELECT id, barcode, record_id, 'update', version FROM up",
+            lib);
+        tx.exec_params0(
+            "WITH ins AS ("
+            " INSERT INTO holding (record_id, library, branch, shelfmark, barcode, status, due_date, source_changed_at)"
+            " SELECT i.record_id, $1, i.branch, i.shelfmark, i.barcode, i.status, i.due_date, i.changed_at"
+            " FROM import_hold_in i"
+            " WHERE NOT EXISTS (SELECT 1 FROM holding h WHERE h.library = $1 AND h.barcode = i.barcode)"
+            " RETURNING id, barcode, record_id, version)"
+            "INSERT INTO import_hchanged SELECT id, barcode, record_id, 'insert', version FROM ins",
             lib);
     }
     if (with_holdings > 0 || c.deleted > 0)
         tx.exec_params0(
             "WITH gone AS ("
             " DELETE FROM holding h USING import_rec r"
-            " WHERE h.record_id = r.id AND h.library = $1"
+            // A record new to the catalogue had no copies to lose.
+            " WHERE h.record_id = r.id AND h.library = $1 AND r.change <> 'insert'"
             "  AND (r.change = 'delete'"
             "   OR (r.holdings AND NOT EXISTS (SELECT 1 FROM import_hold_in i WHERE i.barcode = h.barcode)))"
             " RETURNING h.id, h.barcode, h.record_id, h.version)"
@@ -260,20 +427,21 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, bool full) {
     c.holdings_deleted = hcounts[2].as<long long>();
 
     if (c.inserted + c.updated + c.deleted + c.holdings_inserted + c.holdings_updated + c.holdings_deleted > 0) {
-        // Taken last and held to commit: numbers are gap-free and in commit order.
-        long long last = tx.exec1("SELECT last_seq FROM change_counter FOR UPDATE")[0].as<long long>();
+        // Records in the order they came, then their copies. A copy's
+        // parent is always a record of this merge: its copies came with it,
+        // or went with it.
         long long n = tx.exec_params0(
-                            "INSERT INTO change_log (seq, entity, op, library, local_id, entity_id, version,"
-                            " record_local_id)"
-                            " SELECT $1 + row_number() OVER (ORDER BY grp, ord NULLS LAST, local_id), entity, op, $2,"
-                            "  local_id, id, version, parent FROM ("
-                            "  SELECT 0 AS grp, r.ord, 'record' AS entity, r.change AS op, r.local_id, r.id, r.version,"
-                            "   NULL::text AS parent FROM import_rec r WHERE r.change IN ('insert', 'update', 'delete')"
-                            "  UNION ALL"
-                            "  SELECT 1, NULL, 'holding', h.op, h.barcode, h.id, h.version, b.local_id"
-                            "   FROM import_hchanged h JOIN bib_record b ON b.id = h.record_id) x",
+                            "INSERT INTO change_log (seq, entity, op, library, local_id, entity_id, version)"
+                            " SELECT $1 + row_number() OVER (ORDER BY ord NULLS LAST, local_id), 'record', change, $2,"
+                            "  local_id, id, version FROM import_rec WHERE change IN ('insert', 'update', 'delete')",
                             last, lib)
                           .affected_rows();
+        n += tx.exec_params0(
+                   "INSERT INTO change_log (seq, entity, op, library, local_id, entity_id, version, record_local_id)"
+                   " SELECT $1 + row_number() OVER (), 'holding', h.op, $2, h.barcode, h.id, h.version, r.local_id"
+                   " FROM import_hchanged h JOIN import_rec r ON r.id = h.record_id",
+                   last + n, lib)
+                 .affected_rows();
         tx.exec_params0("UPDATE change_counter SET last_seq = $1", last + n);
         c.first_seq = last + 1;
         c.last_seq = last + n;

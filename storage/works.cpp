@@ -22,14 +22,14 @@ WorkChanges AssignWorks(pqxx::work& tx) {
     const long long keys = tx.exec1("SELECT count(*) FROM dd_key")[0].as<long long>();
     if (keys > 5000) tx.exec0("ANALYZE dd_key");
     // The changed records' old keys go; what is left in record_key belongs to
-    // other records, so one join finds the works they share a key with.
+    // other live records (a deleted record has no keys and no work), so one
+    // join finds the works they share a key with.
     tx.exec0("DELETE FROM record_key WHERE record_id IN (SELECT id FROM import_rec WHERE change IN ('update', 'delete'))");
     if (keys > 10000) tx.exec0("ANALYZE record_key");  // large loads: let the planner pick hash joins
     tx.exec0(
         "INSERT INTO dd_existing SELECT DISTINCT k.record_id, o.work_id FROM dd_key k"
         " JOIN record_key rk ON rk.khash = k.khash AND rk.key = k.key"
-        " JOIN bib_record o ON o.id = rk.record_id"
-        " WHERE NOT o.deleted AND o.work_id IS NOT NULL");
+        " JOIN record_work o ON o.record_id = rk.record_id");
     tx.exec0("INSERT INTO record_key (khash, key, record_id) SELECT khash, key, record_id FROM dd_key");
     // Only keys that two or more changed records share can join records of
     // this load, and two changed records that reach the same existing work
@@ -49,8 +49,8 @@ WorkChanges AssignWorks(pqxx::work& tx) {
     tx.exec_params0(
         "INSERT INTO dd_label SELECT r.id, coalesce(e.work_id,"
         " CASE WHEN r.old_work IS NOT NULL AND NOT EXISTS ("
-        "  SELECT 1 FROM bib_record o WHERE o.work_id = r.old_work AND o.id <> r.id AND NOT o.deleted"
-        "   AND NOT EXISTS (SELECT 1 FROM import_rec x WHERE x.id = o.id AND x.change IN ('update', 'delete')))"
+        "  SELECT 1 FROM record_work o WHERE o.work_id = r.old_work AND o.record_id <> r.id"
+        "   AND NOT EXISTS (SELECT 1 FROM import_rec x WHERE x.id = o.record_id AND x.change IN ('update', 'delete')))"
         " THEN r.old_work END, $1 + r.id) "
         "FROM import_rec r LEFT JOIN (SELECT record_id, min(work_id) AS work_id FROM dd_existing GROUP BY record_id) e"
         " ON e.record_id = r.id WHERE r.change IN ('insert', 'update')",
@@ -73,13 +73,14 @@ WorkChanges AssignWorks(pqxx::work& tx) {
     // New works for components that found none. Their records take the new
     // id through dd_new when they are written (merge.cpp joins it).
     tx.exec_params0(
-        "INSERT INTO dd_new SELECT label, nextval(pg_get_serial_sequence('work', 'id')) "
-        "FROM (SELECT DISTINCT label FROM dd_label WHERE label >= $1) s",
+        "INSERT INTO dd_new SELECT label, nextval(q) "
+        "FROM (SELECT DISTINCT label FROM dd_label WHERE label >= $1) s,"
+        " CAST(pg_get_serial_sequence('work', 'id') AS regclass) q",
         kNew);
     out.created = tx.exec0("INSERT INTO work (id) SELECT work_id FROM dd_new").affected_rows();
     out.merged = tx.exec1("SELECT count(DISTINCT from_work) FROM dd_merge")[0].as<long long>();
     if (out.merged > 0) {
-        tx.exec0("UPDATE bib_record b SET work_id = m.to_work FROM dd_merge m WHERE b.work_id = m.from_work");
+        tx.exec0("UPDATE record_work w SET work_id = m.to_work FROM dd_merge m WHERE w.work_id = m.from_work");
         tx.exec0("INSERT INTO work_event (kind, from_work, to_work) SELECT 'merge', from_work, to_work FROM dd_merge");
     }
     // Records that had a work and now belong to another one, other than by

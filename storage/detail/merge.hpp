@@ -4,9 +4,16 @@
 // harvesters): rows are staged into session-local scratch tables, then
 // Merge() applies them in a few set-based statements inside the caller's
 // transaction. Private to storage/.
+//
+// A bulk load knows more than an incremental write: it has read the
+// library's checksums first (catalogue_import.cpp), so it can send a record
+// it knows to be new straight into bib_record (AddNew) and an unchanged one
+// without its content (AddUnchanged). The content of a record is then written
+// once, which is what makes a load run close to the speed of COPY.
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <pqxx/pqxx>
 
@@ -14,23 +21,49 @@
 
 namespace iblsync::storage::detail {
 
-// Writes rows into the scratch table import_stage with COPY. Created by
-// BeginStage(); at most one open per transaction (COPY holds the session).
+// The checksum stored with a record: md5 of its canonical form, as hex.
+std::string RecordChecksum(const std::string& raw);
+
+// Collects rows in memory and writes them with COPY on Flush(): records
+// known to be new into bib_record, everything into the scratch tables
+// import_stage and import_hold_stage. Not thread-safe; one per transaction.
 class Stager {
 public:
-    explicit Stager(pqxx::work& tx);
+    Stager(pqxx::work& tx, std::string library);
     ~Stager();
-    void Upsert(long long ord, const protocols::CatalogueRecord& record);
-    void Delete(long long ord, const std::string& local_id);
-    void Complete();  // ends the COPY; required before Merge()
+
+    // A record the library does not have: written to bib_record as it is;
+    // Merge() only adds its work, copies and change_log row. The caller must
+    // be sure (under the library's lock); otherwise the unique key fails.
+    // `direct_copies` marks the copies whose barcodes the library does not
+    // have and no earlier record of the load had: they go straight into
+    // holding. The others are merged.
+    void AddNew(long long ord, protocols::CatalogueRecord record, std::string checksum,
+                std::vector<bool> direct_copies = {});
+    // A record that may or may not exist: merged by checksum.
+    void AddUpsert(long long ord, protocols::CatalogueRecord record, std::string checksum);
+    // A live record whose stored checksum equals `checksum`: staged without
+    // its content, for its copies and for `full`. Merge() checks the claim.
+    void AddUnchanged(long long ord, const protocols::CatalogueRecord& record, std::string checksum);
+    void AddDelete(long long ord, const std::string& local_id);
+
+    std::size_t PendingRecords() const;
+    std::size_t PendingBytes() const { return pending_bytes_; }
+    void Flush();  // required before Merge()
 
 private:
-    std::unique_ptr<pqxx::stream_to> stream_;
+    struct Row;
+    pqxx::work& tx_;
+    std::string library_;
+    std::vector<Row> rows_;
+    std::size_t new_rows_ = 0;
+    std::size_t direct_copies_ = 0;
+    std::size_t pending_bytes_ = 0;
 };
 
 // Creates the scratch tables once per session (temporary, emptied at every
-// commit) and returns a stager for this transaction.
-std::unique_ptr<Stager> BeginStage(pqxx::work& tx);
+// commit).
+void PrepareStage(pqxx::work& tx);
 
 struct MergeCounts {
     long long duplicates = 0;  // staged rows superseded by a later one with the same local id
@@ -41,10 +74,14 @@ struct MergeCounts {
 };
 
 // Applies what was staged to `library`. With `full`, the library's live
-// records that were not staged are deleted. Afterwards the scratch table
-// import_rec(ord, local_id, id, change, version, holdings_changes) says what
-// happened to each staged row, until the commit empties it.
-MergeCounts Merge(pqxx::work& tx, const std::string& library, bool full);
+// records that were not staged are deleted. Takes the catalogue-wide write
+// lock (the change_counter row) until the commit: works are shared between
+// libraries, so two merges must not assign them from the same snapshot.
+// Afterwards the scratch table import_rec(ord, local_id, id, change, version,
+// holdings, old_work) says what happened to each staged row, until the
+// commit empties it. `may_repeat` false: the caller knows that no local id
+// was staged twice.
+MergeCounts Merge(pqxx::work& tx, const std::string& library, bool full, bool may_repeat = true);
 
 struct WorkChanges {
     long long created = 0;
@@ -52,10 +89,11 @@ struct WorkChanges {
     long long moved = 0;   // records that left one work for another
 };
 
-// Part of Merge(): fills dd_label(record_id, label) with the work of every
-// record being inserted or updated, creating and merging works as needed,
-// and maintains record_key. Records sharing an ISBN, ISSN, OCLC number or
-// PPN, or title key + author key + year + material type, end up in one work.
+// Part of Merge(): fills dd_label(record_id, label) (and dd_new for new works)
+// with the work of every record being inserted or updated, creating and
+// merging works as needed, and maintains record_key. Records sharing an ISBN,
+// ISSN, OCLC number or PPN, or title key + author key + year + material type,
+// end up in one work.
 WorkChanges AssignWorks(pqxx::work& tx);
 
 }  // namespace iblsync::storage::detail

@@ -277,7 +277,7 @@ int RunImport(const ImportArgs& a) {
                     ++warnings;
                     rejects << path << '\t' << raw.offset << '\t' << index << "\twarning (record kept): " << w << '\n';
                 }
-                load.Add(described.value());
+                load.Add(std::move(described).value());
                 ++parsed;
                 progress.Update(parsed, bytes_before + buf.FileOffset());
             }

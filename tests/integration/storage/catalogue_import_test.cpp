@@ -193,7 +193,7 @@ TEST_F(CatalogueImportTest, KillNineDuringALoadLeavesNothingAndARerunMatchesACle
     }
     // Kill while the COPY is running.
     ASSERT_TRUE(WaitFor([&] {
-        return Count(fmt::format("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %import_stage%' "
+        return Count(fmt::format("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY bib_record%' "
                                  "AND state = 'active'")) > 0;
     }, 60s));
     std::this_thread::sleep_for(200ms);
@@ -202,7 +202,7 @@ TEST_F(CatalogueImportTest, KillNineDuringALoadLeavesNothingAndARerunMatchesACle
     waitpid(pid, &status, 0);
     ASSERT_TRUE(WIFSIGNALED(status)) << "the load finished before it could be killed";
     // PostgreSQL rolls the transaction back when the client's connection drops.
-    ASSERT_TRUE(WaitFor([&] { return Count("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %import_stage%'") == 0; }, 30s));
+    ASSERT_TRUE(WaitFor([&] { return Count("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %'") == 0; }, 30s));
     EXPECT_EQ(State(), before);
     EXPECT_EQ(Count("SELECT count(*) FROM change_log"), 101);
 
@@ -255,7 +255,8 @@ TEST_F(CatalogueImportTest, DeduplicationOnHandJudgedPairs) {
         for (std::string c; std::getline(cells, c, '\t');) col.push_back(c);
         ASSERT_GE(col.size(), 8u) << line;
         auto work = [&](const std::string& lib, const std::string& id) {
-            return schema_.Query1(fmt::format("SELECT work_id FROM bib_record WHERE library = '{}' AND local_id = '{}'", lib, id));
+            return schema_.Query1(fmt::format("SELECT w.work_id FROM bib_record b JOIN record_work w ON w.record_id = b.id"
+                                              " WHERE b.library = '{}' AND b.local_id = '{}'", lib, id));
         };
         std::string a = work(col[0], col[2]), b = work(col[3], col[5]);
         ASSERT_FALSE(a.empty() || b.empty()) << "record not loaded: " << line;
@@ -272,7 +273,7 @@ TEST_F(CatalogueImportTest, DeduplicationOnHandJudgedPairs) {
                              tp + fp + fn + tn, precision, recall, tp, fp, fn, tn);
     EXPECT_EQ(fp, 0) << "records judged different were put in one work";
     EXPECT_GE(recall, 0.75);
-    EXPECT_EQ(Count("SELECT count(*) FROM work w WHERE NOT EXISTS (SELECT 1 FROM bib_record b WHERE b.work_id = w.id)"), 0);
+    EXPECT_EQ(Count("SELECT count(*) FROM work w WHERE NOT EXISTS (SELECT 1 FROM record_work r WHERE r.work_id = w.id)"), 0);
 }
 
 TEST_F(CatalogueImportTest, ARecordThatChangesItsIsbnMovesAndSharedIsbnsMergeWorks) {
@@ -292,7 +293,8 @@ TEST_F(CatalogueImportTest, ARecordThatChangesItsIsbnMovesAndSharedIsbnsMergeWor
     // Two works: {a1, b1} share ISBN X; c1 has ISBN Y.
     ASSERT_EQ(Import("NL-0001", {write("1.xml", {record("a1", "0-306-40615-2", "One"), record("c1", "90-274-3964-8", "Two")})}).exit_code, 0);
     ASSERT_EQ(Import("NL-0002", {write("2.xml", {record("b1", "0-306-40615-2", "One again")})}).exit_code, 0);
-    auto work_of = [&](const std::string& id) { return schema_.Query1("SELECT work_id FROM bib_record WHERE local_id = '" + id + "'"); };
+    auto work_of = [&](const std::string& id) { return schema_.Query1("SELECT w.work_id FROM bib_record b JOIN record_work w ON w.record_id = b.id"
+                              " WHERE b.local_id = '" + id + "'"); };
     EXPECT_EQ(work_of("a1"), work_of("b1"));
     EXPECT_NE(work_of("a1"), work_of("c1"));
     // a1 is re-catalogued with ISBN Y: it moves to c1's work; b1 stays.
@@ -310,7 +312,7 @@ TEST_F(CatalogueImportTest, ARecordThatChangesItsIsbnMovesAndSharedIsbnsMergeWor
         "<datafield tag=\"245\" ind1=\"0\" ind2=\"0\"><subfield code=\"a\">One again</subfield></datafield></record>");
     auto merged = Import("NL-0002", {write("4.xml", {both})});
     EXPECT_EQ(work_of("b1"), work_of("c1"));
-    EXPECT_EQ(Count("SELECT count(DISTINCT work_id) FROM bib_record"), 1);
+    EXPECT_EQ(Count("SELECT count(DISTINCT work_id) FROM record_work"), 1);
     EXPECT_EQ(Count("SELECT count(*) FROM work"), 1);  // the emptied work is gone
     EXPECT_GE(Count("SELECT count(*) FROM work_event WHERE kind IN ('merge', 'move')"), 2);
 }

@@ -238,13 +238,13 @@ TEST_F(CatalogueWriterTest, JsonAndMarcRecordsOfOneEditionShareAWorkAndARecordTh
     storage::Database db(schema_.conninfo(), 1);
     auto j = storage::ApplyRecordChanges(db, "NL-0002", {RecordChange::Upsert(FromJson(R"({"id":"j1","title":"Other title","isbn":["9780306406157"]})"))});
     ASSERT_EQ(j.records[0].outcome, RecordOutcome::kInserted);
-    const std::string shared = schema_.Query1("SELECT work_id FROM bib_record WHERE local_id = 'm1'");
+    const std::string shared = schema_.Query1("SELECT w.work_id FROM bib_record b JOIN record_work w ON w.record_id = b.id WHERE b.local_id = 'm1'");
     EXPECT_EQ(std::to_string(j.records[0].work_id), shared);
     // j1 was catalogued with the wrong ISBN; the fix takes it out of the work.
     auto fixed = storage::ApplyRecordChanges(db, "NL-0002", {RecordChange::Upsert(FromJson(R"({"id":"j1","title":"Other title","isbn":["9789027439642"]})"))});
     EXPECT_EQ(fixed.records[0].outcome, RecordOutcome::kUpdated);
     EXPECT_NE(std::to_string(fixed.records[0].work_id), shared);
-    EXPECT_EQ(schema_.Query1("SELECT work_id FROM bib_record WHERE local_id = 'm1'"), shared);
+    EXPECT_EQ(schema_.Query1("SELECT w.work_id FROM bib_record b JOIN record_work w ON w.record_id = b.id WHERE b.local_id = 'm1'"), shared);
     EXPECT_EQ(fixed.summary.records_moved, 1);
     EXPECT_EQ(fixed.summary.works_created, 1);
     EXPECT_EQ(Count(fmt::format("SELECT count(*) FROM work_event WHERE kind = 'move' AND from_work = {}", shared)), 1);
