@@ -1,7 +1,8 @@
 #pragma once
 // A bibliographic record as the catalogue stores it: the record as sent, in
-// canonical form (MARCXML, or iblsync JSON), the normalised fields that
-// search and deduplication use, and the copies it carries, if any.
+// canonical form (ISO 2709 in UTF-8, MARCXML for a record too long for
+// ISO 2709, or iblsync JSON), the normalised fields that search and
+// deduplication use, and the copies it carries, if any.
 
 #include <string>
 #include <vector>
@@ -15,8 +16,8 @@ namespace iblsync::protocols {
 
 struct CatalogueRecord {
     std::string local_id;  // the source library's own id (001)
-    std::string format = "marcxml";  // what `raw` is: "marcxml" or "json"
-    std::string raw;                 // canonical <record> element, or canonical JSON; UTF-8
+    std::string format = "iso2709";  // what `raw` is: "iso2709", "marcxml" or "json"
+    std::string raw;                 // canonical ISO 2709 or <record> element, or canonical JSON; UTF-8
     std::string title;     // 245 $a $b $n $p, for display
     std::string title_key;
     std::string author_key;
@@ -49,6 +50,10 @@ std::vector<std::string> MatchKeys(const CatalogueRecord& record);
 // mapping leaves holdings_given false). Warnings about copies are added.
 Result<CatalogueRecord> DescribeRecord(const marc::Record& record, const HoldingsMapping& mapping,
                                        std::string_view library);
+
+// The MARC record stored as `raw` in `format` ("iso2709" or "marcxml"), to
+// be served as MARCXML, Dublin Core or anything else.
+Result<marc::Record> StoredMarc(std::string_view format, std::string_view raw);
 
 // A JSON record: described through its MARC crosswalk, stored as its
 // canonical JSON, with the material type it states.

@@ -10,11 +10,16 @@
 #include <mutex>
 #include <thread>
 
+#include <openssl/evp.h>
+
+#include <cstring>
+
 #include <pqxx/pqxx>
 
 #include <fmt/format.h>
 
 #include "storage/detail/errors.hpp"
+#include "storage/detail/copy_writer.hpp"
 #include "storage/detail/merge.hpp"
 #include "storage/errors.hpp"
 
@@ -156,6 +161,87 @@ private:
     std::size_t used_ = 0;
 };
 
+// Groups the records of a load that share a match key, as they arrive
+// (union-find over a 128-bit hash of each key: md5, so two different keys
+// would have to collide in md5 to join two records wrongly). The server then
+// needs no label spreading within the load. A record's group is the smallest
+// ord in it; groups that merge after some of their records were staged are
+// reported by Remap().
+class KeyGroups {
+public:
+    // The group of `ord` after joining it with every earlier record that
+    // shares one of `keys`.
+    long long Add(long long ord, const std::vector<std::string>& keys) {
+        while (static_cast<long long>(parent_.size()) <= ord) parent_.push_back(static_cast<long long>(parent_.size()));
+        for (const auto& key : keys) {
+            Slot probe = Hash(key);
+            probe.ord = ord;
+            if ((used_ + 1) * 2 > slots_.size()) Grow();
+            const std::size_t mask = slots_.size() - 1;
+            std::size_t i = probe.a & mask;
+            while (slots_[i].ord >= 0 && (slots_[i].a != probe.a || slots_[i].b != probe.b)) i = (i + 1) & mask;
+            if (slots_[i].ord < 0) {
+                slots_[i] = probe;
+                ++used_;
+            } else {
+                Union(slots_[i].ord, ord);
+            }
+        }
+        return Find(ord);
+    }
+    // (group as staged, group now) for every group that joined another.
+    std::vector<std::pair<long long, long long>> Remap() {
+        std::vector<std::pair<long long, long long>> out;
+        for (long long g : absorbed_) out.emplace_back(g, Find(g));
+        return out;
+    }
+
+private:
+    struct Slot {
+        std::uint64_t a = 0, b = 0;
+        long long ord = -1;  // -1: empty
+    };
+    static Slot Hash(const std::string& key) {
+        unsigned char d[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+        EVP_Digest(key.data(), key.size(), d, &n, EVP_md5(), nullptr);
+        Slot s;
+        std::memcpy(&s.a, d, 8);
+        std::memcpy(&s.b, d + 8, 8);
+        return s;
+    }
+    long long Find(long long x) {
+        while (parent_[x] != x) {
+            parent_[x] = parent_[parent_[x]];
+            x = parent_[x];
+        }
+        return x;
+    }
+    void Union(long long x, long long y) {
+        x = Find(x);
+        y = Find(y);
+        if (x == y) return;
+        if (y < x) std::swap(x, y);
+        parent_[y] = x;
+        absorbed_.push_back(y);
+    }
+    void Grow() {
+        std::vector<Slot> old = std::move(slots_);
+        slots_.assign(old.empty() ? 4096 : old.size() * 2, Slot{});
+        const std::size_t mask = slots_.size() - 1;
+        for (const auto& s : old) {
+            if (s.ord < 0) continue;
+            std::size_t i = s.a & mask;
+            while (slots_[i].ord >= 0) i = (i + 1) & mask;
+            slots_[i] = s;
+        }
+    }
+    std::vector<Slot> slots_;
+    std::size_t used_ = 0;
+    std::vector<long long> parent_;
+    std::vector<long long> absorbed_;
+};
+
 }  // namespace
 
 struct CatalogueImport::Impl {
@@ -165,6 +251,7 @@ struct CatalogueImport::Impl {
     StoredChecksums stored;
     SeenIds seen;
     SeenIds barcodes;  // the library's, then also those of this load
+    KeyGroups groups;
     bool repeats = false;  // some local id may occur twice
     long long received = 0;
     std::unique_ptr<detail::Stager> filling;
@@ -296,8 +383,9 @@ void CatalogueImport::Add(protocols::CatalogueRecord r) {
         };
         if (!im.seen.Insert(h)) {
             note_barcodes();
-            im.repeats = true;
-            im.filling->AddUpsert(ord, std::move(r), std::move(checksum));
+            im.repeats = true;  // the merge will not trust the groups
+            const long long group = im.groups.Add(ord, r.match_keys);
+            im.filling->AddUpsert(ord, std::move(r), std::move(checksum), group);
         } else {
             switch (im.stored.Classify(h, checksum)) {
                 case StoredChecksums::Verdict::kNew: {
@@ -306,7 +394,8 @@ void CatalogueImport::Add(protocols::CatalogueRecord r) {
                         direct.reserve(r.holdings.size());
                         for (const auto& h : r.holdings) direct.push_back(im.barcodes.Insert(IdHash(h.barcode)));
                     }
-                    im.filling->AddNew(ord, std::move(r), std::move(checksum), std::move(direct));
+                    const long long group = im.groups.Add(ord, r.match_keys);
+                    im.filling->AddNew(ord, std::move(r), std::move(checksum), std::move(direct), group);
                     break;
                 }
                 case StoredChecksums::Verdict::kUnchanged:
@@ -315,7 +404,8 @@ void CatalogueImport::Add(protocols::CatalogueRecord r) {
                     break;
                 case StoredChecksums::Verdict::kOther:
                     note_barcodes();
-                    im.filling->AddUpsert(ord, std::move(r), std::move(checksum));
+                    const long long group = im.groups.Add(ord, r.match_keys);
+                    im.filling->AddUpsert(ord, std::move(r), std::move(checksum), group);
                     break;
             }
         }
@@ -328,7 +418,17 @@ void CatalogueImport::Add(protocols::CatalogueRecord r) {
 ImportSummary CatalogueImport::Finish() {
     return Translated([&] {
         impl_->Drain();
-        auto m = detail::Merge(impl_->tx, impl_->options.library, impl_->options.full, impl_->repeats);
+        auto remap = impl_->groups.Remap();
+        if (!remap.empty()) {
+            detail::CopyWriter w(impl_->tx, "import_grp_remap", {"grp", "root"});
+            for (const auto& [group, root] : remap) w.Int(group).Int(root).EndLine();
+            w.Complete();
+        }
+        detail::MergeOptions merge;
+        merge.full = impl_->options.full;
+        merge.may_repeat = impl_->repeats;
+        merge.grouped = !impl_->repeats;
+        auto m = detail::Merge(impl_->tx, impl_->options.library, merge);
         impl_->tx.commit();
         ImportSummary s;
         s.received = impl_->received;

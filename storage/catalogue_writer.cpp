@@ -28,7 +28,7 @@ BatchResult Apply(pqxx::connection& conn, const std::string& lib, const std::vec
         else stage.AddDelete(static_cast<long long>(i), c.record.local_id);
     }
     stage.Flush();
-    auto m = detail::Merge(tx, lib, false);
+    auto m = detail::Merge(tx, lib, {});
 
     BatchResult out;
     out.records.resize(changes.size());

@@ -23,15 +23,17 @@ constexpr const char* kScratchTables[] = {
     " raw text COMPRESSION lz4 NOT NULL, checksum text NOT NULL,"
     " title text, title_key text, author_key text, pub_year integer, language text, material_type text,"
     " isbns text[], issns text[], oclc text[], ppn text[], keys text[],"
-    " holdings boolean NOT NULL, born boolean NOT NULL DEFAULT false)"  // holdings: the record lists all its copies
+    // holdings: the record lists all its copies. grp: MergeOptions::grouped.
+    " holdings boolean NOT NULL, grp bigint, born boolean NOT NULL DEFAULT false)"
     " ON COMMIT DELETE ROWS",
+    "CREATE TEMP TABLE import_grp_remap (grp bigint PRIMARY KEY, root bigint NOT NULL) ON COMMIT DELETE ROWS",
     "CREATE TEMP TABLE import_hold_stage (ord bigint NOT NULL, barcode text NOT NULL, branch text, shelfmark text,"
     " status text NOT NULL, due_date date, changed_at timestamptz) ON COMMIT DELETE ROWS",
     // One row per staged record (and, with `full`, per record deleted for
     // being absent): change is insert, update, delete, none, absent or stale.
     "CREATE TEMP TABLE import_rec ("
     " ord bigint, local_id text NOT NULL, id bigint, change text NOT NULL, version integer,"
-    " holdings boolean NOT NULL, old_work bigint, op \"char\", born boolean) ON COMMIT DELETE ROWS",
+    " holdings boolean NOT NULL, old_work bigint, op \"char\", born boolean, grp bigint) ON COMMIT DELETE ROWS",
     "CREATE INDEX import_rec_ord ON import_rec (ord)",
     "CREATE INDEX import_rec_id ON import_rec (id)",
     "CREATE TEMP TABLE import_dup (local_id text, keep bigint, born boolean) ON COMMIT DELETE ROWS",
@@ -60,7 +62,7 @@ const std::vector<std::string> kBibColumns{"id",        "library",    "local_id"
 const std::vector<std::string> kStageColumns{"ord",        "op",          "local_id", "id",       "format",
                                              "raw",        "checksum",    "title",    "title_key", "author_key",
                                              "pub_year",   "language",    "material_type", "isbns", "issns",
-                                             "oclc",       "ppn",         "keys",     "holdings"};
+                                             "oclc",       "ppn",         "keys",     "holdings", "grp"};
 const std::vector<std::string> kHoldingColumns{"id",     "record_id", "library",  "branch",           "shelfmark",
                                               "barcode", "status",   "due_date", "source_changed_at"};
 const std::vector<std::string> kChangedColumns{"id", "barcode", "record_id", "op", "version"};
@@ -89,6 +91,7 @@ struct Stager::Row {
     protocols::CatalogueRecord record;
     std::string checksum;
     std::vector<bool> direct;  // per copy of a new record: written straight into holding
+    long long group = -1;
 };
 
 Stager::Stager(pqxx::work& tx, std::string library) : tx_(tx), library_(std::move(library)) {}
@@ -97,17 +100,17 @@ Stager::~Stager() = default;
 std::size_t Stager::PendingRecords() const { return rows_.size(); }
 
 void Stager::AddNew(long long ord, protocols::CatalogueRecord record, std::string checksum,
-                    std::vector<bool> direct_copies) {
+                    std::vector<bool> direct_copies, long long group) {
     pending_bytes_ += record.raw.size() + 256;
     ++new_rows_;
     for (bool d : direct_copies) direct_copies_ += d;
     direct_copies.resize(record.holdings.size(), false);
-    rows_.push_back({ord, 'n', std::move(record), std::move(checksum), std::move(direct_copies)});
+    rows_.push_back({ord, 'n', std::move(record), std::move(checksum), std::move(direct_copies), group});
 }
 
-void Stager::AddUpsert(long long ord, protocols::CatalogueRecord record, std::string checksum) {
+void Stager::AddUpsert(long long ord, protocols::CatalogueRecord record, std::string checksum, long long group) {
     pending_bytes_ += record.raw.size() + 256;
-    rows_.push_back({ord, 'u', std::move(record), std::move(checksum), {}});
+    rows_.push_back({ord, 'u', std::move(record), std::move(checksum), {}, group});
 }
 
 void Stager::AddUnchanged(long long ord, const protocols::CatalogueRecord& record, std::string checksum) {
@@ -117,14 +120,14 @@ void Stager::AddUnchanged(long long ord, const protocols::CatalogueRecord& recor
     slim.holdings_given = record.holdings_given;
     slim.holdings = record.holdings;
     pending_bytes_ += 256;
-    rows_.push_back({ord, 'k', std::move(slim), std::move(checksum), {}});
+    rows_.push_back({ord, 'k', std::move(slim), std::move(checksum), {}, -1});
 }
 
 void Stager::AddDelete(long long ord, const std::string& local_id) {
     protocols::CatalogueRecord r;
     r.local_id = local_id;
     pending_bytes_ += 64;
-    rows_.push_back({ord, 'd', std::move(r), std::string(), {}});
+    rows_.push_back({ord, 'd', std::move(r), std::string(), {}, -1});
 }
 
 void Stager::Flush() {
@@ -173,7 +176,10 @@ void Stager::Flush() {
             }
             stage.TextArray(row.op == 'u' || row.op == 'n' ? r.match_keys : kNone);
             const bool holdings = r.holdings_given && row.op != 'd';
-            stage.Bool(holdings).EndLine();
+            stage.Bool(holdings);
+            if (row.group >= 0) stage.Int(row.group);
+            else stage.Null();
+            stage.EndLine();
             if (holdings) staged_copies += r.holdings.size() - static_cast<std::size_t>(std::count(row.direct.begin(), row.direct.end(), true));
         }
         stage.Complete();
@@ -241,8 +247,9 @@ void PrepareStage(pqxx::work& tx) {
         for (const char* sql : kScratchTables) tx.exec0(sql);
 }
 
-MergeCounts Merge(pqxx::work& tx, const std::string& lib, bool full, bool may_repeat) {
+MergeCounts Merge(pqxx::work& tx, const std::string& lib, const MergeOptions& options) {
     MergeCounts c;
+    const bool full = options.full;
     // The catalogue-wide write lock, held to the commit. Works are shared by
     // all libraries: without it, two loads would each create a work for the
     // same ISBN from snapshots that cannot see each other. It also hands out
@@ -252,7 +259,7 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, bool full, bool may_re
     if (staged > 5000) tx.exec0("ANALYZE import_stage (ord, op, local_id)");
     // The last occurrence of a local id counts. If an earlier one was
     // written as new, the kept one is 'born': still an insert, of its content.
-    if (may_repeat &&
+    if (options.may_repeat &&
         tx.exec0("INSERT INTO import_dup SELECT local_id, max(ord), bool_or(op = 'n') FROM import_stage"
                  " GROUP BY local_id HAVING count(*) > 1")
                 .affected_rows() > 0) {
@@ -268,17 +275,19 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, bool full, bool may_re
     // new here get their id now, so that their work is known before the row
     // is written (written once, not twice).
     tx.exec0(
-        "INSERT INTO import_rec (ord, local_id, id, change, version, holdings, old_work, op, born)"
-        " SELECT ord, local_id, id, 'insert', 1, holdings, NULL, op, false FROM import_stage WHERE op = 'n'");
+        "INSERT INTO import_rec (ord, local_id, id, change, version, holdings, old_work, op, born, grp)"
+        " SELECT s.ord, s.local_id, s.id, 'insert', 1, s.holdings, NULL, s.op, false, coalesce(m.root, s.grp)"
+        " FROM import_stage s LEFT JOIN import_grp_remap m ON m.grp = s.grp WHERE s.op = 'n'");
     tx.exec_params0(
-        "INSERT INTO import_rec (ord, local_id, id, change, version, holdings, old_work, op, born)"
+        "INSERT INTO import_rec (ord, local_id, id, change, version, holdings, old_work, op, born, grp)"
         " SELECT s.ord, s.local_id,"
         "  CASE WHEN b.id IS NOT NULL THEN b.id WHEN s.op = 'u' THEN nextval($2::regclass) END,"
         "  ch.change,"
         "  CASE WHEN ch.change = 'insert' THEN 1 WHEN ch.change IN ('update', 'delete') THEN b.version + 1"
         "   ELSE b.version END,"
-        "  s.op <> 'd' AND s.holdings, w.work_id, s.op, s.born"
+        "  s.op <> 'd' AND s.holdings, w.work_id, s.op, s.born, coalesce(m.root, s.grp)"
         " FROM import_stage s LEFT JOIN bib_record b ON b.library = $1 AND b.local_id = s.local_id"
+        " LEFT JOIN import_grp_remap m ON m.grp = s.grp"
         " LEFT JOIN record_work w ON w.record_id = b.id"
         " CROSS JOIN LATERAL (SELECT CASE"
         "  WHEN s.op = 'd' THEN CASE WHEN b.id IS NOT NULL AND NOT b.deleted THEN 'delete' ELSE 'absent' END"
@@ -317,7 +326,7 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, bool full, bool may_re
     const long long inserted_from_stage = counts[7].as<long long>();
 
     if (c.inserted + c.updated + c.deleted > 0) {
-        auto works = AssignWorks(tx);
+        auto works = AssignWorks(tx, options.grouped);
         c.works_created = works.created;
         c.works_merged = works.merged;
         c.records_moved = works.moved;

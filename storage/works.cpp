@@ -10,7 +10,7 @@ constexpr long long kNew = 1'000'000'000'000'000LL;
 
 }  // namespace
 
-WorkChanges AssignWorks(pqxx::work& tx) {
+WorkChanges AssignWorks(pqxx::work& tx, bool grouped) {
     WorkChanges out;
     // The match keys of every record being inserted or updated, as the
     // loader computed them (protocols::MatchKeys). The rows are written after
@@ -32,11 +32,13 @@ WorkChanges AssignWorks(pqxx::work& tx) {
         " JOIN record_work o ON o.record_id = rk.record_id");
     tx.exec0("INSERT INTO record_key (khash, key, record_id) SELECT khash, key, record_id FROM dd_key");
     // Only keys that two or more changed records share can join records of
-    // this load, and two changed records that reach the same existing work
-    // belong together even if they share no key: the work is a key too.
-    tx.exec0(
-        "INSERT INTO dd_link SELECT record_id, khash, key FROM dd_key"
-        " WHERE khash IN (SELECT khash FROM dd_key GROUP BY khash HAVING count(*) > 1)");
+    // this load (a grouping loader has joined those already), and two
+    // changed records that reach the same existing work belong together even
+    // if they share no key: the work is a key too.
+    if (!grouped)
+        tx.exec0(
+            "INSERT INTO dd_link SELECT record_id, khash, key FROM dd_key"
+            " WHERE khash IN (SELECT khash FROM dd_key GROUP BY khash HAVING count(*) > 1)");
     tx.exec0(
         "INSERT INTO dd_link SELECT record_id, -work_id, 'work:' || work_id FROM dd_existing"
         " WHERE work_id IN (SELECT work_id FROM dd_existing GROUP BY work_id HAVING count(*) > 1)");
@@ -56,15 +58,29 @@ WorkChanges AssignWorks(pqxx::work& tx) {
         " ON e.record_id = r.id WHERE r.change IN ('insert', 'update')",
         kNew);
     if (keys > 5000) tx.exec0("ANALYZE dd_label");
-    // Spread the smallest label over records that share a key, until stable.
-    for (int round = 0; links > 0 && round < 100; ++round) {
-        auto r = tx.exec0(
-            "WITH m AS ("
-            " SELECT k1.record_id, min(l.label) AS label FROM dd_link k1"
-            " JOIN dd_link k2 ON k2.khash = k1.khash AND k2.key = k1.key AND k2.record_id <> k1.record_id"
-            " JOIN dd_label l ON l.record_id = k2.record_id GROUP BY k1.record_id) "
-            "UPDATE dd_label d SET label = m.label FROM m WHERE m.record_id = d.record_id AND m.label < d.label");
-        if (r.affected_rows() == 0) break;
+    // Spread the smallest label over records that share a key (or a group,
+    // which stands for the keys its records share), until stable. Each round
+    // takes labels at least one step further, so this ends.
+    for (;;) {
+        long long changed = 0;
+        if (grouped)
+            changed += tx.exec0(
+                             "UPDATE dd_label d SET label = g.label FROM import_rec r, ("
+                             " SELECT r2.grp, min(l2.label) AS label FROM dd_label l2"
+                             " JOIN import_rec r2 ON r2.id = l2.record_id WHERE r2.grp IS NOT NULL"
+                             " GROUP BY r2.grp HAVING count(*) > 1) g"
+                             " WHERE r.id = d.record_id AND r.grp = g.grp AND d.label > g.label")
+                           .affected_rows();
+        if (links > 0)
+            changed += tx.exec0(
+                             "WITH m AS ("
+                             " SELECT k1.record_id, min(l.label) AS label FROM dd_link k1"
+                             " JOIN dd_link k2 ON k2.khash = k1.khash AND k2.key = k1.key AND k2.record_id <> k1.record_id"
+                             " JOIN dd_label l ON l.record_id = k2.record_id GROUP BY k1.record_id) "
+                             "UPDATE dd_label d SET label = m.label FROM m WHERE m.record_id = d.record_id AND m.label < d.label")
+                           .affected_rows();
+        // Without links, one pass over the groups is the whole answer.
+        if (changed == 0 || links == 0) break;
     }
     // Works that a component reached through other records merge into its label.
     tx.exec0(

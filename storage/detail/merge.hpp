@@ -39,9 +39,10 @@ public:
     // have and no earlier record of the load had: they go straight into
     // holding. The others are merged.
     void AddNew(long long ord, protocols::CatalogueRecord record, std::string checksum,
-                std::vector<bool> direct_copies = {});
+                std::vector<bool> direct_copies = {}, long long group = -1);
     // A record that may or may not exist: merged by checksum.
-    void AddUpsert(long long ord, protocols::CatalogueRecord record, std::string checksum);
+    // `group`: see MergeOptions::grouped; -1 when not grouped.
+    void AddUpsert(long long ord, protocols::CatalogueRecord record, std::string checksum, long long group = -1);
     // A live record whose stored checksum equals `checksum`: staged without
     // its content, for its copies and for `full`. Merge() checks the claim.
     void AddUnchanged(long long ord, const protocols::CatalogueRecord& record, std::string checksum);
@@ -73,15 +74,22 @@ struct MergeCounts {
     long long first_seq = 0, last_seq = 0;  // change_log range written; 0 if none
 };
 
-// Applies what was staged to `library`. With `full`, the library's live
-// records that were not staged are deleted. Takes the catalogue-wide write
-// lock (the change_counter row) until the commit: works are shared between
+struct MergeOptions {
+    bool full = false;        // the library's live records that were not staged are deleted
+    bool may_repeat = true;   // false: the caller knows no local id was staged twice
+    // The caller grouped the records it staged with content by shared match
+    // keys (import_stage.grp, with import_grp_remap for groups it joined
+    // after staging them), so works need no label spreading within the load.
+    bool grouped = false;
+};
+
+// Applies what was staged to `library`. Takes the catalogue-wide write lock
+// (the change_counter row) until the commit: works are shared between
 // libraries, so two merges must not assign them from the same snapshot.
 // Afterwards the scratch table import_rec(ord, local_id, id, change, version,
-// holdings, old_work) says what happened to each staged row, until the
-// commit empties it. `may_repeat` false: the caller knows that no local id
-// was staged twice.
-MergeCounts Merge(pqxx::work& tx, const std::string& library, bool full, bool may_repeat = true);
+// holdings, old_work, ...) says what happened to each staged row, until the
+// commit empties it.
+MergeCounts Merge(pqxx::work& tx, const std::string& library, const MergeOptions& options);
 
 struct WorkChanges {
     long long created = 0;
@@ -94,6 +102,7 @@ struct WorkChanges {
 // merging works as needed, and maintains record_key. Records sharing an ISBN,
 // ISSN, OCLC number or PPN, or title key + author key + year + material type,
 // end up in one work.
-WorkChanges AssignWorks(pqxx::work& tx);
+// `grouped`: see MergeOptions.
+WorkChanges AssignWorks(pqxx::work& tx, bool grouped);
 
 }  // namespace iblsync::storage::detail

@@ -43,3 +43,9 @@ CREATE TRIGGER library_permanent_delete BEFORE DELETE ON library
 CREATE TRIGGER library_permanent_isil BEFORE UPDATE OF isil ON library
     FOR EACH ROW WHEN (OLD.isil IS DISTINCT FROM NEW.isil) EXECUTE FUNCTION library_is_permanent();
 ALTER TABLE bib_record DROP CONSTRAINT bib_record_library_fkey;
+
+-- MARC records are stored as ISO 2709 in UTF-8 (a third of their MARCXML
+-- size); only those too long for ISO 2709 stay MARCXML. Existing rows keep
+-- their format until they next change.
+ALTER TABLE bib_record DROP CONSTRAINT bib_record_format_check;
+ALTER TABLE bib_record ADD CONSTRAINT bib_record_format_check CHECK (format IN ('iso2709', 'marcxml', 'json'));

@@ -25,7 +25,28 @@ TEST(DescribeRecord, CollectsTheCatalogueFields) {
     EXPECT_EQ(d->title_key, "achterhuis");
     EXPECT_EQ(d->isbns, (std::vector<std::string>{"9789027439642"}));
     ASSERT_EQ(d->warnings.size(), 1u);  // the second ISBN has a wrong check digit; the record is kept
+    // Stored as ISO 2709, from which the record comes back as it was.
+    EXPECT_EQ(d->format, "iso2709");
+    auto stored = StoredMarc(d->format, d->raw);
+    ASSERT_TRUE(stored.ok()) << stored.error();
+    // Only the leader's lengths (00-04, 12-16) are computed anew.
+    EXPECT_EQ(stored->leader.substr(5, 7), Minimal().leader.substr(5, 7));
+    EXPECT_EQ(stored->leader.substr(17), Minimal().leader.substr(17));
+    stored.value().leader = Minimal().leader;
+    EXPECT_EQ(marc::WriteMarcXmlRecord(stored.value()).value(), marc::WriteMarcXmlRecord(Minimal()).value());
+}
+
+TEST(DescribeRecord, ARecordTooLongForIso2709IsStoredAsMarcXml) {
+    auto r = Minimal();
+    for (int i = 0; i < 30; ++i) r.fields.push_back({"500", ' ', ' ', "", {{'a', std::string(4000, 'x')}}});
+    auto d = DescribeRecord(r);
+    ASSERT_TRUE(d.ok()) << d.error();
+    EXPECT_EQ(d->format, "marcxml");
     EXPECT_EQ(d->raw.rfind("<record><leader>", 0), 0u);
+    auto stored = StoredMarc(d->format, d->raw);
+    ASSERT_TRUE(stored.ok()) << stored.error();
+    EXPECT_EQ(stored->fields.size(), r.fields.size());
+    EXPECT_EQ(StoredMarc("json", "{}").error(), "a record stored as json is not MARC");
 }
 
 TEST(DescribeRecord, RefusesWhatIsNotAMarc21BibliographicRecord) {
