@@ -43,6 +43,32 @@ protected:
         EXPECT_EQ(Count("SELECT coalesce(max(seq), 0) FROM change_log"), Count("SELECT last_seq FROM change_counter"));
         EXPECT_EQ(Count("SELECT count(*) FROM (SELECT seq FROM change_log GROUP BY seq HAVING count(*) > 1) d"), 0);
     }
+    // What no load may leave behind, whatever it did: copies, work links or
+    // works that point nowhere, a live record without exactly one work, a
+    // deleted record that still has a work or copies.
+    void ExpectIntegrity() {
+        EXPECT_EQ(Count("SELECT count(*) FROM holding h LEFT JOIN bib_record b ON b.id = h.record_id"
+                        " WHERE b.id IS NULL OR b.library <> h.library OR b.deleted"), 0) << "copies without a live record";
+        EXPECT_EQ(Count("SELECT count(*) FROM record_work r LEFT JOIN bib_record b ON b.id = r.record_id"
+                        " WHERE b.id IS NULL OR b.deleted"), 0) << "work links of missing or deleted records";
+        EXPECT_EQ(Count("SELECT count(*) FROM bib_record b WHERE NOT b.deleted"
+                        " AND NOT EXISTS (SELECT 1 FROM record_work r WHERE r.record_id = b.id)"), 0) << "live records without a work";
+        EXPECT_EQ(Count("SELECT count(*) FROM record_work r WHERE NOT EXISTS (SELECT 1 FROM work w WHERE w.id = r.work_id)"), 0)
+            << "links to works that do not exist";
+        EXPECT_EQ(Count("SELECT count(*) FROM work w WHERE NOT EXISTS (SELECT 1 FROM record_work r WHERE r.work_id = w.id)"), 0)
+            << "empty works";
+        EXPECT_EQ(Count("SELECT count(*) FROM bib_record b WHERE NOT EXISTS (SELECT 1 FROM library l WHERE l.isil = b.library)"), 0)
+            << "records of unknown libraries";
+    }
+    // The partition of records into works, independent of work ids: each
+    // record named by the first record of its work.
+    static std::string Partition(const TestSchema& s) {
+        return s.Query1(
+            "WITH r AS (SELECT b.library || ':' || b.local_id AS name, w.work_id FROM bib_record b"
+            "           JOIN record_work w ON w.record_id = b.id),"
+            " m AS (SELECT work_id, min(name) AS first FROM r GROUP BY work_id)"
+            " SELECT md5(string_agg(r.name || '>' || m.first, ',' ORDER BY r.name)) FROM r JOIN m USING (work_id)");
+    }
     std::string State() {
         return schema_.Query1(
             "SELECT md5(string_agg(library || ':' || local_id || ':' || checksum || ':' || deleted, ',' "
@@ -87,6 +113,7 @@ TEST_F(CatalogueImportTest, ImportReimportAndFullImport) {
     EXPECT_EQ(Count("SELECT count(*) FROM bib_record WHERE deleted"), 0);
     EXPECT_EQ(Count("SELECT min(version) FROM bib_record WHERE pub_year IS NOT NULL AND author_key <> 'mann'"), 3);
     ExpectGapFreeLog();
+    ExpectIntegrity();
 }
 
 TEST_F(CatalogueImportTest, GzipIsTransparent) {
@@ -155,6 +182,67 @@ TEST_F(CatalogueImportTest, ConcurrentImportsForTwoLibraries) {
     // One library's changes are numbered together: commits do not interleave.
     EXPECT_EQ(Count("SELECT count(DISTINCT library) FROM change_log WHERE seq <= 172"), 1);
     ExpectGapFreeLog();
+    // The second load to commit found the first one's works (the loads take
+    // the catalogue's write lock before matching): each record shares a work
+    // with its twin in the other library, and no work was made twice.
+    EXPECT_EQ(Count("SELECT count(*) FROM bib_record a JOIN bib_record b ON b.local_id = a.local_id AND b.library = 'NL-0002'"
+                    " JOIN record_work wa ON wa.record_id = a.id JOIN record_work wb ON wb.record_id = b.id"
+                    " WHERE a.library = 'NL-0001' AND wa.work_id <> wb.work_id"), 0);
+    EXPECT_EQ(Count("SELECT count(*) FROM bib_record a JOIN bib_record b ON b.local_id = a.local_id AND b.library = 'NL-0002'"
+                    " WHERE a.library = 'NL-0001'"), 172);
+    EXPECT_EQ(Count("SELECT count(*) FROM work_event WHERE kind = 'merge'"), 0);
+    ExpectIntegrity();
+}
+
+// Bulk loads group their records into works in the loader (union-find over
+// match keys); loads that repeat a local id, and later loads, assign works in
+// rounds in SQL. Both must give the same clusters.
+TEST_F(CatalogueImportTest, GroupedAndRoundByRoundWorkAssignmentAgree) {
+    auto gen = [&](const std::string& name, int count, int seed) {
+        std::string out = dir_.File(name);
+        auto r = RunCommand({BinDir() + "/tools/gen-records", "--count", std::to_string(count), "--seed", std::to_string(seed),
+                             "--format", "iso2709", "--out", out, Data("slices/thomas-mann-shared-71.xml"),
+                             Data("originals/pymarc_basics/NLNZ_100_example_marc.marc")});
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        return out;
+    };
+    // B's first 3000 records are A's; the rest reuse some of their ISBNs.
+    std::string a = gen("a.mrc", 3000, 5), b = gen("b.mrc", 4500, 5);
+    // One record of each file again, in a file of its own: a repeated local
+    // id makes the loader fall back to SQL rounds.
+    auto first_record = [&](const std::string& path, const std::string& name) {
+        std::string bytes = ReadFile(path);
+        WriteFile(dir_.File(name), bytes.substr(0, std::stoul(bytes.substr(0, 5))));
+        return dir_.File(name);
+    };
+    std::string a1 = first_record(a, "a1.mrc"), b1 = first_record(b, "b1.mrc");
+
+    auto grouped_a = Import("NL-0001", {a});
+    ASSERT_EQ(grouped_a.exit_code, 0) << grouped_a.err;
+    auto grouped_b = Import("NL-0002", {b});
+    ASSERT_EQ(grouped_b.exit_code, 0) << grouped_b.err;
+
+    TestSchema rounds;
+    storage::Database(rounds.conninfo(), 1).Migrate();
+    auto import_into = [&](const TestSchema& s, const std::string& library, std::vector<std::string> files) {
+        std::vector<std::string> argv{IblctlPath(), "--json", "import", "--db", s.conninfo(), "--library", library,
+                                      "--name", "Bibliotheek " + library, "--rejects", dir_.File("r.rejects")};
+        argv.insert(argv.end(), files.begin(), files.end());
+        return RunCommand(argv, 120s);
+    };
+    auto rounds_a = import_into(rounds, "NL-0001", {a, a1});
+    ASSERT_EQ(rounds_a.exit_code, 0) << rounds_a.err;
+    EXPECT_NE(rounds_a.out.find("\"duplicates\":1"), std::string::npos) << rounds_a.out;
+    auto rounds_b = import_into(rounds, "NL-0002", {b, b1});
+    ASSERT_EQ(rounds_b.exit_code, 0) << rounds_b.err;
+
+    EXPECT_EQ(Count("SELECT count(*) FROM bib_record"), 7500);
+    // Not a trivial partition: many records share works, within and across libraries.
+    EXPECT_LT(Count("SELECT count(*) FROM work"), 7500 - 3000);
+    EXPECT_GT(Count("SELECT count(*) FROM (SELECT work_id FROM record_work GROUP BY work_id HAVING count(*) > 2) w"), 100);
+    EXPECT_EQ(Partition(schema_), Partition(rounds));
+    EXPECT_EQ(Count("SELECT count(*) FROM work"), std::stoll(rounds.Query1("SELECT count(*) FROM work")));
+    ExpectIntegrity();
 }
 
 // Writes `copies` versions of a real MARCXML file, each record with a new 001.
@@ -227,6 +315,38 @@ TEST_F(CatalogueImportTest, KillNineDuringALoadLeavesNothingAndARerunMatchesACle
     EXPECT_EQ(state_of(schema_), state_of(clean));
     EXPECT_EQ(Count("SELECT count(*) FROM bib_record WHERE NOT deleted"), 21300);
     ExpectGapFreeLog();
+    ExpectIntegrity();
+}
+
+// The database side of a load dies (the backend is terminated, as when
+// PostgreSQL restarts or an admin kills the session): iblctl reports it,
+// nothing of the load is committed, and a rerun gives the clean result.
+TEST_F(CatalogueImportTest, ABackendKilledMidLoadLeavesNothingAndARerunCompletes) {
+    std::string file = BigFile(dir_, 300);
+    auto first = Import("NL-0001", {Data("originals/pymarc_basics/NLNZ_100_example_marc.marc")});
+    ASSERT_EQ(first.exit_code, 0) << first.err;
+    std::string before = State();
+    CommandResult killed;
+    std::thread load([&] { killed = Import("NL-0001", {file}, true); });
+    bool copying = WaitFor([&] {
+        return Count("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY bib_record%' AND state = 'active'") > 0;
+    }, 60s);
+    std::string terminated = schema_.Query1(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'COPY %' AND pid <> pg_backend_pid()");
+    load.join();
+    ASSERT_TRUE(copying) << "the load finished before the backend could be terminated";
+    EXPECT_EQ(terminated, "1");
+    EXPECT_EQ(killed.exit_code, 1) << killed.out;
+    EXPECT_NE(killed.err.find("iblctl: import failed, nothing was changed: "), std::string::npos) << killed.err;
+    EXPECT_EQ(State(), before);
+    EXPECT_EQ(Count("SELECT count(*) FROM change_log"), 101);
+    ExpectIntegrity();
+
+    auto rerun = Import("NL-0001", {file}, true);
+    ASSERT_EQ(rerun.exit_code, 0) << rerun.err;
+    EXPECT_NE(rerun.out.find("\"new\":21300,\"changed\":0,\"unchanged\":0,\"deleted\":101"), std::string::npos) << rerun.out;
+    ExpectGapFreeLog();
+    ExpectIntegrity();
 }
 
 }  // namespace
@@ -315,6 +435,7 @@ TEST_F(CatalogueImportTest, ARecordThatChangesItsIsbnMovesAndSharedIsbnsMergeWor
     EXPECT_EQ(Count("SELECT count(DISTINCT work_id) FROM record_work"), 1);
     EXPECT_EQ(Count("SELECT count(*) FROM work"), 1);  // the emptied work is gone
     EXPECT_GE(Count("SELECT count(*) FROM work_event WHERE kind IN ('merge', 'move')"), 2);
+    ExpectIntegrity();
 }
 
 }  // namespace
