@@ -254,6 +254,7 @@ struct CatalogueImport::Impl {
     KeyGroups groups;
     bool repeats = false;  // some local id may occur twice
     long long received = 0;
+    detail::LoadSpools spools;  // written by the writer thread, replayed by Finish()
     std::unique_ptr<detail::Stager> filling;
 
     // The writer thread sends batches with COPY while the caller parses the
@@ -318,7 +319,7 @@ struct CatalogueImport::Impl {
         queue.push_back(std::move(filling));
         cv.notify_all();
         lock.unlock();
-        filling = std::make_unique<detail::Stager>(tx, options.library);
+        filling = std::make_unique<detail::Stager>(tx, options.library, &spools);
     }
     // Waits until everything handed over is written; rethrows its failure.
     void Drain() {
@@ -362,7 +363,7 @@ CatalogueImport::CatalogueImport(const std::string& conninfo, ImportOptions opti
         }
         tx.exec0("CLOSE import_barcodes");
         impl_->stored.Seal();
-        impl_->filling = std::make_unique<detail::Stager>(tx, impl_->options.library);
+        impl_->filling = std::make_unique<detail::Stager>(tx, impl_->options.library, &impl_->spools);
         impl_->StartWriter();
         return 0;
     });
@@ -418,6 +419,7 @@ void CatalogueImport::Add(protocols::CatalogueRecord r) {
 ImportSummary CatalogueImport::Finish() {
     return Translated([&] {
         impl_->Drain();
+        impl_->spools.Replay(impl_->tx);
         auto remap = impl_->groups.Remap();
         if (!remap.empty()) {
             detail::CopyWriter w(impl_->tx, "import_grp_remap", {"grp", "root"});
@@ -428,6 +430,7 @@ ImportSummary CatalogueImport::Finish() {
         merge.full = impl_->options.full;
         merge.may_repeat = impl_->repeats;
         merge.grouped = !impl_->repeats;
+        merge.direct_copies = impl_->spools.direct;
         auto m = detail::Merge(impl_->tx, impl_->options.library, merge);
         impl_->tx.commit();
         ImportSummary s;

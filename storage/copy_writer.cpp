@@ -5,6 +5,13 @@
 
 #include "storage/detail/copy_writer.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
 #include <pqxx/tablewriter>
 
 #include <fmt/format.h>
@@ -21,6 +28,8 @@ CopyWriter::CopyWriter(pqxx::work& tx, const std::string& table, const std::vect
     : impl_(std::make_unique<Impl>(tx, table, columns)) {
     line_.reserve(80u << 10);
 }
+
+CopyWriter::CopyWriter(CopySpool& spool) : spool_(&spool) { line_.reserve(80u << 10); }
 
 CopyWriter::~CopyWriter() = default;
 
@@ -91,6 +100,11 @@ void CopyWriter::EndLine() {
 
 void CopyWriter::Send() {
     if (line_.empty()) return;
+    if (spool_) {
+        spool_->Append(line_);
+        line_.clear();
+        return;
+    }
     line_.pop_back();  // the newline pqxx adds
     impl_->writer.write_raw_line(line_);
     line_.clear();
@@ -98,7 +112,73 @@ void CopyWriter::Send() {
 
 void CopyWriter::Complete() {
     Send();
-    impl_->writer.complete();
+    if (impl_) impl_->writer.complete();
+}
+
+namespace {
+
+[[noreturn]] void SpoolFailed(const char* what, int err) {
+    const char* dir = std::getenv("TMPDIR");
+    throw std::runtime_error(fmt::format("cannot {} the load's spool file in {}: {}", what, dir ? dir : "/tmp",
+                                         std::strerror(err)));
+}
+
+}  // namespace
+
+CopySpool::CopySpool(std::string table, std::vector<std::string> columns)
+    : table_(std::move(table)), columns_(std::move(columns)) {}
+
+CopySpool::~CopySpool() {
+    if (file_) std::fclose(file_);
+}
+
+void CopySpool::Append(std::string_view lines) {
+    if (!file_) {
+        // tmpfile() ignores TMPDIR; the file is unlinked at once, so it
+        // goes away with the process whatever happens.
+        const char* dir = std::getenv("TMPDIR");
+        std::string path = fmt::format("{}/iblsync-spool.XXXXXX", dir && *dir ? dir : "/tmp");
+        const int fd = ::mkstemp(path.data());
+        if (fd < 0) SpoolFailed("create", errno);
+        ::unlink(path.c_str());
+        file_ = ::fdopen(fd, "w+");
+        if (!file_) SpoolFailed("open", errno);
+    }
+    if (std::fwrite(lines.data(), 1, lines.size(), file_) != lines.size()) SpoolFailed("write", errno);
+    bytes_ += lines.size();
+}
+
+void CopySpool::Replay(pqxx::work& tx) {
+    if (bytes_ == 0) return;
+    if (std::fflush(file_) != 0 || std::fseek(file_, 0, SEEK_SET) != 0) SpoolFailed("rewind", errno);
+    pqxx::tablewriter writer(tx, table_, columns_.begin(), columns_.end());
+    std::string chunk(1u << 20, '\0');
+    std::string line;
+    std::size_t held = 0;  // bytes of an unfinished line carried over
+    for (;;) {
+        const std::size_t got = std::fread(chunk.data() + held, 1, chunk.size() - held, file_);
+        if (got == 0) {
+            if (std::ferror(file_)) SpoolFailed("read", errno);
+            break;
+        }
+        const std::size_t end = held + got;
+        const std::size_t last = std::string_view(chunk.data(), end).rfind('\n');
+        if (last == std::string_view::npos) {
+            // One line longer than the chunk: read on.
+            held = end;
+            if (held == chunk.size()) chunk.resize(chunk.size() * 2);
+            continue;
+        }
+        // Whole lines, without the final newline that pqxx adds.
+        line.assign(chunk.data(), last);
+        writer.write_raw_line(line);
+        held = end - last - 1;
+        std::memmove(chunk.data(), chunk.data() + last + 1, held);
+    }
+    if (held != 0) throw std::logic_error("spool ends inside a line");
+    writer.complete();
+    if (std::fseek(file_, 0, SEEK_SET) != 0 || ::ftruncate(::fileno(file_), 0) != 0) SpoolFailed("truncate", errno);
+    bytes_ = 0;
 }
 
 }  // namespace iblsync::storage::detail

@@ -94,8 +94,27 @@ struct Stager::Row {
     long long group = -1;
 };
 
-Stager::Stager(pqxx::work& tx, std::string library) : tx_(tx), library_(std::move(library)) {}
+LoadSpools::LoadSpools()
+    : holding("holding", kHoldingColumns),
+      stage("import_stage", kStageColumns),
+      hold_stage("import_hold_stage", kHoldColumns) {}
+
+void LoadSpools::Replay(pqxx::work& tx) {
+    // One table at a time, the biggest first.
+    holding.Replay(tx);
+    stage.Replay(tx);
+    hold_stage.Replay(tx);
+}
+
+Stager::Stager(pqxx::work& tx, std::string library, LoadSpools* spools)
+    : tx_(tx), library_(std::move(library)), spools_(spools) {}
 Stager::~Stager() = default;
+
+std::unique_ptr<CopyWriter> Stager::Open(CopySpool LoadSpools::*which, const char* table,
+                                         const std::vector<std::string>& columns) {
+    if (spools_) return std::make_unique<CopyWriter>(spools_->*which);
+    return std::make_unique<CopyWriter>(tx_, table, columns);
+}
 
 std::size_t Stager::PendingRecords() const { return rows_.size(); }
 
@@ -159,7 +178,8 @@ void Stager::Flush() {
     static const std::vector<std::string> kNone;
     std::size_t staged_copies = 0;
     {
-        CopyWriter stage(tx_, "import_stage", kStageColumns);
+        auto stage_out = Open(&LoadSpools::stage, "import_stage", kStageColumns);
+        CopyWriter& stage = *stage_out;
         std::size_t next = 0;
         for (const auto& row : rows_) {
             const auto& r = row.record;
@@ -196,7 +216,8 @@ void Stager::Flush() {
         for (const auto& row : r) hold_ids.push_back(row[0].as<long long>());
         std::size_t next_hold = 0, next_rec = 0;
         {
-            CopyWriter hold(tx_, "holding", kHoldingColumns);
+            auto hold_out = Open(&LoadSpools::holding, "holding", kHoldingColumns);
+            CopyWriter& hold = *hold_out;
             for (const auto& row : rows_) {
                 if (row.op != 'n') continue;
                 const long long record_id = ids[next_rec++];
@@ -210,21 +231,32 @@ void Stager::Flush() {
             }
             hold.Complete();
         }
-        next_hold = next_rec = 0;
-        CopyWriter changed(tx_, "import_hchanged", kChangedColumns);
-        for (const auto& row : rows_) {
-            if (row.op != 'n') continue;
-            const long long record_id = ids[next_rec++];
-            for (std::size_t i = 0; i < row.record.holdings.size(); ++i) {
-                if (!row.direct[i]) continue;
-                changed.Int(hold_ids[next_hold++]).Text(row.record.holdings[i].barcode).Int(record_id);
-                changed.Text("insert").Int(1).EndLine();
+        if (spools_) {
+            // The merge finds these copies by their id range instead: ids
+            // a session takes from a sequence only grow.
+            auto& d = spools_->direct;
+            const auto [lo, hi] = std::minmax_element(hold_ids.begin(), hold_ids.end());
+            if (d.count == 0 || *lo < d.first_id) d.first_id = *lo;
+            if (d.count == 0 || *hi > d.last_id) d.last_id = *hi;
+            d.count += static_cast<long long>(hold_ids.size());
+        } else {
+            next_hold = next_rec = 0;
+            CopyWriter changed(tx_, "import_hchanged", kChangedColumns);
+            for (const auto& row : rows_) {
+                if (row.op != 'n') continue;
+                const long long record_id = ids[next_rec++];
+                for (std::size_t i = 0; i < row.record.holdings.size(); ++i) {
+                    if (!row.direct[i]) continue;
+                    changed.Int(hold_ids[next_hold++]).Text(row.record.holdings[i].barcode).Int(record_id);
+                    changed.Text("insert").Int(1).EndLine();
+                }
             }
+            changed.Complete();
         }
-        changed.Complete();
     }
     if (staged_copies > 0) {
-        CopyWriter hold(tx_, "import_hold_stage", kHoldColumns);
+        auto hold_out = Open(&LoadSpools::hold_stage, "import_hold_stage", kHoldColumns);
+        CopyWriter& hold = *hold_out;
         for (const auto& row : rows_) {
             if (!row.record.holdings_given || row.op == 'd') continue;
             for (std::size_t i = 0; i < row.record.holdings.size(); ++i) {
@@ -428,10 +460,11 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, const MergeOptions& op
             " RETURNING h.id, h.barcode, h.record_id, h.version)"
             "INSERT INTO import_hchanged SELECT id, barcode, record_id, 'delete', version + 1 FROM gone",
             lib);
+    const auto& direct = options.direct_copies;
     auto hcounts = tx.exec1(
         "SELECT count(*) FILTER (WHERE op = 'insert'), count(*) FILTER (WHERE op = 'update'),"
         " count(*) FILTER (WHERE op = 'delete') FROM import_hchanged");
-    c.holdings_inserted = hcounts[0].as<long long>();
+    c.holdings_inserted = hcounts[0].as<long long>() + direct.count;
     c.holdings_updated = hcounts[1].as<long long>();
     c.holdings_deleted = hcounts[2].as<long long>();
 
@@ -445,6 +478,25 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, const MergeOptions& op
                             "  local_id, id, version FROM import_rec WHERE change IN ('insert', 'update', 'delete')",
                             last, lib)
                           .affected_rows();
+        if (direct.count > 0) {
+            // Copies written straight into holding by the load (see
+            // DirectCopies), as they are now: a later record of the load
+            // may have taken one over, which import_hchanged then notes.
+            // Only this load writes the library's copies (its lock), and
+            // any other session's ids in the range are of other libraries.
+            const long long written =
+                tx.exec_params0(
+                      "INSERT INTO change_log (seq, entity, op, library, local_id, entity_id, version, record_local_id)"
+                      " SELECT $1 + row_number() OVER (ORDER BY h.id), 'holding', 'insert', $2, h.barcode, h.id, 1,"
+                      "  r.local_id FROM holding h JOIN import_rec r ON r.id = h.record_id"
+                      " WHERE h.id BETWEEN $3 AND $4 AND h.library = $2",
+                      last + n, lib, direct.first_id, direct.last_id)
+                    .affected_rows();
+            if (written != direct.count)
+                throw std::logic_error(fmt::format("the load wrote {} copies directly but {} are in its id range",
+                                                   direct.count, written));
+            n += written;
+        }
         n += tx.exec_params0(
                    "INSERT INTO change_log (seq, entity, op, library, local_id, entity_id, version, record_local_id)"
                    " SELECT $1 + row_number() OVER (), 'holding', h.op, $2, h.barcode, h.id, h.version, r.local_id"

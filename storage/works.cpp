@@ -47,29 +47,38 @@ WorkChanges AssignWorks(pqxx::work& tx, bool grouped) {
     // Start: the smallest work found through other records; else the
     // record's own work, unless that work still has other live records it no
     // longer shares a key with (then it splits off into a new work); else a
-    // new work of its own.
+    // new work of its own, or, grouped, of its group (even labels for
+    // groups, odd for records, so the two never meet).
     tx.exec_params0(
         "INSERT INTO dd_label SELECT r.id, coalesce(e.work_id,"
         " CASE WHEN r.old_work IS NOT NULL AND NOT EXISTS ("
         "  SELECT 1 FROM record_work o WHERE o.work_id = r.old_work AND o.record_id <> r.id"
         "   AND NOT EXISTS (SELECT 1 FROM import_rec x WHERE x.id = o.record_id AND x.change IN ('update', 'delete')))"
-        " THEN r.old_work END, $1 + r.id) "
+        " THEN r.old_work END, $1 + CASE WHEN $2 AND r.grp IS NOT NULL THEN 2 * r.grp ELSE 2 * r.id + 1 END) "
         "FROM import_rec r LEFT JOIN (SELECT record_id, min(work_id) AS work_id FROM dd_existing GROUP BY record_id) e"
         " ON e.record_id = r.id WHERE r.change IN ('insert', 'update')",
-        kNew);
+        kNew, grouped);
     if (keys > 5000) tx.exec0("ANALYZE dd_label");
+    // Grouped, a group's records start with one new-work label (its
+    // group), so only groups that reached a real work need the spreading.
+    const bool spread_groups =
+        grouped && tx.exec_params1("SELECT EXISTS (SELECT 1 FROM dd_label WHERE label < $1)", kNew)[0].as<bool>();
     // Spread the smallest label over records that share a key (or a group,
     // which stands for the keys its records share), until stable. Each round
     // takes labels at least one step further, so this ends.
     for (;;) {
         long long changed = 0;
-        if (grouped)
-            changed += tx.exec0(
+        // Labels of new works never travel: links only join records that
+        // reached a real work, so a group's smallest label is a real work
+        // wherever any of its labels differs from the rest.
+        if (spread_groups)
+            changed += tx.exec_params0(
                              "UPDATE dd_label d SET label = g.label FROM import_rec r, ("
                              " SELECT r2.grp, min(l2.label) AS label FROM dd_label l2"
-                             " JOIN import_rec r2 ON r2.id = l2.record_id WHERE r2.grp IS NOT NULL"
-                             " GROUP BY r2.grp HAVING count(*) > 1) g"
-                             " WHERE r.id = d.record_id AND r.grp = g.grp AND d.label > g.label")
+                             " JOIN import_rec r2 ON r2.id = l2.record_id WHERE l2.label < $1 AND r2.grp IS NOT NULL"
+                             " GROUP BY r2.grp) g"
+                             " WHERE r.id = d.record_id AND r.grp = g.grp AND d.label > g.label",
+                             kNew)
                            .affected_rows();
         if (links > 0)
             changed += tx.exec0(

@@ -18,18 +18,36 @@
 #include <pqxx/pqxx>
 
 #include "protocols/catalogue_record.hpp"
+#include "storage/detail/copy_writer.hpp"
 
 namespace iblsync::storage::detail {
 
 // The checksum stored with a record: md5 of its canonical form, as hex.
 std::string RecordChecksum(const std::string& raw);
 
+// Where a bulk load's Stagers put everything but the new records while the
+// load is parsed; Replay() sends it before the merge (see CopySpool).
+// Copies of new records that a bulk load wrote straight into holding,
+// with the range of their ids; Merge() writes their change_log rows.
+struct DirectCopies {
+    long long count = 0, first_id = 0, last_id = 0;
+};
+
+struct LoadSpools {
+    LoadSpools();
+    CopySpool holding, stage, hold_stage;
+    DirectCopies direct;
+    void Replay(pqxx::work& tx);
+};
+
 // Collects rows in memory and writes them with COPY on Flush(): records
 // known to be new into bib_record, everything into the scratch tables
 // import_stage and import_hold_stage. Not thread-safe; one per transaction.
 class Stager {
 public:
-    Stager(pqxx::work& tx, std::string library);
+    // With `spools`, only bib_record is written at Flush(); the rest is
+    // spooled and written by spools->Replay().
+    Stager(pqxx::work& tx, std::string library, LoadSpools* spools = nullptr);
     ~Stager();
 
     // A record the library does not have: written to bib_record as it is;
@@ -54,8 +72,11 @@ public:
 
 private:
     struct Row;
+    std::unique_ptr<CopyWriter> Open(CopySpool LoadSpools::*which, const char* table,
+                                     const std::vector<std::string>& columns);
     pqxx::work& tx_;
     std::string library_;
+    LoadSpools* spools_;
     std::vector<Row> rows_;
     std::size_t new_rows_ = 0;
     std::size_t direct_copies_ = 0;
@@ -81,6 +102,7 @@ struct MergeOptions {
     // keys (import_stage.grp, with import_grp_remap for groups it joined
     // after staging them), so works need no label spreading within the load.
     bool grouped = false;
+    DirectCopies direct_copies;
 };
 
 // Applies what was staged to `library`. Takes the catalogue-wide write lock
