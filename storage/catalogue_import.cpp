@@ -126,6 +126,8 @@ public:
         return Verdict::kOther;
     }
     std::size_t size() const { return entries_.size(); }
+    std::size_t Bytes() const { return entries_.capacity() * sizeof(Entry); }
+    void Release() { std::vector<Entry>().swap(entries_); }
 
 private:
     std::vector<Entry> entries_;
@@ -138,7 +140,7 @@ public:
     // Returns false if the hash was there already.
     bool Insert(std::uint64_t h) {
         if (h == 0) h = 1;  // 0 marks an empty slot
-        if ((used_ + 1) * 2 > slots_.size()) Grow();
+        if ((used_ + 1) * 4 > slots_.size() * 3) Grow();
         std::size_t mask = slots_.size() - 1, i = h & mask;
         while (slots_[i] != 0) {
             if (slots_[i] == h) return false;
@@ -147,6 +149,14 @@ public:
         slots_[i] = h;
         ++used_;
         return true;
+    }
+    std::size_t Bytes() const { return slots_.capacity() * sizeof(std::uint64_t); }
+    // Whether `more` inserts may double the table (it then holds the old
+    // and the new one at once).
+    bool MayGrow(std::size_t more) const { return (used_ + more) * 4 > slots_.size() * 3; }
+    void Release() {
+        std::vector<std::uint64_t>().swap(slots_);
+        used_ = 0;
     }
 
 private:
@@ -162,62 +172,71 @@ private:
 };
 
 // Groups the records of a load that share a match key, as they arrive
-// (union-find over a 128-bit hash of each key: md5, so two different keys
-// would have to collide in md5 to join two records wrongly). The server then
+// (union-find over 96 bits of the md5 of each key: two different keys of a
+// load of millions collide with a chance of about 1e-17). The server then
 // needs no label spreading within the load. A record's group is the smallest
 // ord in it; groups that merge after some of their records were staged are
-// reported by Remap().
+// reported by Remap(). 16 bytes a distinct key and 4 a record.
 class KeyGroups {
 public:
     // The group of `ord` after joining it with every earlier record that
     // shares one of `keys`.
     long long Add(long long ord, const std::vector<std::string>& keys) {
-        while (static_cast<long long>(parent_.size()) <= ord) parent_.push_back(static_cast<long long>(parent_.size()));
+        while (static_cast<long long>(parent_.size()) <= ord)
+            parent_.push_back(static_cast<std::uint32_t>(parent_.size()));
         for (const auto& key : keys) {
             Slot probe = Hash(key);
-            probe.ord = ord;
-            if ((used_ + 1) * 2 > slots_.size()) Grow();
+            probe.ord = static_cast<std::uint32_t>(ord);
+            if ((used_ + 1) * 4 > slots_.size() * 3) Grow();
             const std::size_t mask = slots_.size() - 1;
             std::size_t i = probe.a & mask;
-            while (slots_[i].ord >= 0 && (slots_[i].a != probe.a || slots_[i].b != probe.b)) i = (i + 1) & mask;
-            if (slots_[i].ord < 0) {
+            while (slots_[i].ord != kEmpty && (slots_[i].a != probe.a || slots_[i].b != probe.b)) i = (i + 1) & mask;
+            if (slots_[i].ord == kEmpty) {
                 slots_[i] = probe;
                 ++used_;
             } else {
-                Union(slots_[i].ord, ord);
+                Union(slots_[i].ord, probe.ord);
             }
         }
-        return Find(ord);
+        return Find(static_cast<std::uint32_t>(ord));
     }
     // (group as staged, group now) for every group that joined another.
     std::vector<std::pair<long long, long long>> Remap() {
         std::vector<std::pair<long long, long long>> out;
-        for (long long g : absorbed_) out.emplace_back(g, Find(g));
+        for (auto g : absorbed_) out.emplace_back(g, Find(g));
         return out;
     }
+    std::size_t Bytes() const {
+        return slots_.capacity() * sizeof(Slot) + (parent_.capacity() + absorbed_.capacity()) * sizeof(std::uint32_t);
+    }
+    bool MayGrow(std::size_t keys) const { return (used_ + keys) * 4 > slots_.size() * 3; }
+    void Release() { *this = KeyGroups(); }
 
 private:
+    static constexpr std::uint32_t kEmpty = UINT32_MAX;
     struct Slot {
-        std::uint64_t a = 0, b = 0;
-        long long ord = -1;  // -1: empty
+        std::uint64_t a = 0;
+        std::uint32_t b = 0;
+        std::uint32_t ord = kEmpty;
     };
+    static_assert(sizeof(Slot) == 16);
     static Slot Hash(const std::string& key) {
         unsigned char d[EVP_MAX_MD_SIZE];
         unsigned int n = 0;
         EVP_Digest(key.data(), key.size(), d, &n, EVP_md5(), nullptr);
         Slot s;
         std::memcpy(&s.a, d, 8);
-        std::memcpy(&s.b, d + 8, 8);
+        std::memcpy(&s.b, d + 8, 4);
         return s;
     }
-    long long Find(long long x) {
+    std::uint32_t Find(std::uint32_t x) {
         while (parent_[x] != x) {
             parent_[x] = parent_[parent_[x]];
             x = parent_[x];
         }
         return x;
     }
-    void Union(long long x, long long y) {
+    void Union(std::uint32_t x, std::uint32_t y) {
         x = Find(x);
         y = Find(y);
         if (x == y) return;
@@ -230,16 +249,16 @@ private:
         slots_.assign(old.empty() ? 4096 : old.size() * 2, Slot{});
         const std::size_t mask = slots_.size() - 1;
         for (const auto& s : old) {
-            if (s.ord < 0) continue;
+            if (s.ord == kEmpty) continue;
             std::size_t i = s.a & mask;
-            while (slots_[i].ord >= 0) i = (i + 1) & mask;
+            while (slots_[i].ord != kEmpty) i = (i + 1) & mask;
             slots_[i] = s;
         }
     }
     std::vector<Slot> slots_;
     std::size_t used_ = 0;
-    std::vector<long long> parent_;
-    std::vector<long long> absorbed_;
+    std::vector<std::uint32_t> parent_;
+    std::vector<std::uint32_t> absorbed_;
 };
 
 }  // namespace
@@ -254,6 +273,31 @@ struct CatalogueImport::Impl {
     KeyGroups groups;
     bool repeats = false;  // some local id may occur twice
     long long received = 0;
+    // From this record on, everything is staged as an upsert: the indexes
+    // above reached options.index_memory and were released (-1: never).
+    long long bounded_from = -1;
+    bool stored_known = true;  // false: the library's checksums did not fit
+
+    // Whether the next record may go the fast way: if it makes an index
+    // grow, the old and the new table of that index must both fit.
+    bool IndexesFit(const protocols::CatalogueRecord& r) const {
+        std::size_t growing = 0;
+        if (seen.MayGrow(1)) growing = std::max(growing, seen.Bytes());
+        if (barcodes.MayGrow(r.holdings.size())) growing = std::max(growing, barcodes.Bytes());
+        if (groups.MayGrow(r.match_keys.size())) growing = std::max(growing, groups.Bytes());
+        if (growing == 0) return true;
+        const std::size_t settled = stored.Bytes() + seen.Bytes() + barcodes.Bytes() + groups.Bytes();
+        return settled + 2 * growing <= options.index_memory;
+    }
+    // Only the general way is left: no new record is written directly, and
+    // the server sorts out repeats and shared keys.
+    void Bound() {
+        bounded_from = received;
+        seen.Release();
+        barcodes.Release();
+        groups.Release();
+        repeats = true;
+    }
     detail::LoadSpools spools;  // written by the writer thread, replayed by Finish()
     std::unique_ptr<detail::Stager> filling;
 
@@ -352,16 +396,29 @@ CatalogueImport::CatalogueImport(const std::string& conninfo, ImportOptions opti
             if (rows.empty()) break;
             for (const auto& row : rows)
                 impl_->stored.Add(row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<bool>());
+            if (impl_->stored.Bytes() > impl_->options.index_memory / 2) {
+                // A library too large to hold: every record goes the general way.
+                impl_->stored.Release();
+                impl_->stored_known = false;
+                impl_->Bound();
+                break;
+            }
         }
         tx.exec0("CLOSE import_stored");
-        tx.exec0("DECLARE import_barcodes NO SCROLL CURSOR FOR SELECT barcode FROM holding WHERE library = " +
-                 tx.quote(impl_->options.library));
-        for (;;) {
-            auto rows = tx.exec("FETCH 100000 FROM import_barcodes");
-            if (rows.empty()) break;
-            for (const auto& row : rows) impl_->barcodes.Insert(IdHash(row[0].as<std::string>()));
+        if (impl_->bounded_from < 0) {
+            tx.exec0("DECLARE import_barcodes NO SCROLL CURSOR FOR SELECT barcode FROM holding WHERE library = " +
+                     tx.quote(impl_->options.library));
+            for (;;) {
+                auto rows = tx.exec("FETCH 100000 FROM import_barcodes");
+                if (rows.empty()) break;
+                for (const auto& row : rows) impl_->barcodes.Insert(IdHash(row[0].as<std::string>()));
+                if (impl_->stored.Bytes() + 3 * impl_->barcodes.Bytes() > impl_->options.index_memory) {
+                    impl_->Bound();
+                    break;
+                }
+            }
+            tx.exec0("CLOSE import_barcodes");
         }
-        tx.exec0("CLOSE import_barcodes");
         impl_->stored.Seal();
         impl_->filling = std::make_unique<detail::Stager>(tx, impl_->options.library, &impl_->spools);
         impl_->StartWriter();
@@ -382,7 +439,14 @@ void CatalogueImport::Add(protocols::CatalogueRecord r) {
         auto note_barcodes = [&] {
             for (const auto& copy : r.holdings) im.barcodes.Insert(IdHash(copy.barcode));
         };
-        if (!im.seen.Insert(h)) {
+        if (im.bounded_from < 0 && (!im.IndexesFit(r) || ord >= UINT32_MAX - 1)) im.Bound();
+        if (im.bounded_from >= 0) {
+            // The general way: the server classifies by local id and checksum.
+            if (im.stored_known && im.stored.Classify(h, checksum) == StoredChecksums::Verdict::kUnchanged)
+                im.filling->AddUnchanged(ord, r, std::move(checksum));
+            else
+                im.filling->AddUpsert(ord, std::move(r), std::move(checksum));
+        } else if (!im.seen.Insert(h)) {
             note_barcodes();
             im.repeats = true;  // the merge will not trust the groups
             const long long group = im.groups.Add(ord, r.match_keys);
@@ -448,6 +512,7 @@ ImportSummary CatalogueImport::Finish() {
         s.records_moved = m.records_moved;
         s.first_seq = m.first_seq;
         s.last_seq = m.last_seq;
+        s.bounded_from = impl_->bounded_from;
         return s;
     });
 }

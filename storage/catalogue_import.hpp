@@ -21,6 +21,12 @@ namespace iblsync::storage {
 struct ImportOptions {
     std::string library;  // ISIL, canonical
     bool full = false;    // the load is the library's whole catalogue
+    // What the loader's indexes (the library's checksums and barcodes, the
+    // load's local ids and match keys) may take, in bytes. When they would
+    // need more, the rest of the load is staged and merged the general way:
+    // slower, but with no memory per record, so that a file of any size loads
+    // in bounded memory.
+    std::size_t index_memory = 192u << 20;
 };
 
 struct ImportSummary {
@@ -38,6 +44,10 @@ struct ImportSummary {
     long long records_moved = 0;  // records whose work changed
     long long first_seq = 0;  // change_log range written, 0 if none
     long long last_seq = 0;
+    // The record from which on the load ran the general way because the
+    // indexes reached ImportOptions::index_memory (0 for the first record,
+    // when the library's own checksums did not fit); -1 if they did not.
+    long long bounded_from = -1;
 };
 
 struct LibraryInfo {

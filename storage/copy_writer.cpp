@@ -16,6 +16,8 @@
 
 #include <fmt/format.h>
 
+#include "storage/errors.hpp"
+
 namespace iblsync::storage::detail {
 
 struct CopyWriter::Impl {
@@ -119,31 +121,35 @@ namespace {
 
 [[noreturn]] void SpoolFailed(const char* what, int err) {
     const char* dir = std::getenv("TMPDIR");
-    throw std::runtime_error(fmt::format("cannot {} the load's spool file in {}: {}", what, dir ? dir : "/tmp",
-                                         std::strerror(err)));
+    throw SpoolError(fmt::format("cannot {} the load's spool file in {}: {}", what, dir && *dir ? dir : "/tmp",
+                                 std::strerror(err)));
 }
 
 }  // namespace
 
 CopySpool::CopySpool(std::string table, std::vector<std::string> columns)
-    : table_(std::move(table)), columns_(std::move(columns)) {}
+    : table_(std::move(table)), columns_(std::move(columns)) {
+    // Made at once, so that a load that cannot spool fails before it reads
+    // its files. tmpfile() ignores TMPDIR; the file is unlinked at once, so
+    // it goes away with the process whatever happens.
+    const char* dir = std::getenv("TMPDIR");
+    std::string path = fmt::format("{}/iblsync-spool.XXXXXX", dir && *dir ? dir : "/tmp");
+    const int fd = ::mkstemp(path.data());
+    if (fd < 0) SpoolFailed("create", errno);
+    ::unlink(path.c_str());
+    file_ = ::fdopen(fd, "w+");
+    if (!file_) {
+        const int err = errno;
+        ::close(fd);
+        SpoolFailed("open", err);
+    }
+}
 
 CopySpool::~CopySpool() {
     if (file_) std::fclose(file_);
 }
 
 void CopySpool::Append(std::string_view lines) {
-    if (!file_) {
-        // tmpfile() ignores TMPDIR; the file is unlinked at once, so it
-        // goes away with the process whatever happens.
-        const char* dir = std::getenv("TMPDIR");
-        std::string path = fmt::format("{}/iblsync-spool.XXXXXX", dir && *dir ? dir : "/tmp");
-        const int fd = ::mkstemp(path.data());
-        if (fd < 0) SpoolFailed("create", errno);
-        ::unlink(path.c_str());
-        file_ = ::fdopen(fd, "w+");
-        if (!file_) SpoolFailed("open", errno);
-    }
     if (std::fwrite(lines.data(), 1, lines.size(), file_) != lines.size()) SpoolFailed("write", errno);
     bytes_ += lines.size();
 }

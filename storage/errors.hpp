@@ -42,4 +42,12 @@ public:
     using DatabaseError::DatabaseError;
 };
 
+// A load's scratch file on local disk ($TMPDIR) could not be made, written or
+// read back (no such directory, disk full). The load's transaction was not
+// committed.
+class SpoolError : public DatabaseError {
+public:
+    using DatabaseError::DatabaseError;
+};
+
 }  // namespace iblsync::storage

@@ -66,7 +66,9 @@ TestSchema::~TestSchema() {
 }
 
 std::string TestSchema::conninfo() const {
-    return BaseConninfo() + " options='-c search_path=" + name_ + "'";
+    // The application name tells this test's sessions apart in
+    // pg_stat_activity, which is cluster-wide.
+    return BaseConninfo() + " application_name=" + name_ + " options='-c search_path=" + name_ + "'";
 }
 
 void TestSchema::Exec(const std::string& sql) const {

@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -150,6 +151,29 @@ private:
 
 }  // namespace
 
+std::optional<std::size_t> ParseSize(const std::string& text) {
+    std::size_t i = 0;
+    unsigned long long number = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+        if (number > (1ull << 40)) return std::nullopt;
+        number = number * 10 + static_cast<unsigned>(text[i++] - '0');
+    }
+    if (i == 0) return std::nullopt;
+    while (i < text.size() && text[i] == ' ') ++i;
+    std::string unit;
+    for (; i < text.size(); ++i) unit += static_cast<char>(std::tolower(static_cast<unsigned char>(text[i])));
+    int shift;
+    if (unit == "k" || unit == "kb" || unit == "kib") shift = 10;
+    else if (unit == "m" || unit == "mb" || unit == "mib") shift = 20;
+    else if (unit == "g" || unit == "gb" || unit == "gib") shift = 30;
+    else if (unit == "t" || unit == "tb" || unit == "tib") shift = 40;
+    else return std::nullopt;
+    if (number > ((1ull << 40) >> shift)) return std::nullopt;
+    const unsigned long long bytes = number << shift;
+    if (bytes < (64ull << 10)) return std::nullopt;
+    return static_cast<std::size_t>(bytes);
+}
+
 int RunImport(const ImportArgs& a) {
     auto isil = protocols::NormalizeIsil(a.library);
     if (!isil) {
@@ -219,7 +243,11 @@ int RunImport(const ImportArgs& a) {
             return 1;
         }
         mapping = parsed_mapping.value();
-        storage::CatalogueImport load(conninfo, {isil.value(), a.full});
+        storage::ImportOptions options;
+        options.library = isil.value();
+        options.full = a.full;
+        options.index_memory = a.index_memory;
+        storage::CatalogueImport load(conninfo, options);
         for (const auto& path : a.files) {
             GzStreamBuf buf(path);
             if (!buf.ok()) {
@@ -299,12 +327,12 @@ int RunImport(const ImportArgs& a) {
     double secs = progress.Seconds();
     if (a.json) {
         std::cout << fmt::format(
-            R"({{"library":"{}","records":{},"rejected":{},"warnings":{},"new":{},"changed":{},"unchanged":{},"deleted":{},"duplicates":{},"copies_new":{},"copies_changed":{},"copies_deleted":{},"works_created":{},"works_merged":{},"records_moved":{},"first_seq":{},"last_seq":{},"seconds":{:.3f},"rejects_file":"{}"}})"
+            R"({{"library":"{}","records":{},"rejected":{},"warnings":{},"new":{},"changed":{},"unchanged":{},"deleted":{},"duplicates":{},"copies_new":{},"copies_changed":{},"copies_deleted":{},"works_created":{},"works_merged":{},"records_moved":{},"first_seq":{},"last_seq":{},"bounded_from":{},"seconds":{:.3f},"rejects_file":"{}"}})"
             "\n",
             isil.value(), parsed, rejected, warnings, summary.inserted, summary.updated, summary.unchanged,
             summary.deleted, summary.duplicates, summary.holdings_inserted, summary.holdings_updated,
             summary.holdings_deleted, summary.works_created, summary.works_merged, summary.records_moved,
-            summary.first_seq, summary.last_seq, secs, rejects_path);
+            summary.first_seq, summary.last_seq, summary.bounded_from, secs, rejects_path);
     } else {
         std::cout << fmt::format(
             "library      {}\nrecords      {} read, {} rejected, {} with warnings\nnew          {}\nchanged      {}\n"
@@ -316,6 +344,11 @@ int RunImport(const ImportArgs& a) {
             Thousands(summary.duplicates), Thousands(summary.holdings_inserted), Thousands(summary.holdings_updated),
             Thousands(summary.holdings_deleted), mapping.Enabled() ? mapping.Spec() : std::string("not in MARC records"), Thousands(summary.works_created), Thousands(summary.works_merged),
             Thousands(summary.records_moved), secs, Thousands(secs > 0 ? static_cast<long long>(parsed / secs) : 0));
+        if (summary.bounded_from >= 0)
+            std::cout << fmt::format(
+                "memory       --index-memory reached at record {}: the rest was merged by the database (slower; "
+                "raise it if the machine has the memory)\n",
+                Thousands(summary.bounded_from + 1));
         if (rejected || warnings) std::cout << "rejects      " << rejects_path << "\n";
     }
     return 0;

@@ -4,6 +4,8 @@
 // to PostgreSQL directly (conninfo from the daemon's config file), since
 // streaming gigabytes through the daemon would gain nothing.
 
+#include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,8 +21,13 @@ struct ImportArgs {
     std::string config;    // daemon config file
     std::string rejects;   // reject file; default iblsync-import-<ISIL>.rejects
     bool json = false;
+    std::size_t index_memory = 192u << 20;  // bytes; see storage::ImportOptions::index_memory
     std::vector<std::string> files;
 };
+
+// "192M", "64K", "2G" (also "192MiB", "192 mb"; powers of 1024) in bytes;
+// nullopt without a unit or outside 64 KiB .. 1 TiB.
+std::optional<std::size_t> ParseSize(const std::string& text);
 
 // Returns the process exit code: 0 done (rejected records do not count as
 // failure), 1 the load failed and nothing was changed, 2 usage, 6 unreadable file.

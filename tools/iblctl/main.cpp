@@ -57,6 +57,18 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     import->add_option("--db", import_args.conninfo, "PostgreSQL conninfo, instead of --config");
     import->add_option("--rejects", import_args.rejects, "where to list rejected records (default iblsync-import-ISIL.rejects)");
+    import->add_option("--index-memory", import_args.index_memory,
+                       "memory the loader may use to recognise new records and group them into works, with a unit "
+                       "(K, M, G); beyond it, the rest of the load is merged by the database (slower, no memory per record)")
+        ->default_str("192M")
+        ->transform(CLI::Validator(
+            [](std::string& value) {
+                auto bytes = iblsync::iblctl::ParseSize(value);
+                if (!bytes) return std::string("give a size with a unit, 64K to 1T, e.g. 192M");
+                value = std::to_string(*bytes);
+                return std::string();
+            },
+            "SIZE"));
     import->add_option("files", import_args.files, "record files")->required()->check(CLI::ExistingFile);
     try {
         app.parse(argc, argv);

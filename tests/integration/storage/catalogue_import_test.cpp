@@ -69,6 +69,8 @@ protected:
             " m AS (SELECT work_id, min(name) AS first FROM r GROUP BY work_id)"
             " SELECT md5(string_agg(r.name || '>' || m.first, ',' ORDER BY r.name)) FROM r JOIN m USING (work_id)");
     }
+    // This test's sessions: other tests load into the same cluster at once.
+    std::string Mine() const { return "application_name = '" + schema_.name() + "'"; }
     std::string State() {
         return schema_.Query1(
             "SELECT md5(string_agg(library || ':' || local_id || ':' || checksum || ':' || deleted, ',' "
@@ -162,6 +164,12 @@ TEST_F(CatalogueImportTest, BadArgumentsChangeNothing) {
                              Data("slices/thomas-mann-shared-71.xml")});
     EXPECT_EQ(no_db.exit_code, 2);
     EXPECT_NE(no_db.err.find("cannot find the database"), std::string::npos) << no_db.err;
+    for (const char* size : {"192", "12X", "1K", "-5M", "99999999999999G"}) {
+        auto bad_size = RunCommand({IblctlPath(), "import", "--db", schema_.conninfo(), "--library", "NL-0009",
+                                    "--name", "X", "--index-memory", size, Data("slices/thomas-mann-shared-71.xml")});
+        EXPECT_EQ(bad_size.exit_code, 2) << size;
+        EXPECT_NE(bad_size.err.find("give a size with a unit, 64K to 1T, e.g. 192M"), std::string::npos) << bad_size.err;
+    }
     EXPECT_EQ(Count("SELECT count(*) FROM bib_record"), 0);
     EXPECT_EQ(Count("SELECT count(*) FROM library"), 0);
 }
@@ -245,6 +253,84 @@ TEST_F(CatalogueImportTest, GroupedAndRoundByRoundWorkAssignmentAgree) {
     ExpectIntegrity();
 }
 
+// A load whose indexes outgrow --index-memory goes on the general way (staged,
+// merged in SQL) from that record on, and must end exactly as a load with
+// room to spare: same records, copies, works and log.
+TEST_F(CatalogueImportTest, ALoadBeyondItsIndexMemoryEndsAsOneWithRoom) {
+    auto gen = [&](const std::string& name, int count, int seed) {
+        std::string out = dir_.File(name);
+        auto r = RunCommand({BinDir() + "/tools/gen-records", "--count", std::to_string(count), "--seed", std::to_string(seed),
+                             "--format", "iso2709", "--out", out, Data("slices/thomas-mann-shared-71.xml"),
+                             Data("originals/pymarc_basics/NLNZ_100_example_marc.marc")});
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        return out;
+    };
+    std::string a = gen("a.mrc", 6000, 7), b = gen("b.mrc", 8000, 7);
+    auto roomy_a = Import("NL-0001", {a});
+    ASSERT_EQ(roomy_a.exit_code, 0) << roomy_a.err;
+    EXPECT_NE(roomy_a.out.find("\"bounded_from\":-1,"), std::string::npos) << roomy_a.out;
+    ASSERT_EQ(Import("NL-0002", {b}).exit_code, 0);
+
+    TestSchema tight;
+    storage::Database(tight.conninfo(), 1).Migrate();
+    auto import_into = [&](const std::string& library, const std::string& file, const std::string& memory) {
+        return RunCommand({IblctlPath(), "--json", "import", "--db", tight.conninfo(), "--library", library,
+                           "--name", "Bibliotheek " + library, "--province", "NL-GE", "--rejects",
+                           dir_.File("t.rejects"), "--index-memory", memory, file}, 120s);
+    };
+    auto bounded_from = [](const std::string& json) {
+        auto p = json.find("\"bounded_from\":");
+        return p == std::string::npos ? -2 : std::stoll(json.substr(p + 15));
+    };
+    auto tight_a = import_into("NL-0001", a, "256K");
+    ASSERT_EQ(tight_a.exit_code, 0) << tight_a.err;
+    // The budget is reached part way through the file, not at its start.
+    EXPECT_GT(bounded_from(tight_a.out), 0) << tight_a.out;
+    EXPECT_LT(bounded_from(tight_a.out), 6000) << tight_a.out;
+    auto tight_b = import_into("NL-0002", b, "256K");
+    ASSERT_EQ(tight_b.exit_code, 0) << tight_b.err;
+    EXPECT_GT(bounded_from(tight_b.out), 0) << tight_b.out;
+
+    auto same = [&](const std::string& sql) { EXPECT_EQ(schema_.Query1(sql), tight.Query1(sql)) << sql; };
+    same("SELECT md5(string_agg(library || local_id || checksum || version || deleted, ',' ORDER BY library, local_id))"
+         " FROM bib_record");
+    same("SELECT md5(string_agg(h.library || b.local_id || h.barcode || h.status, ',' ORDER BY h.library, h.barcode))"
+         " FROM holding h JOIN bib_record b ON b.id = h.record_id");
+    same("SELECT count(*) FROM work");
+    same("SELECT count(*) || ' ' || max(seq) FROM change_log");
+    // The same changes, though not necessarily in the same order.
+    same("SELECT md5(string_agg(entity || op || library || local_id || coalesce(version, 0), ','"
+         " ORDER BY library, local_id, entity, op, version)) FROM change_log");
+    EXPECT_EQ(Partition(schema_), Partition(tight));
+    EXPECT_LT(Count("SELECT count(*) FROM work"), 14000 - 6000);
+
+    // The library's own checksums alone exceed half the budget: the whole
+    // load goes the general way, and a reload is still all unchanged.
+    auto again = import_into("NL-0001", a, "64K");
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_EQ(bounded_from(again.out), 0) << again.out;
+    EXPECT_NE(again.out.find("\"new\":0,\"changed\":0,\"unchanged\":6000,\"deleted\":0"), std::string::npos)
+        << again.out;
+    same("SELECT count(*) || ' ' || max(seq) FROM change_log");
+}
+
+// The load's spool file cannot be made: the load stops before it changes
+// anything and says where it tried.
+TEST_F(CatalogueImportTest, NoRoomForTheSpoolChangesNothing) {
+    auto first = Import("NL-0001", {Data("originals/pymarc_basics/NLNZ_100_example_marc.marc")});
+    ASSERT_EQ(first.exit_code, 0) << first.err;
+    std::string before = State();
+    auto r = RunCommand({IblctlPath(), "import", "--db", schema_.conninfo(), "--library", "NL-0001", "--full",
+                         "--rejects", dir_.File("x.rejects"), Data("slices/thomas-mann-shared-71.xml")},
+                        60s, [] { setenv("TMPDIR", "/nonexistent/spool", 1); });
+    EXPECT_EQ(r.exit_code, 1) << r.out;
+    EXPECT_NE(r.err.find("iblctl: import failed, nothing was changed: cannot create the load's spool file in "
+                         "/nonexistent/spool"), std::string::npos) << r.err;
+    EXPECT_EQ(State(), before);
+    EXPECT_EQ(Count("SELECT count(*) FROM change_log"), 101);
+    ExpectIntegrity();
+}
+
 // Writes `copies` versions of a real MARCXML file, each record with a new 001.
 std::string BigFile(const TempDir& dir, int copies) {
     std::string src = ReadFile(Data("slices/thomas-mann-shared-71.xml"));
@@ -282,7 +368,7 @@ TEST_F(CatalogueImportTest, KillNineDuringALoadLeavesNothingAndARerunMatchesACle
     // Kill while the COPY is running.
     ASSERT_TRUE(WaitFor([&] {
         return Count(fmt::format("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY bib_record%' "
-                                 "AND state = 'active'")) > 0;
+                                 "AND state = 'active' AND {}", Mine())) > 0;
     }, 60s));
     std::this_thread::sleep_for(200ms);
     kill(pid, SIGKILL);
@@ -290,7 +376,9 @@ TEST_F(CatalogueImportTest, KillNineDuringALoadLeavesNothingAndARerunMatchesACle
     waitpid(pid, &status, 0);
     ASSERT_TRUE(WIFSIGNALED(status)) << "the load finished before it could be killed";
     // PostgreSQL rolls the transaction back when the client's connection drops.
-    ASSERT_TRUE(WaitFor([&] { return Count("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %'") == 0; }, 30s));
+    ASSERT_TRUE(WaitFor([&] {
+        return Count("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %' AND " + Mine()) == 0;
+    }, 30s));
     EXPECT_EQ(State(), before);
     EXPECT_EQ(Count("SELECT count(*) FROM change_log"), 101);
 
@@ -329,10 +417,12 @@ TEST_F(CatalogueImportTest, ABackendKilledMidLoadLeavesNothingAndARerunCompletes
     CommandResult killed;
     std::thread load([&] { killed = Import("NL-0001", {file}, true); });
     bool copying = WaitFor([&] {
-        return Count("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY bib_record%' AND state = 'active'") > 0;
+        return Count("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY bib_record%' AND state = 'active' AND " +
+                     Mine()) > 0;
     }, 60s);
     std::string terminated = schema_.Query1(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'COPY %' AND pid <> pg_backend_pid()");
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'COPY %' AND pid <> pg_backend_pid()"
+        " AND " + Mine());
     load.join();
     ASSERT_TRUE(copying) << "the load finished before the backend could be terminated";
     EXPECT_EQ(terminated, "1");
