@@ -453,14 +453,24 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, const MergeOptions& op
         tx.exec_params0(
             "WITH gone AS ("
             " DELETE FROM holding h USING import_rec r"
-            // A record new to the catalogue had no copies to lose.
-            " WHERE h.record_id = r.id AND h.library = $1 AND r.change <> 'insert'"
+            // A record new to the catalogue had no copies to lose, unless an
+            // earlier occurrence in this load wrote some (born).
+            " WHERE h.record_id = r.id AND h.library = $1 AND (r.change <> 'insert' OR r.born)"
             "  AND (r.change = 'delete'"
             "   OR (r.holdings AND NOT EXISTS (SELECT 1 FROM import_hold_in i WHERE i.barcode = h.barcode)))"
             " RETURNING h.id, h.barcode, h.record_id, h.version)"
             "INSERT INTO import_hchanged SELECT id, barcode, record_id, 'delete', version + 1 FROM gone",
             lib);
-    const auto& direct = options.direct_copies;
+    auto direct = options.direct_copies;
+    if (direct.count > 0 && c.duplicates > 0) {
+        // Copies written directly that a later occurrence of their record
+        // dropped again never existed outside this load: no log rows.
+        const long long dropped =
+            tx.exec_params0("DELETE FROM import_hchanged WHERE op = 'delete' AND id BETWEEN $1 AND $2",
+                            direct.first_id, direct.last_id)
+                .affected_rows();
+        direct.count -= dropped;
+    }
     auto hcounts = tx.exec1(
         "SELECT count(*) FILTER (WHERE op = 'insert'), count(*) FILTER (WHERE op = 'update'),"
         " count(*) FILTER (WHERE op = 'delete') FROM import_hchanged");
