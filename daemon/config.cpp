@@ -194,6 +194,12 @@ const std::vector<Setting>& Settings() {
         s.push_back(Integer("http", "idle_timeout_seconds", true, &Config::idle_timeout_seconds, 1, 3600));
         s.push_back(Integer("http", "max_connections", true, &Config::max_connections, 1, 100000));
         s.push_back(Integer("http", "shutdown_timeout_seconds", true, &Config::shutdown_timeout_seconds, 1, 600));
+        s.push_back(Integer("api", "max_batch_items", true, &Config::api_max_batch_items, 1, 100000));
+        s.push_back(Integer("api", "max_record_bytes", true, &Config::api_max_record_bytes, 1024, 64 << 20));
+        s.push_back(Integer("api", "rate_per_second", true, &Config::api_rate_per_second, 0, 1000000));
+        s.push_back(Integer("api", "rate_burst", true, &Config::api_rate_burst, 1, 1000000));
+        s.push_back(Integer("api", "max_wait_seconds", true, &Config::api_max_wait_seconds, 0, 600));
+        s.push_back(Integer("api", "max_changes", true, &Config::api_max_changes, 1, 100000));
         s.push_back(String("database", "conninfo", false, true, &Config::db_conninfo,
                            [](std::string& v) -> Problem {
                                if (v.empty()) return std::string("must not be empty");

@@ -38,6 +38,14 @@ struct Config {
     int max_connections = 512;
     int shutdown_timeout_seconds = 20;
 
+    // [api]
+    int api_max_batch_items = 1000;
+    std::uint64_t api_max_record_bytes = 1 << 20;
+    int api_rate_per_second = 200;  // requests per token; 0: no limit
+    int api_rate_burst = 400;
+    int api_max_wait_seconds = 60;  // longest long-poll of /v1/changes
+    int api_max_changes = 1000;     // largest page of /v1/changes
+
     // [database]
     std::string db_conninfo;
     int db_pool_size = 4;

@@ -123,6 +123,8 @@ struct ControlServer::Impl {
                 response.error = request.error();
                 response.hint = "send one JSON object per line, e.g. {\"command\":\"status\"}";
             } else {
+                // Who asked, for the audit log: set here, whatever the client sent.
+                request.value().args["_peer_uid"] = std::to_string(cred.uid);
                 response = co_await handler(request.value());
             }
             co_await Reply(socket, response);

@@ -20,12 +20,14 @@
 #include <rapidjson/writer.h>
 #include <spdlog/spdlog.h>
 
+#include "daemon/admin_commands.hpp"
 #include "daemon/control_server.hpp"
 #include "daemon/db_executor.hpp"
 #include "daemon/http_server.hpp"
 #include "daemon/log.hpp"
 #include "daemon/metrics.hpp"
 #include "daemon/notify.hpp"
+#include "daemon/push_api.hpp"
 #include "daemon/routes.hpp"
 #include "daemon/spawn.hpp"
 #include "daemon/version.hpp"
@@ -46,6 +48,7 @@ struct Node::Impl {
     Metrics metrics;
     storage::Database db;
     DbExecutor exec;
+    PushApi api;
     Routes routes;
     HttpServer http;
     ControlServer control;
@@ -67,7 +70,9 @@ struct Node::Impl {
         : config(std::make_shared<const Config>(std::move(c))),
           db(config->db_conninfo, config->db_pool_size),
           exec(config->db_pool_size),
-          routes(RouteContext{[this] { return CheckReadiness(); }, [this] { return MetricsText(); }}),
+          api(db, exec, [this] { return config; }),
+          routes(RouteContext{[this] { return CheckReadiness(); }, [this] { return MetricsText(); },
+                              [this](const HttpRequest& r) { return api.Handle(r); }}),
           http(ioc, [this](const HttpRequest& r) { return routes.Handle(r); }, metrics,
                LimitsFrom(*config)),
           control(ioc, [this](const protocols::ControlRequest& r) { return HandleControl(r); }) {}
@@ -307,6 +312,11 @@ struct Node::Impl {
 
     net::awaitable<protocols::ControlResponse> HandleControl(const protocols::ControlRequest& req) {
         protocols::ControlResponse r;
+        if (auto admin = co_await HandleAdminCommand(req, db, exec)) {
+            r = std::move(*admin);
+            metrics.CountControl(req.command, r.ok);
+            co_return r;
+        }
         if (req.command == "status") {
             r.ok = true;
             r.result_json = co_await StatusJson();
@@ -334,7 +344,12 @@ struct Node::Impl {
             r.ok = true;
             r.result_json =
                 R"j({"commands":{"status":"node identity, database, listeners, counters",)j"
-                R"j("reload":"re-read the config file (same as SIGHUP)","help":"this list"}})j";
+                R"j("reload":"re-read the config file (same as SIGHUP)","help":"this list",)j"
+                R"j("library.add":"register a library (isil, name, province, poi)","library.list":"libraries, records, copies, pushes",)j"
+                R"j("library.enable":"accept the library's tokens again","library.disable":"refuse the library's tokens",)j"
+                R"j("token.issue":"a new API token for a library (shown once)",)j"
+                R"j("token.rotate":"a new token; the old ones end after grace_seconds",)j"
+                R"j("token.revoke":"end one token (token_id) or all of a library's"}})j";
         } else {
             r.error = fmt::format("unknown command '{}'", req.command.substr(0, 64));
             r.hint = "'iblctl commands' lists the commands";
@@ -384,6 +399,7 @@ struct Node::Impl {
 
     net::awaitable<void> Shutdown(Clock::time_point deadline) {
         control.Stop();
+        api.Stop();
         monitor_timer.cancel();
         watchdog_timer.cancel();
         boost::system::error_code ignored;

@@ -54,6 +54,7 @@ net::awaitable<HttpResponse> Routes::Handle(const HttpRequest& req) {
             400, "bad-target", "Bad request target",
             "the request target must be an absolute path such as /healthz"));
     }
+    if (req.path.rfind("/v1/", 0) == 0 && ctx_.api) co_return co_await ctx_.api(req);
     const bool get = req.method == "GET";
     if (req.path == "/healthz") {
         if (!get) co_return MethodNotAllowed(req, "/healthz");
@@ -79,7 +80,7 @@ net::awaitable<HttpResponse> Routes::Handle(const HttpRequest& req) {
     }
     co_return ProblemResponse(protocols::MakeProblem(
         404, "not-found", "Not found",
-        fmt::format("there is no resource at {}; this node serves /healthz, /readyz and /metrics",
+        fmt::format("there is no resource at {}; this node serves /healthz, /readyz, /metrics and the /v1 API",
                     Printable(req.path))));
 }
 

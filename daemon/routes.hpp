@@ -24,6 +24,8 @@ struct Readiness {
 struct RouteContext {
     std::function<net::awaitable<Readiness>()> readiness;
     std::function<std::string()> metrics_text;
+    // Everything under /v1/ (push API, change feed).
+    std::function<net::awaitable<HttpResponse>(const HttpRequest&)> api;
 };
 
 class Routes {

@@ -3,6 +3,8 @@
 // Every error kind has a stable `type` URI so that clients can branch on it.
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace iblsync::protocols {
 
@@ -11,6 +13,9 @@ struct Problem {
     std::string type;    // stable per error kind, e.g. "urn:iblsync:problem:not-found"
     std::string title;   // short, the same for every occurrence of this type
     std::string detail;  // this occurrence, in words an integrator can act on
+    std::string pointer;  // JSON pointer (RFC 6901) into the request body, when one value is at fault
+    // Further members (RFC 9457 extensions): name and JSON text of the value.
+    std::vector<std::pair<std::string, std::string>> extensions;
 };
 
 inline constexpr const char* kProblemMediaType = "application/problem+json";

@@ -8,15 +8,18 @@
 #include "storage/detail/connection_pool.hpp"
 #include "storage/detail/errors.hpp"
 #include "storage/detail/merge.hpp"
+#include "storage/detail/write.hpp"
 
 namespace iblsync::storage {
-namespace {
+namespace detail {
 
-BatchResult Apply(pqxx::connection& conn, const std::string& lib, const std::vector<RecordChange>& changes) {
-    pqxx::work tx(conn, "write");
+void LockLibrary(pqxx::work& tx, const std::string& lib) {
     // Serialises writers of one library (bulk loads take the same lock), so
     // that what the merge classified stays true until the commit.
     tx.exec_params("SELECT pg_advisory_xact_lock(hashtext('iblsync.import:' || $1))", lib);
+}
+
+BatchResult ApplyChanges(pqxx::work& tx, const std::string& lib, const std::vector<RecordChange>& changes) {
     if (tx.exec_params("SELECT 1 FROM library WHERE isil = $1", lib).empty())
         throw DatabaseError(fmt::format("library {} is not registered", lib), "IBL01");
     detail::PrepareStage(tx);
@@ -56,7 +59,6 @@ BatchResult Apply(pqxx::connection& conn, const std::string& lib, const std::vec
         rr.work_id = row[4].as<long long>();
         rr.holdings_changed = row[5].as<int>();
     }
-    tx.commit();
     auto& s = out.summary;
     s.received = static_cast<long long>(changes.size());
     s.duplicates = m.duplicates;
@@ -72,6 +74,18 @@ BatchResult Apply(pqxx::connection& conn, const std::string& lib, const std::vec
     s.records_moved = m.records_moved;
     s.first_seq = m.first_seq;
     s.last_seq = m.last_seq;
+    return out;
+}
+
+}  // namespace detail
+
+namespace {
+
+BatchResult Apply(pqxx::connection& conn, const std::string& lib, const std::vector<RecordChange>& changes) {
+    pqxx::work tx(conn, "write");
+    detail::LockLibrary(tx, lib);
+    auto out = detail::ApplyChanges(tx, lib, changes);
+    tx.commit();
     return out;
 }
 

@@ -28,6 +28,7 @@ struct NodeConfig {
     int idle_timeout_seconds = 60;
     int shutdown_timeout_seconds = 20;
     int pool_size = 4;
+    std::string api_toml;  // lines of the [api] section, e.g. "rate_per_second = 5\n"
 
     std::string ToToml() const;
 };

@@ -107,4 +107,17 @@ std::optional<HttpReply> HttpGet(int port, const std::string& path, const std::s
     return c.Read();
 }
 
+std::optional<HttpReply> HttpCall(int port, const std::string& method, const std::string& path,
+                                  const std::vector<std::pair<std::string, std::string>>& headers,
+                                  const std::string& body) {
+    RawConnection c(port);
+    if (!c.ok()) return std::nullopt;
+    std::string req = fmt::format("{} {} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n", method, path);
+    for (const auto& [k, v] : headers) req += fmt::format("{}: {}\r\n", k, v);
+    if (!body.empty() || method == "POST" || method == "PUT") req += fmt::format("Content-Length: {}\r\n", body.size());
+    req += "\r\n" + body;
+    if (!c.Send(req)) return std::nullopt;
+    return c.Read(std::chrono::seconds(30));
+}
+
 }  // namespace iblsync::test

@@ -6,6 +6,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace iblsync::test {
 
@@ -31,6 +33,12 @@ private:
     int fd_ = -1;
     std::string buffer_;
 };
+
+// One request with headers and a body on a fresh connection (Content-Length
+// is added when there is a body).
+std::optional<HttpReply> HttpCall(int port, const std::string& method, const std::string& path,
+                                  const std::vector<std::pair<std::string, std::string>>& headers = {},
+                                  const std::string& body = {});
 
 // One request on a fresh connection.
 std::optional<HttpReply> HttpGet(int port, const std::string& path, const std::string& method = "GET");

@@ -41,6 +41,42 @@ int main(int argc, char** argv) {
     auto* reload = app.add_subcommand("reload", "re-read the config file (like SIGHUP); reports what changed");
     auto* help = app.add_subcommand("commands", "list the commands the running daemon understands");
 
+    auto* library = app.add_subcommand("library", "libraries that may push to this node");
+    library->require_subcommand(1);
+    std::string lib_isil, lib_name, lib_province, lib_poi, token_label;
+    auto* lib_add = library->add_subcommand("add", "register a library");
+    lib_add->add_option("isil", lib_isil, "the library's ISIL, e.g. NL-0600670000")->required();
+    lib_add->add_option("--name", lib_name, "its name")->required();
+    lib_add->add_option("--province", lib_province, "its province, e.g. NL-GE");
+    lib_add->add_option("--poi", lib_poi, "ISIL of the POI serving it");
+    auto* lib_list = library->add_subcommand("list", "registered libraries with records, copies, tokens and pushes");
+    auto* lib_disable = library->add_subcommand("disable", "refuse the library's tokens (its records stay)");
+    lib_disable->add_option("isil", lib_isil, "the library's ISIL")->required();
+    auto* lib_enable = library->add_subcommand("enable", "accept the library's tokens again");
+    lib_enable->add_option("isil", lib_isil, "the library's ISIL")->required();
+
+    auto* token = app.add_subcommand("token", "API tokens of a library (each shown once, stored hashed)");
+    token->require_subcommand(1);
+    int grace = 0;
+    std::string token_id;
+    bool all_tokens = false;
+    auto* tok_issue = token->add_subcommand("issue", "a new token, next to the library's other tokens");
+    tok_issue->add_option("isil", lib_isil, "the library's ISIL")->required();
+    tok_issue->add_option("--label", token_label, "what the token is for, e.g. the library system's name");
+    auto* tok_rotate = token->add_subcommand("rotate", "a new token; the library's other tokens end");
+    tok_rotate->add_option("isil", lib_isil, "the library's ISIL")->required();
+    tok_rotate->add_option("--grace", grace, "seconds the old tokens keep working, so the switch has no gap")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 30 * 86400));
+    auto* tok_revoke = token->add_subcommand("revoke", "end one token, or all of a library's tokens");
+    tok_revoke->add_option("isil", lib_isil, "the library's ISIL")->required();
+    auto* id_opt = tok_revoke->add_option("--token-id", token_id, "the token's id (the number in iblt_<id>_…)");
+    auto* all_opt = tok_revoke->add_flag("--all", all_tokens, "all of the library's tokens");
+    id_opt->excludes(all_opt);
+    tok_revoke->callback([&] {
+        if (token_id.empty() && !all_tokens) throw CLI::RequiredError("--token-id or --all");
+    });
+
     iblsync::iblctl::ImportArgs import_args;
     import_args.config = std::getenv("IBLSYNC_CONFIG") ? std::getenv("IBLSYNC_CONFIG") : "/etc/iblsync/iblsyncd.toml";
     auto* import = app.add_subcommand(
@@ -93,6 +129,24 @@ int main(int argc, char** argv) {
     } else if (help->parsed()) {
         request.command = "help";
         render = iblsync::iblctl::RenderHelp;
+    } else if (lib_add->parsed()) {
+        request = {"library.add", {{"isil", lib_isil}, {"name", lib_name}, {"province", lib_province}, {"poi", lib_poi}}};
+        render = iblsync::iblctl::RenderLibrary;
+    } else if (lib_list->parsed()) {
+        request.command = "library.list";
+        render = iblsync::iblctl::RenderLibraries;
+    } else if (lib_disable->parsed() || lib_enable->parsed()) {
+        request = {lib_enable->parsed() ? "library.enable" : "library.disable", {{"isil", lib_isil}}};
+        render = iblsync::iblctl::RenderLibrary;
+    } else if (tok_issue->parsed()) {
+        request = {"token.issue", {{"isil", lib_isil}, {"label", token_label}}};
+        render = iblsync::iblctl::RenderToken;
+    } else if (tok_rotate->parsed()) {
+        request = {"token.rotate", {{"isil", lib_isil}, {"grace_seconds", std::to_string(grace)}}};
+        render = iblsync::iblctl::RenderToken;
+    } else if (tok_revoke->parsed()) {
+        request = {"token.revoke", {{"isil", lib_isil}, {"token_id", all_tokens ? "all" : token_id}}};
+        render = iblsync::iblctl::RenderToken;
     }
 
     ControlResponse response;

@@ -108,7 +108,58 @@ std::string RenderHelp(const std::string& json) {
     if (!cmds.IsObject()) return json + "\n";
     std::string out = "commands the daemon understands:\n";
     for (const auto& m : cmds.GetObject())
-        out += fmt::format("  {:<10}{}\n", m.name.GetString(), m.value.IsString() ? m.value.GetString() : "");
+        out += fmt::format("  {:<16}{}\n", m.name.GetString(), m.value.IsString() ? m.value.GetString() : "");
+    return out;
+}
+
+std::string RenderLibraries(const std::string& json) {
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    const auto& libs = Obj(d, "libraries");
+    if (!libs.IsArray()) return json + "\n";
+    if (libs.Empty()) return "no libraries registered; 'iblctl library add ISIL --name NAME' registers one\n";
+    std::string out = fmt::format("{:<17}{:<8}{:<8}{:>10}{:>10}{:>7}{:>9}  {:<21}{}\n", "ISIL", "PROV", "STATE",
+                                  "RECORDS", "COPIES", "TOKENS", "PUSHES", "LAST PUSH", "NAME");
+    for (const auto& l : libs.GetArray()) {
+        out += fmt::format("{:<17}{:<8}{:<8}{:>10}{:>10}{:>7}{:>9}  {:<21}{}\n", Str(l, "isil"),
+                           Str(l, "province").empty() ? "-" : Str(l, "province"),
+                           Str(l, "enabled") == "yes" ? "enabled" : "DISABLED", Str(l, "records"), Str(l, "copies"),
+                           Str(l, "live_tokens"), Str(l, "pushes"),
+                           Str(l, "last_push_at").empty() ? "never" : Str(l, "last_push_at"), Str(l, "name"));
+    }
+    return out;
+}
+
+std::string RenderLibrary(const std::string& json) {
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    if (d.HasParseError() || !d.IsObject()) return json + "\n";
+    if (d.HasMember("enabled") && !d.HasMember("name"))
+        return fmt::format("library {} is now {}\n", Str(d, "isil"), Str(d, "enabled") == "yes" ? "enabled" : "disabled");
+    return fmt::format("library {} registered: {}{}\nnext: 'iblctl token issue {}' gives its library system a token\n",
+                       Str(d, "isil"), Str(d, "name"),
+                       Str(d, "province").empty() ? "" : fmt::format(" ({})", Str(d, "province")), Str(d, "isil"));
+}
+
+std::string RenderToken(const std::string& json) {
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    if (d.HasParseError() || !d.IsObject()) return json + "\n";
+    if (d.HasMember("revoked") && !d.HasMember("token"))
+        return fmt::format("{} token(s) of {} revoked\n", Str(d, "revoked"), Str(d, "library"));
+    std::string out = fmt::format("token {} for {}:\n\n  {}\n\n", Str(d, "token_id"), Str(d, "library"), Str(d, "token"));
+    out += "This is the only time it is shown; only its hash is stored. The library system sends it as\n"
+           "  Authorization: Bearer <token>\n";
+    const auto& replaced = Obj(d, "replaced");
+    if (replaced.IsArray() && !replaced.Empty()) {
+        std::string ids;
+        for (const auto& id : replaced.GetArray())
+            if (id.IsInt64()) ids += (ids.empty() ? "" : ", ") + std::to_string(id.GetInt64());
+        out += Str(d, "grace_seconds") == "0"
+                   ? fmt::format("Replaced token(s) {} stopped working now.\n", ids)
+                   : fmt::format("Replaced token(s) {} keep working for {} more.\n", ids,
+                                 FormatDuration(std::stoll(Str(d, "grace_seconds"))));
+    }
     return out;
 }
 

@@ -9,6 +9,9 @@ namespace iblsync::iblctl {
 std::string RenderStatus(const std::string& result_json);
 std::string RenderReload(const std::string& result_json);
 std::string RenderHelp(const std::string& result_json);
+std::string RenderLibraries(const std::string& result_json);  // library.list
+std::string RenderLibrary(const std::string& result_json);    // library.add, .enable, .disable
+std::string RenderToken(const std::string& result_json);      // token.issue, .rotate, .revoke
 
 // "3d 04h 05m", "2h 03m 04s", "12s"
 std::string FormatDuration(long long seconds);

@@ -110,7 +110,8 @@ TEST_F(ControlTest, MalformedAndUnknownCommandsGetSpecificErrors) {
     // The daemon is unharmed.
     EXPECT_EQ(daemon_->Iblctl({"status"}).exit_code, 0);
     auto help = daemon_->Iblctl({"commands"});
-    EXPECT_NE(help.out.find("  reload    re-read the config file (same as SIGHUP)"), std::string::npos) << help.out;
+    EXPECT_NE(help.out.find("  reload          re-read the config file (same as SIGHUP)"), std::string::npos) << help.out;
+    EXPECT_NE(help.out.find("  token.issue     a new API token for a library (shown once)"), std::string::npos) << help.out;
 }
 
 TEST_F(ControlTest, SocketIsGroupOnlyAndOtherUsersAreRefused) {

@@ -30,7 +30,8 @@ Routes MakeRoutes(bool ready) {
             if (!ready) r.reason = "connection refused";
             co_return r;
         },
-        [] { return std::string("m 1\n"); }});
+        [] { return std::string("m 1\n"); },
+        nullptr});
 }
 
 }  // namespace

@@ -1,0 +1,210 @@
+#include "daemon/admin_commands.hpp"
+
+#include <charconv>
+
+#include <fmt/format.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "protocols/isil.hpp"
+#include "protocols/province.hpp"
+#include "storage/access.hpp"
+#include "storage/database.hpp"
+
+namespace iblsync::daemon {
+namespace {
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+using protocols::ControlResponse;
+
+ControlResponse Refuse(std::string error, std::string hint) {
+    ControlResponse r;
+    r.error = std::move(error);
+    r.hint = std::move(hint);
+    return r;
+}
+
+ControlResponse Ok(const rapidjson::StringBuffer& buf) {
+    ControlResponse r;
+    r.ok = true;
+    r.result_json.assign(buf.GetString(), buf.GetSize());
+    return r;
+}
+
+std::string Arg(const protocols::ControlRequest& req, const char* key) {
+    auto it = req.args.find(key);
+    return it == req.args.end() ? std::string() : it->second;
+}
+
+void Str(Writer& w, const char* k, const std::string& v) {
+    w.Key(k);
+    w.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
+}
+
+void WriteLibrary(Writer& w, const storage::Library& l) {
+    w.StartObject();
+    Str(w, "isil", l.isil);
+    Str(w, "name", l.name);
+    Str(w, "province", l.province);
+    Str(w, "poi", l.poi);
+    w.Key("enabled");
+    w.Bool(l.enabled);
+    w.Key("records");
+    w.Int64(l.records);
+    w.Key("copies");
+    w.Int64(l.copies);
+    w.Key("live_tokens");
+    w.Int64(l.live_tokens);
+    w.Key("pushes");
+    w.Int64(l.pushes);
+    Str(w, "last_push_at", l.last_push_at);
+    Str(w, "created_at", l.created_at);
+    w.EndObject();
+}
+
+void WriteToken(Writer& w, const storage::IssuedToken& t) {
+    Str(w, "library", t.library);
+    w.Key("token_id");
+    w.Int64(t.id);
+    Str(w, "token", t.token);
+}
+
+}  // namespace
+
+net::awaitable<std::optional<ControlResponse>> HandleAdminCommand(const protocols::ControlRequest& req,
+                                                                  storage::Database& db, DbExecutor& exec) {
+    const std::string& cmd = req.command;
+    if (cmd.rfind("library.", 0) != 0 && cmd.rfind("token.", 0) != 0) co_return std::nullopt;
+    const storage::Actor actor{fmt::format("control:uid={}", Arg(req, "_peer_uid"))};
+
+    if (cmd == "library.list") {
+        auto libs = co_await exec.Run([&db] { return storage::ListLibraries(db); });
+        rapidjson::StringBuffer buf;
+        Writer w(buf);
+        w.StartObject();
+        w.Key("libraries");
+        w.StartArray();
+        for (const auto& l : libs) WriteLibrary(w, l);
+        w.EndArray();
+        w.EndObject();
+        co_return Ok(buf);
+    }
+
+    auto isil = protocols::NormalizeIsil(Arg(req, "isil"));
+    if (!isil)
+        co_return Refuse(fmt::format("'{}' is not a valid ISIL: {}", Arg(req, "isil").substr(0, 40), isil.error()),
+                         "an ISIL in this network looks like NL-0600670000: 'NL-' and at most 13 of A-Z 0-9 / - :");
+    const std::string lib = isil.value();
+    const auto not_registered = [&] {
+        return Refuse(fmt::format("library {} is not registered on this node", lib),
+                      fmt::format("'iblctl library add {} --name NAME --province NL-XX' registers it", lib));
+    };
+
+    try {
+        if (cmd == "library.add") {
+            storage::Library l;
+            l.isil = lib;
+            l.name = Arg(req, "name");
+            if (l.name.empty() || l.name.size() > 200)
+                co_return Refuse("a library needs a name of 1 to 200 characters", "add --name \"Bibliotheek …\"");
+            if (auto p = Arg(req, "province"); !p.empty()) {
+                auto prov = protocols::NormalizeProvince(p);
+                if (!prov) co_return Refuse(prov.error(), "give an ISO 3166-2:NL code such as NL-GE or NL-NH");
+                l.province = prov.value();
+            }
+            if (auto p = Arg(req, "poi"); !p.empty()) {
+                auto poi = protocols::NormalizeIsil(p);
+                if (!poi) co_return Refuse(fmt::format("--poi: {}", poi.error()), "give the ISIL of the POI");
+                l.poi = poi.value();
+            }
+            co_await exec.Run([&] {
+                storage::AddLibrary(db, l, actor);
+                return 0;
+            });
+            auto stored = co_await exec.Run([&] { return storage::GetLibrary(db, lib); });
+            rapidjson::StringBuffer buf;
+            Writer w(buf);
+            if (stored) WriteLibrary(w, *stored);
+            else w.Null();
+            co_return Ok(buf);
+        }
+        if (cmd == "library.disable" || cmd == "library.enable") {
+            const bool enable = cmd == "library.enable";
+            bool found = co_await exec.Run([&] { return storage::SetLibraryEnabled(db, lib, enable, actor); });
+            if (!found) co_return not_registered();
+            rapidjson::StringBuffer buf;
+            Writer w(buf);
+            w.StartObject();
+            Str(w, "isil", lib);
+            w.Key("enabled");
+            w.Bool(enable);
+            w.EndObject();
+            co_return Ok(buf);
+        }
+        if (cmd == "token.issue") {
+            std::string label = Arg(req, "label");
+            if (label.size() > 200) co_return Refuse("a token label has at most 200 characters", "shorten --label");
+            auto t = co_await exec.Run([&] { return storage::IssueToken(db, lib, label, actor); });
+            rapidjson::StringBuffer buf;
+            Writer w(buf);
+            w.StartObject();
+            WriteToken(w, t);
+            w.EndObject();
+            co_return Ok(buf);
+        }
+        if (cmd == "token.rotate") {
+            int grace = 0;
+            if (auto g = Arg(req, "grace_seconds"); !g.empty()) {
+                auto [end, ec] = std::from_chars(g.data(), g.data() + g.size(), grace);
+                if (ec != std::errc() || end != g.data() + g.size() || grace < 0 || grace > 30 * 86400)
+                    co_return Refuse(fmt::format("grace '{}' is not 0..2592000 seconds", g.substr(0, 20)),
+                                     "e.g. --grace 3600 keeps the old tokens working for an hour");
+            }
+            auto t = co_await exec.Run([&] { return storage::RotateToken(db, lib, grace, actor); });
+            rapidjson::StringBuffer buf;
+            Writer w(buf);
+            w.StartObject();
+            WriteToken(w, t);
+            w.Key("replaced");
+            w.StartArray();
+            for (auto id : t.revoked) w.Int64(id);
+            w.EndArray();
+            w.Key("grace_seconds");
+            w.Int(grace);
+            w.EndObject();
+            co_return Ok(buf);
+        }
+        if (cmd == "token.revoke") {
+            long long id = 0;
+            const std::string which = Arg(req, "token_id");
+            if (which != "all") {
+                auto [end, ec] = std::from_chars(which.data(), which.data() + which.size(), id);
+                if (which.empty() || ec != std::errc() || end != which.data() + which.size() || id <= 0)
+                    co_return Refuse("say which token: a token id, or all", "--token-id N or --all");
+            }
+            auto n = co_await exec.Run([&] { return storage::RevokeTokens(db, lib, id, actor); });
+            if (id > 0 && n == 0)
+                co_return Refuse(fmt::format("library {} has no live token {}", lib, id),
+                                 "'iblctl library list' shows how many live tokens each library has");
+            rapidjson::StringBuffer buf;
+            Writer w(buf);
+            w.StartObject();
+            Str(w, "library", lib);
+            w.Key("revoked");
+            w.Int64(n);
+            w.EndObject();
+            co_return Ok(buf);
+        }
+    } catch (const storage::DatabaseUnavailable& e) {
+        co_return Refuse(fmt::format("the database is unreachable: {}", e.what()),
+                         "check 'iblctl status'; nothing was changed");
+    } catch (const storage::DatabaseError& e) {
+        if (e.sqlstate() == "IBL01") co_return not_registered();
+        if (e.sqlstate() == "IBL02")
+            co_return Refuse(e.what(), "'iblctl library list' shows it; nothing was changed");
+        co_return Refuse(fmt::format("the database refused: {}", e.what()), "nothing was changed");
+    }
+    co_return Refuse(fmt::format("unknown command '{}'", cmd.substr(0, 64)), "'iblctl commands' lists the commands");
+}
+
+}  // namespace iblsync::daemon

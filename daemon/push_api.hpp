@@ -1,0 +1,38 @@
+#pragma once
+// The /v1 API: library systems push records and availability, read them
+// back, and follow the change feed. Requests carry a library's bearer
+// token; a token may read everything and write only its own library.
+// Handlers run on the event loop; every database call goes to the DB pool.
+
+#include <memory>
+#include <functional>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "daemon/config.hpp"
+#include "daemon/db_executor.hpp"
+#include "daemon/http_types.hpp"
+
+namespace iblsync::storage {
+class Database;
+}
+
+namespace iblsync::daemon {
+
+class PushApi {
+public:
+    PushApi(storage::Database& db, DbExecutor& exec, std::function<std::shared_ptr<const Config>()> config);
+    ~PushApi();
+
+    // Any request whose path starts with /v1/.
+    net::awaitable<HttpResponse> Handle(const HttpRequest& request);
+
+    // Ends waiting long-polls (with what they have) and refuses new waits.
+    void Stop();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace iblsync::daemon

@@ -1,0 +1,21 @@
+#pragma once
+// The incremental write of catalogue_writer.cpp inside a caller's
+// transaction, for writers that add their own rows to it (push.cpp: audit,
+// idempotency). Private to storage/.
+
+#include <string>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "storage/catalogue_writer.hpp"
+
+namespace iblsync::storage::detail {
+
+// Takes the library's write lock (the one bulk loads take) until the commit.
+void LockLibrary(pqxx::work& tx, const std::string& library);
+
+// Stages and merges `changes` (the lock must be held); does not commit.
+BatchResult ApplyChanges(pqxx::work& tx, const std::string& library, const std::vector<RecordChange>& changes);
+
+}  // namespace iblsync::storage::detail
