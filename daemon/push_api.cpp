@@ -997,18 +997,12 @@ struct PushApi::Impl {
         }
         if (which == R::kNone) co_return not_found();
         const std::string& m = req.method;
-        switch (which) {
-            case R::kChanges: case R::kWork: case R::kHoldings:
-                if (m != "GET") co_return method_not_allowed("GET");
-                break;
-            case R::kRecords: case R::kAvailability:
-                if (m != "POST") co_return method_not_allowed("POST");
-                break;
-            case R::kRecord:
-                if (m != "GET" && m != "PUT" && m != "DELETE") co_return method_not_allowed("GET, PUT, DELETE");
-                break;
-            default: break;
-        }
+        std::string allow;
+        for (const auto& r : ApiRoutes())
+            if (r.path == route) allow += (allow.empty() ? "" : ", ") + r.method;
+        bool allowed = false;
+        for (const auto& r : ApiRoutes()) allowed = allowed || (r.path == route && r.method == m);
+        if (!allowed) co_return method_not_allowed(allow.c_str());
         auto auth = co_await Authenticate(req);
         if (auto* r = std::get_if<HttpResponse>(&auth)) co_return *r;
         const auto& who = std::get<storage::TokenIdentity>(auth);
@@ -1045,6 +1039,20 @@ struct PushApi::Impl {
         }
     }
 };
+
+const std::vector<ApiRoute>& ApiRoutes() {
+    static const std::vector<ApiRoute> kRoutes{
+        {"GET", "/v1/changes"},
+        {"GET", "/v1/works/{id}"},
+        {"POST", "/v1/libraries/{isil}/records"},
+        {"POST", "/v1/libraries/{isil}/availability"},
+        {"GET", "/v1/libraries/{isil}/records/{id}"},
+        {"PUT", "/v1/libraries/{isil}/records/{id}"},
+        {"DELETE", "/v1/libraries/{isil}/records/{id}"},
+        {"GET", "/v1/libraries/{isil}/records/{id}/holdings"},
+    };
+    return kRoutes;
+}
 
 PushApi::PushApi(storage::Database& db, DbExecutor& exec, std::function<std::shared_ptr<const Config>()> config)
     : impl_(std::make_unique<Impl>(db, exec, std::move(config))) {}

@@ -6,6 +6,8 @@
 
 #include <memory>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -18,6 +20,14 @@ class Database;
 }
 
 namespace iblsync::daemon {
+
+// One route of the /v1 API: method and path template, as in
+// docs/api/openapi.yaml (a test holds the two together).
+struct ApiRoute {
+    std::string method;
+    std::string path;
+};
+const std::vector<ApiRoute>& ApiRoutes();
 
 class PushApi {
 public:
