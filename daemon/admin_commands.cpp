@@ -10,6 +10,7 @@
 #include "protocols/province.hpp"
 #include "storage/access.hpp"
 #include "storage/database.hpp"
+#include "storage/push.hpp"
 
 namespace iblsync::daemon {
 namespace {
@@ -74,6 +75,47 @@ void WriteToken(Writer& w, const storage::IssuedToken& t) {
 net::awaitable<std::optional<ControlResponse>> HandleAdminCommand(const protocols::ControlRequest& req,
                                                                   storage::Database& db, DbExecutor& exec) {
     const std::string& cmd = req.command;
+    if (cmd == "changes") {
+        long long since = 0;
+        int limit = 100;
+        auto s = Arg(req, "since"), l = Arg(req, "limit");
+        auto [e1, ec1] = std::from_chars(s.data(), s.data() + s.size(), since);
+        auto [e2, ec2] = std::from_chars(l.data(), l.data() + l.size(), limit);
+        if ((!s.empty() && (ec1 != std::errc() || since < 0)) || (!l.empty() && (ec2 != std::errc() || limit < 1 || limit > 10000)))
+            co_return Refuse("since is a sequence number >= 0 and limit 1..10000", "e.g. iblctl changes --since 0 --limit 50");
+        try {
+            auto page = co_await exec.Run([&] { return storage::ReadChanges(db, since, limit); });
+            rapidjson::StringBuffer buf;
+            Writer w(buf);
+            w.StartObject();
+            w.Key("changes");
+            w.StartArray();
+            for (const auto& c : page.changes) {
+                w.StartObject();
+                w.Key("seq");
+                w.Int64(c.seq);
+                Str(w, "at", c.changed_at);
+                Str(w, "entity", c.entity);
+                Str(w, "op", c.op);
+                Str(w, "library", c.library);
+                Str(w, "local_id", c.local_id);
+                Str(w, "record", c.record_local_id);
+                w.Key("version");
+                w.Int(c.version);
+                Str(w, "status", c.holding ? c.holding->status : std::string());
+                w.EndObject();
+            }
+            w.EndArray();
+            w.Key("next_since");
+            w.Int64(page.changes.empty() ? since : page.changes.back().seq);
+            w.Key("head");
+            w.Int64(page.head);
+            w.EndObject();
+            co_return Ok(buf);
+        } catch (const storage::DatabaseError& e) {
+            co_return Refuse(fmt::format("the database refused: {}", e.what()), "check 'iblctl status'");
+        }
+    }
     if (cmd.rfind("library.", 0) != 0 && cmd.rfind("token.", 0) != 0) co_return std::nullopt;
     const storage::Actor actor{fmt::format("control:uid={}", Arg(req, "_peer_uid"))};
 

@@ -31,7 +31,9 @@
 #include "daemon/routes.hpp"
 #include "daemon/spawn.hpp"
 #include "daemon/version.hpp"
+#include "storage/access.hpp"
 #include "storage/database.hpp"
+#include "storage/push.hpp"
 #include "storage/migrations.hpp"
 
 namespace iblsync::daemon {
@@ -292,6 +294,31 @@ struct Node::Impl {
         w.EndArray();
         str("control", config->control_socket);
         w.EndObject();
+        w.Key("feed");
+        w.StartObject();
+        {
+            long long head = -1;
+            std::vector<storage::Library> libs;
+            try {
+                head = co_await exec.Run([&] { return storage::ChangeHead(db); });
+                libs = co_await exec.Run([&] { return storage::ListLibraries(db); });
+            } catch (const storage::DatabaseError&) {
+            }
+            w.Key("head");
+            w.Int64(head);
+            w.Key("libraries");
+            w.StartArray();
+            for (const auto& l : libs) {
+                w.StartObject();
+                str("isil", l.isil);
+                w.Key("pushes");
+                w.Int64(l.pushes);
+                str("last_push_at", l.last_push_at);
+                w.EndObject();
+            }
+            w.EndArray();
+        }
+        w.EndObject();
         w.Key("counters");
         w.StartObject();
         w.Key("http_requests");
@@ -349,7 +376,8 @@ struct Node::Impl {
                 R"j("library.enable":"accept the library's tokens again","library.disable":"refuse the library's tokens",)j"
                 R"j("token.issue":"a new API token for a library (shown once)",)j"
                 R"j("token.rotate":"a new token; the old ones end after grace_seconds",)j"
-                R"j("token.revoke":"end one token (token_id) or all of a library's"}})j";
+                R"j("token.revoke":"end one token (token_id) or all of a library's",)j"
+                R"j("changes":"the change feed after since (limit)"}})j";
         } else {
             r.error = fmt::format("unknown command '{}'", req.command.substr(0, 64));
             r.hint = "'iblctl commands' lists the commands";

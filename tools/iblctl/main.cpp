@@ -3,7 +3,9 @@
 // Exit codes: 0 ok, 1 the daemon refused the command, 2 usage error,
 // 3 daemon not reachable, 4 permission denied, 5 protocol error or timeout.
 
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -77,6 +79,16 @@ int main(int argc, char** argv) {
         if (token_id.empty() && !all_tokens) throw CLI::RequiredError("--token-id or --all");
     });
 
+    auto* changes = app.add_subcommand("changes", "the change feed: what changed in the catalogue, in order");
+    long long since = 0;
+    int limit = 100;
+    bool follow = false;
+    changes->add_option("--since", since, "show the changes after this sequence number")->capture_default_str();
+    changes->add_option("--limit", limit, "at most this many (per page with --follow)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 10000));
+    changes->add_flag("--follow,-f", follow, "keep printing new changes as they come (Ctrl-C ends)");
+
     iblsync::iblctl::ImportArgs import_args;
     import_args.config = std::getenv("IBLSYNC_CONFIG") ? std::getenv("IBLSYNC_CONFIG") : "/etc/iblsync/iblsyncd.toml";
     auto* import = app.add_subcommand(
@@ -116,6 +128,37 @@ int main(int argc, char** argv) {
     if (import->parsed()) {
         import_args.json = json;
         return iblsync::iblctl::RunImport(import_args);
+    }
+
+    if (changes->parsed()) {
+        // Pages until the feed is read; with --follow, then once a second.
+        for (bool first = true;; first = false) {
+            ControlRequest page{"changes", {{"since", std::to_string(since)}, {"limit", std::to_string(limit)}}};
+            ControlResponse answer;
+            iblsync::iblctl::CallError failed;
+            if (!iblsync::iblctl::Call(socket, page, timeout_ms, answer, failed)) {
+                std::cerr << "iblctl: " << failed.message << "\n";
+                return failed.exit_code;
+            }
+            if (!answer.ok) {
+                std::cerr << "iblctl: changes failed: " << answer.error << "\n";
+                if (!answer.hint.empty()) std::cerr << "hint: " << answer.hint << "\n";
+                return 1;
+            }
+            // An empty page only when there is nothing at all (--json: one line per page).
+            if (first || answer.result_json.find("\"changes\":[]") == std::string::npos)
+                std::cout << (json ? answer.result_json + "\n" : iblsync::iblctl::RenderChanges(answer.result_json))
+                          << std::flush;
+            const auto next = answer.result_json.find("\"next_since\":");
+            const long long next_since =
+                next == std::string::npos ? since : std::stoll(answer.result_json.substr(next + 13));
+            const bool more = next_since != since;
+            since = next_since;
+            if (!more) {
+                if (!follow) return 0;
+                std::this_thread::sleep_for(std::chrono::seconds(1));
+            }
+        }
     }
 
     ControlRequest request;

@@ -78,6 +78,14 @@ std::string RenderStatus(const std::string& json) {
     out += "Listeners\n";
     Row(out, "http", List(l, "http"));
     Row(out, "control", Str(l, "control"));
+    const auto& feed = Obj(d, "feed");
+    out += "Change feed\n";
+    Row(out, "head", Str(feed, "head") == "-1" ? "" : Str(feed, "head"));
+    const auto& pushes = Obj(feed, "libraries");
+    if (pushes.IsArray())
+        for (const auto& l : pushes.GetArray())
+            Row(out, Str(l, "isil"), fmt::format("{} pushes, last {}", Str(l, "pushes"),
+                                                 Str(l, "last_push_at").empty() ? "never" : Str(l, "last_push_at")));
     const auto& c = Obj(d, "counters");
     out += "Counters\n";
     Row(out, "http requests", Str(c, "http_requests"));
@@ -139,6 +147,22 @@ std::string RenderLibrary(const std::string& json) {
     return fmt::format("library {} registered: {}{}\nnext: 'iblctl token issue {}' gives its library system a token\n",
                        Str(d, "isil"), Str(d, "name"),
                        Str(d, "province").empty() ? "" : fmt::format(" ({})", Str(d, "province")), Str(d, "isil"));
+}
+
+std::string RenderChanges(const std::string& json) {
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    const auto& changes = Obj(d, "changes");
+    if (!changes.IsArray()) return json + "\n";
+    std::string out;
+    for (const auto& c : changes.GetArray()) {
+        const bool holding = Str(c, "entity") == "holding";
+        out += fmt::format("{:>8}  {}  {:<7} {:<7} {:<15} {}{}\n", Str(c, "seq"), Str(c, "at").substr(0, 19),
+                           Str(c, "entity"), Str(c, "op"), Str(c, "library"),
+                           holding ? fmt::format("copy {} of {}", Str(c, "local_id"), Str(c, "record")) : Str(c, "local_id"),
+                           holding && !Str(c, "status").empty() ? " -> " + Str(c, "status") : std::string());
+    }
+    return out;
 }
 
 std::string RenderToken(const std::string& json) {

@@ -12,6 +12,7 @@ std::string RenderHelp(const std::string& result_json);
 std::string RenderLibraries(const std::string& result_json);  // library.list
 std::string RenderLibrary(const std::string& result_json);    // library.add, .enable, .disable
 std::string RenderToken(const std::string& result_json);      // token.issue, .rotate, .revoke
+std::string RenderChanges(const std::string& result_json);    // changes: one line per change
 
 // "3d 04h 05m", "2h 03m 04s", "12s"
 std::string FormatDuration(long long seconds);

@@ -199,6 +199,19 @@ TEST_F(PushApiTest, LibrariesAreListedAndCanBeDisabled) {
     EXPECT_EQ(a["pushes"].GetInt64(), 1);
     EXPECT_STRNE(a["last_push_at"].GetString(), "");
 
+    // The feed and the pushes, for the operator.
+    auto feed = daemon_->Iblctl({"changes", "--since", "0"});
+    ASSERT_EQ(feed.exit_code, 0) << feed.err;
+    EXPECT_NE(feed.out.find("record  insert  NL-0000000101   a1"), std::string::npos) << feed.out;
+    EXPECT_NE(feed.out.find("copy C1 of a1 -> available"), std::string::npos) << feed.out;
+    auto feed_json = Json(daemon_->Iblctl({"--json", "changes", "--since", "1", "--limit", "5"}).out);
+    EXPECT_EQ(feed_json["changes"].Size(), 1u);
+    EXPECT_EQ(feed_json["head"].GetInt64(), 2);
+    auto status = daemon_->Iblctl({"status"});
+    EXPECT_NE(status.out.find("Change feed"), std::string::npos) << status.out;
+    EXPECT_NE(status.out.find("NL-0000000101     1 pushes, last 20"), std::string::npos) << status.out;
+    EXPECT_EQ(daemon_->Iblctl({"changes", "--since", "-4"}).exit_code, 1);
+
     ASSERT_EQ(daemon_->Iblctl({"library", "disable", kLibA}).exit_code, 0);
     ExpectProblem(Call("GET", "/v1/changes", token_a_), 403, "library-disabled");
     ASSERT_EQ(daemon_->Iblctl({"library", "enable", kLibA}).exit_code, 0);
