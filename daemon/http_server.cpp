@@ -156,6 +156,9 @@ struct HttpServer::Impl {
         beast::error_code ec0;
         auto peer = socket.remote_endpoint(ec0);
         std::string remote = ec0 ? "unknown" : EndpointString(peer);
+        // Answers go out at once: with Nagle on, a response written in two
+        // pieces waited for the client's delayed ACK.
+        socket.set_option(tcp::no_delay(true), ec0);
         beast::tcp_stream stream(std::move(socket));
         auto self = connections.insert(connections.end(), Connection{&stream, false});
         UpdateGauge();

@@ -228,8 +228,12 @@ Written<AvailabilityBatch> PushAvailability(Database& db, const std::string& lib
             "  SELECT i.*, h.id AS hid, h.barcode AS hbarcode, h.version AS hversion, h.status AS hstatus,"
             "   h.due_date AS hdue, h.source_changed_at AS hchanged,"
             "   row_number() OVER (PARTITION BY h.id ORDER BY i.changed_at DESC NULLS LAST, i.pos DESC) AS rank"
-            "  FROM avail_in i LEFT JOIN holding h ON h.library = $1"
-            "   AND (CASE WHEN i.item_id IS NOT NULL THEN h.id = i.item_id ELSE h.barcode = i.barcode END))"
+            // Two lookups, each by its own index (a CASE in the join
+            // condition hid both and scanned the library's copies per entry).
+            "  FROM avail_in i LEFT JOIN LATERAL ("
+            "   SELECT * FROM holding x WHERE x.id = i.item_id AND x.library = $1"
+            "   UNION ALL SELECT * FROM holding x WHERE i.item_id IS NULL AND x.library = $1 AND x.barcode = i.barcode"
+            "  ) h ON true)"
             " SELECT pos,"
             "  CASE WHEN hid IS NULL THEN 'not_found' WHEN rank > 1 THEN 'superseded'"
             "   WHEN changed_at IS NOT NULL AND hchanged IS NOT NULL AND changed_at < hchanged THEN 'stale'"
