@@ -1,5 +1,7 @@
 #include "daemon/admin_commands.hpp"
 
+#include "daemon/push_api.hpp"
+
 #include <charconv>
 
 #include <fmt/format.h>
@@ -85,33 +87,10 @@ net::awaitable<std::optional<ControlResponse>> HandleAdminCommand(const protocol
             co_return Refuse("since is a sequence number >= 0 and limit 1..10000", "e.g. iblctl changes --since 0 --limit 50");
         try {
             auto page = co_await exec.Run([&] { return storage::ReadChanges(db, since, limit); });
-            rapidjson::StringBuffer buf;
-            Writer w(buf);
-            w.StartObject();
-            w.Key("changes");
-            w.StartArray();
-            for (const auto& c : page.changes) {
-                w.StartObject();
-                w.Key("seq");
-                w.Int64(c.seq);
-                Str(w, "at", c.changed_at);
-                Str(w, "entity", c.entity);
-                Str(w, "op", c.op);
-                Str(w, "library", c.library);
-                Str(w, "local_id", c.local_id);
-                Str(w, "record", c.record_local_id);
-                w.Key("version");
-                w.Int(c.version);
-                Str(w, "status", c.holding ? c.holding->status : std::string());
-                w.EndObject();
-            }
-            w.EndArray();
-            w.Key("next_since");
-            w.Int64(page.changes.empty() ? since : page.changes.back().seq);
-            w.Key("head");
-            w.Int64(page.head);
-            w.EndObject();
-            co_return Ok(buf);
+            ControlResponse r;
+            r.ok = true;
+            r.result_json = ChangePageJson(page, since);
+            co_return r;
         } catch (const storage::DatabaseError& e) {
             co_return Refuse(fmt::format("the database refused: {}", e.what()), "check 'iblctl status'");
         }

@@ -301,7 +301,7 @@ struct Node::Impl {
             std::vector<storage::Library> libs;
             try {
                 head = co_await exec.Run([&] { return storage::ChangeHead(db); });
-                libs = co_await exec.Run([&] { return storage::ListLibraries(db); });
+                libs = co_await exec.Run([&] { return storage::ListPushes(db); });
             } catch (const storage::DatabaseError&) {
             }
             w.Key("head");

@@ -220,6 +220,24 @@ std::optional<int> ParseEtag(std::string v) {
     return static_cast<int>(*n);
 }
 
+// The Content-Type without parameters, lower case: "application/json".
+std::string MediaType(const HttpRequest& req) {
+    std::string type = req.Header("Content-Type");
+    type = type.substr(0, type.find(';'));
+    while (!type.empty() && type.back() == ' ') type.pop_back();
+    std::transform(type.begin(), type.end(), type.begin(), ::tolower);
+    return type;
+}
+
+// A batch body refused as a whole (protocols/push_batch.hpp's messages).
+HttpResponse BatchProblem(const std::string& m, const char* schema_title) {
+    if (m.find("the limit is") != std::string::npos || m.find("split it") != std::string::npos)
+        return Problem(413, "batch-too-large", "Batch too large", m);
+    if (m.rfind("JSON nested deeper", 0) == 0) return Problem(400, "json-too-deep", "JSON nested too deeply", m);
+    if (m.rfind("invalid JSON", 0) == 0) return Problem(400, "invalid-json", "Invalid JSON", m);
+    return Problem(422, "schema-violation", schema_title, m);
+}
+
 std::string Etag(int version) { return fmt::format("\"{}\"", version); }
 
 int StatusOf(storage::RecordOutcome o) {
@@ -398,10 +416,7 @@ struct PushApi::Impl {
     std::variant<protocols::CatalogueRecord, ItemError> RecordFromBody(const HttpRequest& req,
                                                                        const storage::TokenIdentity& who,
                                                                        const Config& cfg) {
-        std::string type = req.Header("Content-Type");
-        type = type.substr(0, type.find(';'));
-        while (!type.empty() && type.back() == ' ') type.pop_back();
-        std::transform(type.begin(), type.end(), type.begin(), ::tolower);
+        const std::string type = MediaType(req);
         if (req.body.size() > cfg.api_max_record_bytes)
             return ItemError{413, "record-too-large", "Record too large",
                              fmt::format("the record has {} bytes; this node accepts {} at most", req.body.size(),
@@ -535,10 +550,7 @@ struct PushApi::Impl {
     net::awaitable<HttpResponse> PostRecords(const HttpRequest& req, const storage::TokenIdentity& who,
                                              const std::string& isil, bool atomic) {
         auto cfg = config();
-        std::string type = req.Header("Content-Type");
-        type = type.substr(0, type.find(';'));
-        std::transform(type.begin(), type.end(), type.begin(), ::tolower);
-        while (!type.empty() && type.back() == ' ') type.pop_back();
+        const std::string type = MediaType(req);
         if (type != "application/json" && type != "application/x-ndjson")
             co_return Problem(415, "unsupported-media-type", "Unsupported media type",
                               "send a batch as application/x-ndjson (one JSON record per line) or application/json "
@@ -547,14 +559,7 @@ struct PushApi::Impl {
         limits.max_items = static_cast<std::size_t>(cfg->api_max_batch_items);
         limits.record.max_bytes = cfg->api_max_record_bytes;
         auto parsed = protocols::ParseRecordBatch(req.body, type == "application/x-ndjson", limits);
-        if (!parsed) {
-            const auto& m = parsed.error();
-            if (m.find("the limit is") != std::string::npos || m.find("split it") != std::string::npos)
-                co_return Problem(413, "batch-too-large", "Batch too large", m);
-            if (m.rfind("JSON nested deeper", 0) == 0) co_return Problem(400, "json-too-deep", "JSON nested too deeply", m);
-            if (m.rfind("invalid JSON", 0) == 0) co_return Problem(400, "invalid-json", "Invalid JSON", m);
-            co_return Problem(422, "schema-violation", "The batch does not follow the format", m);
-        }
+        if (!parsed) co_return BatchProblem(parsed.error(), "The batch does not follow the format");
         // Valid items go to the store; invalid ones keep their error.
         std::vector<std::optional<ItemError>> errors(parsed->size());
         std::vector<std::size_t> position;  // change index -> batch position
@@ -628,12 +633,7 @@ struct PushApi::Impl {
             a.body = Str(buf);
             return a;
         };
-        if (atomic && any_invalid) {
-            bool failed = false;
-            auto a = render(nullptr, failed);
-            co_return Answer(a, false);
-        }
-        if (changes.empty()) {
+        if ((atomic && any_invalid) || changes.empty()) {
             bool failed = false;
             co_return Answer(render(nullptr, failed), false);
         }
@@ -654,24 +654,14 @@ struct PushApi::Impl {
     net::awaitable<HttpResponse> PostAvailability(const HttpRequest& req, const storage::TokenIdentity& who,
                                                   const std::string& isil, bool atomic) {
         auto cfg = config();
-        std::string type = req.Header("Content-Type");
-        type = type.substr(0, type.find(';'));
-        std::transform(type.begin(), type.end(), type.begin(), ::tolower);
-        while (!type.empty() && type.back() == ' ') type.pop_back();
+        const std::string type = MediaType(req);
         if (type != "application/json")
             co_return Problem(415, "unsupported-media-type", "Unsupported media type",
                               "send availability updates as application/json: [{\"barcode\": …, \"status\": …}, …]");
         protocols::BatchLimits limits;
         limits.max_items = static_cast<std::size_t>(cfg->api_max_batch_items);
         auto parsed = protocols::ParseAvailabilityBatch(req.body, limits);
-        if (!parsed) {
-            const auto& m = parsed.error();
-            if (m.find("the limit is") != std::string::npos)
-                co_return Problem(413, "batch-too-large", "Batch too large", m);
-            if (m.rfind("JSON nested deeper", 0) == 0) co_return Problem(400, "json-too-deep", "JSON nested too deeply", m);
-            if (m.rfind("invalid JSON", 0) == 0) co_return Problem(400, "invalid-json", "Invalid JSON", m);
-            co_return Problem(422, "schema-violation", "The updates do not follow the format", m);
-        }
+        if (!parsed) co_return BatchProblem(parsed.error(), "The updates do not follow the format");
         const std::size_t n = parsed->size();
         std::vector<std::optional<ItemError>> errors(n);
         std::vector<std::size_t> position;
@@ -900,7 +890,7 @@ struct PushApi::Impl {
                 p.extensions.emplace_back("oldest", std::to_string(page.oldest));
                 co_return ProblemResponse(p);
             }
-            if (!page.changes.empty() || stopped || Clock::now() >= deadline) co_return ChangesAnswer(page, since);
+            if (!page.changes.empty() || stopped || Clock::now() >= deadline) co_return JsonResponse(200, ChangePageJson(page, since));
             // Our own commits wake us at once; another writer's (a bulk load)
             // within a second.
             net::steady_timer timer(co_await net::this_coro::executor);
@@ -911,47 +901,6 @@ struct PushApi::Impl {
         }
     }
 
-    static HttpResponse ChangesAnswer(const storage::ChangePage& page, long long since) {
-        rapidjson::StringBuffer buf;
-        Writer w(buf);
-        w.StartObject();
-        w.Key("changes");
-        w.StartArray();
-        for (const auto& c : page.changes) {
-            w.StartObject();
-            w.Key("seq");
-            w.Int64(c.seq);
-            Key(w, "at", c.changed_at);
-            Key(w, "entity", c.entity);
-            Key(w, "op", c.op);
-            Key(w, "library", c.library);
-            w.Key("version");
-            w.Int(c.version);
-            if (c.entity == "record") {
-                Key(w, "id", c.local_id);
-                w.Key("record_id");
-                w.Int64(c.entity_id);
-                Key(w, "href", RecordHref(c.library, c.local_id));
-            } else {
-                Key(w, "barcode", c.local_id);
-                w.Key("item_id");
-                w.Int64(c.entity_id);
-                Key(w, "record", c.record_local_id);
-                Key(w, "record_href", RecordHref(c.library, c.record_local_id));
-                w.Key("holding");
-                if (c.holding) WriteHolding(w, *c.holding);
-                else w.Null();
-            }
-            w.EndObject();
-        }
-        w.EndArray();
-        w.Key("next_since");
-        w.Int64(page.changes.empty() ? since : page.changes.back().seq);
-        w.Key("head");
-        w.Int64(page.head);
-        w.EndObject();
-        return JsonResponse(200, Str(buf));
-    }
 
     // --- routing ---------------------------------------------------------
 
@@ -1039,6 +988,48 @@ struct PushApi::Impl {
         }
     }
 };
+
+std::string ChangePageJson(const storage::ChangePage& page, long long since) {
+    rapidjson::StringBuffer buf;
+    Writer w(buf);
+    w.StartObject();
+    w.Key("changes");
+    w.StartArray();
+    for (const auto& c : page.changes) {
+        w.StartObject();
+        w.Key("seq");
+        w.Int64(c.seq);
+        Key(w, "at", c.changed_at);
+        Key(w, "entity", c.entity);
+        Key(w, "op", c.op);
+        Key(w, "library", c.library);
+        w.Key("version");
+        w.Int(c.version);
+        if (c.entity == "record") {
+            Key(w, "id", c.local_id);
+            w.Key("record_id");
+            w.Int64(c.entity_id);
+            Key(w, "href", RecordHref(c.library, c.local_id));
+        } else {
+            Key(w, "barcode", c.local_id);
+            w.Key("item_id");
+            w.Int64(c.entity_id);
+            Key(w, "record", c.record_local_id);
+            Key(w, "record_href", RecordHref(c.library, c.record_local_id));
+            w.Key("holding");
+            if (c.holding) WriteHolding(w, *c.holding);
+            else w.Null();
+        }
+        w.EndObject();
+    }
+    w.EndArray();
+    w.Key("next_since");
+    w.Int64(page.changes.empty() ? since : page.changes.back().seq);
+    w.Key("head");
+    w.Int64(page.head);
+    w.EndObject();
+    return Str(buf);
+}
 
 const std::vector<ApiRoute>& ApiRoutes() {
     static const std::vector<ApiRoute> kRoutes{

@@ -17,6 +17,7 @@
 
 namespace iblsync::storage {
 class Database;
+struct ChangePage;
 }
 
 namespace iblsync::daemon {
@@ -28,6 +29,10 @@ struct ApiRoute {
     std::string path;
 };
 const std::vector<ApiRoute>& ApiRoutes();
+
+// A page of the change feed as JSON: the body of GET /v1/changes, and what
+// `iblctl changes` shows.
+std::string ChangePageJson(const storage::ChangePage& page, long long since);
 
 class PushApi {
 public:

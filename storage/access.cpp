@@ -125,6 +125,24 @@ std::vector<Library> ListLibraries(Database& db) {
     });
 }
 
+std::vector<Library> ListPushes(Database& db) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c, "librarypushes");
+        std::vector<Library> out;
+        for (const auto& r : tx.exec(
+                 "SELECT l.isil, coalesce(p.pushes, 0),"
+                 " coalesce(to_char(p.last_push_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '')"
+                 " FROM library l LEFT JOIN library_push p ON p.library = l.isil ORDER BY l.isil")) {
+            Library l;
+            l.isil = r[0].as<std::string>();
+            l.pushes = r[1].as<long long>();
+            l.last_push_at = r[2].as<std::string>();
+            out.push_back(std::move(l));
+        }
+        return out;
+    });
+}
+
 std::optional<Library> GetLibrary(Database& db, const std::string& isil) {
     return db.Pool().With([&](pqxx::connection& c) -> std::optional<Library> {
         pqxx::read_transaction tx(c, "libraryget");

@@ -49,6 +49,9 @@ struct Actor {
 // DatabaseError with sqlstate "IBL02" if it exists already.
 void AddLibrary(Database& db, const Library& library, const Actor& actor);
 std::vector<Library> ListLibraries(Database& db);
+// Only isil, pushes and last_push_at, without counting records and copies
+// (for `iblctl status`, which must stay cheap on a large catalogue).
+std::vector<Library> ListPushes(Database& db);
 std::optional<Library> GetLibrary(Database& db, const std::string& isil);
 // Enables or disables a library: a disabled library's tokens are refused
 // (its records stay in the catalogue). Returns false if it is not registered.

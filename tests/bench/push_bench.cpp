@@ -102,6 +102,19 @@ struct Latency {
     double p50 = 0, p99 = 0, rate = 0;
 };
 
+// p50, p99 and rate of the times the threads measured (ms), over `wall` seconds.
+Latency Summarise(const std::vector<std::vector<double>>& took, double wall) {
+    std::vector<double> all;
+    for (const auto& v : took) all.insert(all.end(), v.begin(), v.end());
+    std::sort(all.begin(), all.end());
+    Latency l;
+    if (all.empty()) return l;
+    l.p50 = all[all.size() / 2];
+    l.p99 = all[std::min(all.size() - 1, all.size() * 99 / 100)];
+    l.rate = static_cast<double>(all.size()) / wall;
+    return l;
+}
+
 // Single-update pushes from `threads` connections at once.
 Latency ApiLatency(int threads, int per_thread) {
     std::vector<std::vector<double>> took(static_cast<std::size_t>(threads));
@@ -120,16 +133,7 @@ Latency ApiLatency(int threads, int per_thread) {
             }
         });
     for (auto& th : pool) th.join();
-    const double wall = Seconds(t0);
-    std::vector<double> all;
-    for (auto& v : took) all.insert(all.end(), v.begin(), v.end());
-    std::sort(all.begin(), all.end());
-    Latency l;
-    if (all.empty()) return l;
-    l.p50 = all[all.size() / 2];
-    l.p99 = all[std::min(all.size() - 1, all.size() * 99 / 100)];
-    l.rate = static_cast<double>(all.size()) / wall;
-    return l;
+    return Summarise(took, Seconds(t0));
 }
 
 Latency RawLatency(const std::string& conninfo, int threads, int per_thread) {
@@ -158,15 +162,7 @@ Latency RawLatency(const std::string& conninfo, int threads, int per_thread) {
             }
         });
     for (auto& th : pool) th.join();
-    const double wall = Seconds(t0);
-    std::vector<double> all;
-    for (auto& v : took) all.insert(all.end(), v.begin(), v.end());
-    std::sort(all.begin(), all.end());
-    Latency l;
-    l.p50 = all[all.size() / 2];
-    l.p99 = all[std::min(all.size() - 1, all.size() * 99 / 100)];
-    l.rate = static_cast<double>(all.size()) / wall;
-    return l;
+    return Summarise(took, Seconds(t0));
 }
 
 }  // namespace

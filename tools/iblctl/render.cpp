@@ -156,11 +156,13 @@ std::string RenderChanges(const std::string& json) {
     if (!changes.IsArray()) return json + "\n";
     std::string out;
     for (const auto& c : changes.GetArray()) {
+        // The feed's own JSON (GET /v1/changes): a copy's state is in "holding", null once deleted.
         const bool holding = Str(c, "entity") == "holding";
+        const std::string status = Str(Obj(c, "holding"), "status");
         out += fmt::format("{:>8}  {}  {:<7} {:<7} {:<15} {}{}\n", Str(c, "seq"), Str(c, "at").substr(0, 19),
                            Str(c, "entity"), Str(c, "op"), Str(c, "library"),
-                           holding ? fmt::format("copy {} of {}", Str(c, "local_id"), Str(c, "record")) : Str(c, "local_id"),
-                           holding && !Str(c, "status").empty() ? " -> " + Str(c, "status") : std::string());
+                           holding ? fmt::format("copy {} of {}", Str(c, "barcode"), Str(c, "record")) : Str(c, "id"),
+                           holding && !status.empty() ? " -> " + status : std::string());
     }
     return out;
 }
