@@ -246,6 +246,14 @@ std::string Suggest(const std::string& wrong, const std::vector<std::string>& kn
         auto d = Distance(wrong, k);
         if (d < best_d) best_d = d, best = k;
     }
+    // A shortened key ("max_batch" for "max_batch_items") is far by edit
+    // distance but obvious to a reader; suggest it when only one key fits.
+    if (best.empty() && wrong.size() >= 3) {
+        int prefixed = 0;
+        for (const auto& k : known)
+            if (k.rfind(wrong, 0) == 0) ++prefixed, best = k;
+        if (prefixed != 1) best.clear();
+    }
     return best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best);
 }
 

@@ -170,6 +170,16 @@ TEST_F(PushApiTest, RotationHasNoGapAndRevocationEndsTokens) {
     EXPECT_NE(unknown.err.find("has no live token 999"), std::string::npos) << unknown.err;
     auto usage = daemon_->Iblctl({"token", "revoke", kLibB});
     EXPECT_EQ(usage.exit_code, 2) << usage.err;
+    const auto tokens = Count("SELECT count(*) FROM library_token");
+    for (const char* grace : {"-5", "99999999", "soon"}) {
+        auto bad = daemon_->Iblctl({"token", "rotate", kLibB, "--grace", grace});
+        EXPECT_EQ(bad.exit_code, 2) << grace << ": " << bad.err;
+        EXPECT_NE(bad.err.find("--grace"), std::string::npos) << bad.err;
+    }
+    auto both = daemon_->Iblctl({"token", "revoke", kLibB, "--token-id", "1", "--all"});
+    EXPECT_EQ(both.exit_code, 2) << both.err;
+    EXPECT_EQ(Count("SELECT count(*) FROM library_token"), tokens);
+    EXPECT_EQ(Count("SELECT count(*) FROM library_token WHERE library = 'NL-0000000102' AND revoked_at IS NULL"), 1);
     auto not_registered = daemon_->Iblctl({"token", "issue", "NL-0000000999"});
     EXPECT_EQ(not_registered.exit_code, 1);
     EXPECT_NE(not_registered.err.find("iblctl library add NL-0000000999"), std::string::npos) << not_registered.err;

@@ -1,5 +1,8 @@
 #include "daemon/config.hpp"
 
+#include <algorithm>
+
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 namespace iblsync::daemon {
@@ -82,6 +85,24 @@ TEST(Config, WrongTypeNamesTheLine) {
 TEST(Config, OutOfRange) {
     auto e = ErrorFor(Replace(kValid, "max_body_bytes = 2048", "max_body_bytes = 10"));
     EXPECT_EQ(e, "/etc/iblsync/iblsyncd.toml:9: http.max_body_bytes: 10 is out of range 1024..4294967296");
+}
+
+TEST(Config, ApiLimits) {
+    // The section is optional; its keys have defaults and ranges like the others.
+    auto ok = ParseConfig(kValid, "x.toml").value();
+    EXPECT_EQ(ok.api_max_batch_items, 1000);
+    EXPECT_EQ(ok.api_rate_per_second, 200);
+    auto with = ParseConfig(std::string(kValid) + "[api]\nrate_per_second = 0\nmax_wait_seconds = 5\n", "x.toml").value();
+    EXPECT_EQ(with.api_rate_per_second, 0);
+    EXPECT_EQ(with.api_max_wait_seconds, 5);
+    const std::string valid(kValid);
+    const auto lines = std::count(valid.begin(), valid.end(), '\n');
+    EXPECT_EQ(ErrorFor(std::string(kValid) + "[api]\nrate_per_second = -1\n"),
+              fmt::format("/etc/iblsync/iblsyncd.toml:{}: api.rate_per_second: -1 is out of range 0..1000000", lines + 2));
+    EXPECT_EQ(ErrorFor(std::string(kValid) + "[api]\nmax_batch_items = \"many\"\n")
+                  .rfind(fmt::format("/etc/iblsync/iblsyncd.toml:{}: api.max_batch_items: ", lines + 2), 0),
+              0u);
+    EXPECT_NE(ErrorFor(std::string(kValid) + "[api]\nmax_batch = 10\n").find("did you mean 'max_batch_items'"), std::string::npos);
 }
 
 TEST(Config, BadRole) {
