@@ -10,6 +10,7 @@
 
 #include "storage/database.hpp"
 #include "storage/detail/connection_pool.hpp"
+#include "storage/detail/sql.hpp"
 
 namespace iblsync::storage {
 namespace {
@@ -222,8 +223,10 @@ std::optional<TokenIdentity> Authenticate(Database& db, const std::string& token
     if (secret.size() != kSecretChars) return std::nullopt;
     const std::string presented = Sha256(secret);
     return db.Pool().With([&](pqxx::connection& c) -> std::optional<TokenIdentity> {
-        pqxx::read_transaction tx(c, "authenticate");
-        auto r = tx.exec_params(
+        // One statement in autocommit: a token is checked on every request.
+        pqxx::nontransaction tx(c, "authenticate");
+        auto r = detail::ExecPrepared(
+            tx, "authenticate",
             "SELECT t.secret_hash, t.library, l.enabled, l.holdings_mapping,"
             " t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute'"
             " FROM library_token t JOIN library l ON l.isil = t.library"
@@ -236,7 +239,7 @@ std::optional<TokenIdentity> Authenticate(Database& db, const std::string& token
             return std::nullopt;
         TokenIdentity who{id, r[0][1].as<std::string>(), r[0][2].as<bool>(), r[0][3].as<std::string>()};
         const bool stale = r[0][4].as<bool>();
-        tx.commit();
+        tx.commit();  // ends the nontransaction, so that a transaction can follow
         if (stale) {
             // Once a minute at most: the status page shows it, no request waits for it.
             pqxx::work w(c, "tokenused");

@@ -6,7 +6,7 @@
 
 #include "storage/database.hpp"
 #include "storage/detail/connection_pool.hpp"
-#include "storage/detail/copy_writer.hpp"
+#include "storage/detail/sql.hpp"
 #include "storage/detail/write.hpp"
 
 namespace iblsync::storage {
@@ -32,34 +32,76 @@ std::optional<Written<T>> Replay(pqxx::work& tx, const std::string& lib, const W
     return w;
 }
 
-// The rows every committed write carries besides its data.
+// The rows every committed write carries besides its data, in one round
+// trip: the audit row, the library's push counter and, when the client sent
+// an Idempotency-Key, the answer to give a retry.
 void Record(pqxx::work& tx, const std::string& lib, const WriteContext& ctx, const StoredAnswer& answer,
             long long first_seq, long long last_seq, const std::string& detail) {
-    if (!ctx.idempotency_key.empty())
-        tx.exec_params0(
-            "INSERT INTO idempotency_key (library, key, request_hash, status, content_type, body)"
-            " VALUES ($1, $2, $3, $4, $5, $6)",
-            lib, ctx.idempotency_key, ctx.request_hash, answer.status, answer.content_type, answer.body);
-    tx.exec_params0(
-        "INSERT INTO audit_log (library, token_id, actor, action, detail, first_seq, last_seq)"
-        " VALUES ($1, $2, $3, $4, $5, NULLIF($6, 0), NULLIF($7, 0))",
-        lib, ctx.token_id, fmt::format("token:{}", ctx.token_id), ctx.action, detail, first_seq, last_seq);
-    tx.exec_params0(
-        "INSERT INTO library_push AS p (library, pushes, last_push_at) VALUES ($1, 1, now())"
-        " ON CONFLICT (library) DO UPDATE SET pushes = p.pushes + 1, last_push_at = now()",
-        lib);
+    detail::ExecPrepared(
+        tx, "push_record_rows",
+        "WITH audit AS ("
+        "  INSERT INTO audit_log (library, token_id, actor, action, detail, first_seq, last_seq)"
+        "  VALUES ($1, $2, $3, $4, $5, NULLIF($6, 0), NULLIF($7, 0))),"
+        " pushed AS ("
+        "  INSERT INTO library_push AS p (library, pushes, last_push_at) VALUES ($1, 1, now())"
+        "  ON CONFLICT (library) DO UPDATE SET pushes = p.pushes + 1, last_push_at = now())"
+        " INSERT INTO idempotency_key (library, key, request_hash, status, content_type, body)"
+        " SELECT $1, $8, $9, $10, $11, $12 WHERE $8 <> ''",
+        lib, ctx.token_id, fmt::format("token:{}", ctx.token_id), ctx.action, detail, first_seq, last_seq,
+        ctx.idempotency_key, ctx.request_hash, answer.status, answer.content_type, answer.body);
 }
 
-void PrepareAvailability(pqxx::work& tx) {
-    if (tx.exec1("SELECT to_regclass('pg_temp.avail_in') IS NULL")[0].as<bool>()) {
-        tx.exec0(
-            "CREATE TEMP TABLE avail_in (pos integer NOT NULL, barcode text, item_id bigint, status text NOT NULL,"
-            " due_date date, changed_at timestamptz) ON COMMIT DELETE ROWS");
-        tx.exec0(
-            "CREATE TEMP TABLE avail_out (pos integer NOT NULL, outcome text NOT NULL, item_id bigint,"
-            " barcode text, version integer, stored_changed_at text) ON COMMIT DELETE ROWS");
-    }
+// Batches go in as array parameters, not by COPY into temporary tables: a
+// transaction that touches any temporary table makes PostgreSQL empty every
+// ON COMMIT DELETE ROWS table of the session at commit (the merge's scratch
+// tables among them), which cost 6-30 ms per commit on this machine.
+using detail::ArrayLiteral;
+
+std::optional<std::string> OrNull(const std::string& s) {
+    return s.empty() ? std::nullopt : std::optional<std::string>(s);
 }
+
+// Judges every entry of an availability batch and writes the copies, in one
+// statement. Each entry finds its copy (by item id or barcode, each through
+// its own index); for a copy named more than once the entry with the latest
+// changed_at counts (entries without one come first), among equals the
+// last. Then: stale if older than what is stored, unchanged if the copy is
+// like this already. Unchanged copies still learn a newer change time, so
+// that an older update arriving later is recognised as stale.
+const std::string kJudgeAvailability =
+    "WITH i AS ("
+    "  SELECT * FROM unnest($2::int[], $3::text[], $4::bigint[], $5::text[], $6::date[], $7::timestamptz[])"
+    "   AS i(pos, barcode, item_id, status, due_date, changed_at)),"
+    " found AS ("
+    "  SELECT i.*, h.id AS hid, h.barcode AS hbarcode, h.version AS hversion, h.status AS hstatus,"
+    "   h.due_date AS hdue, h.source_changed_at AS hchanged, h.record_id AS hrecord,"
+    "   row_number() OVER (PARTITION BY h.id ORDER BY i.changed_at DESC NULLS LAST, i.pos DESC) AS rank"
+    "  FROM i LEFT JOIN LATERAL ("
+    "   SELECT * FROM holding x WHERE x.id = i.item_id AND x.library = $1"
+    "   UNION ALL SELECT * FROM holding x WHERE i.item_id IS NULL AND x.library = $1 AND x.barcode = i.barcode"
+    "  ) h ON true),"
+    " judged AS ("
+    "  SELECT *, CASE WHEN hid IS NULL THEN 'not_found' WHEN rank > 1 THEN 'superseded'"
+    "   WHEN changed_at IS NOT NULL AND hchanged IS NOT NULL AND changed_at < hchanged THEN 'stale'"
+    "   WHEN (status, due_date) IS NOT DISTINCT FROM (hstatus, hdue) THEN 'unchanged'"
+    "   ELSE 'updated' END AS outcome FROM found),"
+    " touched AS ("
+    "  UPDATE holding h SET source_changed_at = j.changed_at FROM judged j"
+    "  WHERE j.outcome = 'unchanged' AND h.id = j.hid AND j.changed_at IS NOT NULL"
+    "   AND (h.source_changed_at IS NULL OR j.changed_at > h.source_changed_at)),"
+    " up AS ("
+    "  UPDATE holding h SET status = j.status, due_date = j.due_date,"
+    "   source_changed_at = coalesce(j.changed_at, h.source_changed_at), version = h.version + 1, updated_at = now()"
+    "  FROM judged j WHERE j.outcome = 'updated' AND h.id = j.hid"
+    "  RETURNING h.id, h.version)"
+    " SELECT j.pos, j.outcome, coalesce(j.hid, 0), coalesce(j.hbarcode, ''), coalesce(up.version, j.hversion, 0),"
+    "  coalesce(CASE WHEN j.changed_at < j.hchanged THEN to_char(j.hchanged AT TIME ZONE 'UTC', " +
+    std::string(kUtc) +
+    ") END, ''),"
+    "  coalesce(b.local_id, '')"
+    " FROM judged j LEFT JOIN up ON j.outcome = 'updated' AND up.id = j.hid"
+    " LEFT JOIN bib_record b ON j.outcome = 'updated' AND b.id = j.hrecord"
+    " ORDER BY j.pos";
 
 AvailabilityOutcome OutcomeFrom(const std::string& s) {
     if (s == "updated") return AvailabilityOutcome::kUpdated;
@@ -206,68 +248,24 @@ Written<AvailabilityBatch> PushAvailability(Database& db, const std::string& lib
         pqxx::work tx(c, "pushavailability");
         detail::LockLibrary(tx, lib);
         if (auto replay = Replay<AvailabilityBatch>(tx, lib, ctx)) return *replay;
-        PrepareAvailability(tx);
-        {
-            detail::CopyWriter in(tx, "avail_in", {"pos", "barcode", "item_id", "status", "due_date", "changed_at"});
-            for (std::size_t i = 0; i < updates.size(); ++i) {
-                const auto& u = updates[i];
-                in.Int(static_cast<long long>(i)).Nullable(u.barcode);
-                if (u.item_id > 0) in.Int(u.item_id);
-                else in.Null();
-                in.Text(protocols::ToString(u.status)).Nullable(u.due_date).Nullable(u.changed_at).EndLine();
-            }
-            in.Complete();
+        ArrayLiteral pos, barcodes, item_ids, statuses, due_dates, changed_ats;
+        for (std::size_t i = 0; i < updates.size(); ++i) {
+            const auto& u = updates[i];
+            pos.Add(static_cast<long long>(i));
+            barcodes.Add(OrNull(u.barcode));
+            item_ids.Add(u.item_id > 0 ? std::optional<std::string>(std::to_string(u.item_id)) : std::nullopt);
+            statuses.Add(std::string(protocols::ToString(u.status)));
+            due_dates.Add(OrNull(u.due_date));
+            changed_ats.Add(OrNull(u.changed_at));
         }
-        // Each entry finds its copy; for a copy named more than once the
-        // entry with the latest changed_at counts (entries without one come
-        // first), among equals the last. Then: stale if older than what is
-        // stored, unchanged if the copy is like this already.
-        tx.exec_params0(
-            "INSERT INTO avail_out (pos, outcome, item_id, barcode, version, stored_changed_at)"
-            " WITH found AS ("
-            "  SELECT i.*, h.id AS hid, h.barcode AS hbarcode, h.version AS hversion, h.status AS hstatus,"
-            "   h.due_date AS hdue, h.source_changed_at AS hchanged,"
-            "   row_number() OVER (PARTITION BY h.id ORDER BY i.changed_at DESC NULLS LAST, i.pos DESC) AS rank"
-            // Two lookups, each by its own index (a CASE in the join
-            // condition hid both and scanned the library's copies per entry).
-            "  FROM avail_in i LEFT JOIN LATERAL ("
-            "   SELECT * FROM holding x WHERE x.id = i.item_id AND x.library = $1"
-            "   UNION ALL SELECT * FROM holding x WHERE i.item_id IS NULL AND x.library = $1 AND x.barcode = i.barcode"
-            "  ) h ON true)"
-            " SELECT pos,"
-            "  CASE WHEN hid IS NULL THEN 'not_found' WHEN rank > 1 THEN 'superseded'"
-            "   WHEN changed_at IS NOT NULL AND hchanged IS NOT NULL AND changed_at < hchanged THEN 'stale'"
-            "   WHEN (status, due_date) IS NOT DISTINCT FROM (hstatus, hdue) THEN 'unchanged'"
-            "   ELSE 'updated' END,"
-            "  hid, hbarcode, hversion,"
-            "  CASE WHEN changed_at < hchanged THEN to_char(hchanged AT TIME ZONE 'UTC', " +
-                std::string(kUtc) +
-                ") END"
-                " FROM found",
-            lib);
-        // Unchanged copies still learn a newer change time, so that an older
-        // update arriving later is recognised as stale.
-        tx.exec_params0(
-            "UPDATE holding h SET source_changed_at = i.changed_at FROM avail_out o JOIN avail_in i ON i.pos = o.pos"
-            " WHERE o.outcome = 'unchanged' AND h.id = o.item_id AND h.library = $1 AND i.changed_at IS NOT NULL"
-            "  AND (h.source_changed_at IS NULL OR i.changed_at > h.source_changed_at)",
-            lib);
-        auto updated = tx.exec_params(
-            "WITH up AS ("
-            " UPDATE holding h SET status = i.status, due_date = i.due_date,"
-            "  source_changed_at = coalesce(i.changed_at, h.source_changed_at), version = h.version + 1,"
-            "  updated_at = now()"
-            " FROM avail_out o JOIN avail_in i ON i.pos = o.pos"
-            " WHERE o.outcome = 'updated' AND h.id = o.item_id AND h.library = $1"
-            " RETURNING h.id, h.version, h.barcode, h.record_id)"
-            " UPDATE avail_out o SET version = up.version FROM up WHERE o.item_id = up.id AND o.outcome = 'updated'"
-            " RETURNING up.id",
-            lib);
+        const auto judged =
+            detail::ExecPrepared(tx, "push_availability", kJudgeAvailability.c_str(), lib, pos.Done(), barcodes.Done(),
+                                 item_ids.Done(), statuses.Done(), due_dates.Done(), changed_ats.Done());
         Written<AvailabilityBatch> w;
         auto& b = w.result;
         b.items.resize(updates.size());
-        for (const auto& r : tx.exec("SELECT pos, outcome, coalesce(item_id, 0), coalesce(barcode, ''),"
-                                     " coalesce(version, 0), coalesce(stored_changed_at, '') FROM avail_out")) {
+        ArrayLiteral log_ids, log_barcodes, log_versions, log_records;
+        for (const auto& r : judged) {
             auto& item = b.items.at(r[0].as<std::size_t>());
             item.outcome = OutcomeFrom(r[1].as<std::string>());
             item.item_id = r[2].as<long long>();
@@ -275,29 +273,38 @@ Written<AvailabilityBatch> PushAvailability(Database& db, const std::string& lib
             item.version = r[4].as<int>();
             item.stored_changed_at = r[5].as<std::string>();
             switch (item.outcome) {
-                case AvailabilityOutcome::kUpdated: ++b.updated; break;
+                case AvailabilityOutcome::kUpdated:
+                    ++b.updated;
+                    log_ids.Add(item.item_id);
+                    log_barcodes.Add(item.barcode);
+                    log_versions.Add(item.version);
+                    log_records.Add(r[6].as<std::string>());
+                    break;
                 case AvailabilityOutcome::kUnchanged: ++b.unchanged; break;
                 case AvailabilityOutcome::kStale: ++b.stale; break;
                 case AvailabilityOutcome::kNotFound: ++b.not_found; break;
                 case AvailabilityOutcome::kSuperseded: ++b.superseded; break;
             }
         }
-        if (!updated.empty()) {
-            // The catalogue-wide counter, taken as late as possible: it
-            // serialises every writer from here to the commit, which is what
-            // keeps change_log numbers gap-free and in commit order.
-            const long long last = tx.exec1("SELECT last_seq FROM change_counter FOR UPDATE")[0].as<long long>();
-            const auto n = tx.exec_params0(
-                                 "INSERT INTO change_log (seq, entity, op, library, local_id, entity_id, version, record_local_id)"
-                                 " SELECT $1 + row_number() OVER (ORDER BY o.pos), 'holding', 'update', $2, h.barcode, h.id,"
-                                 "  h.version, b.local_id"
-                                 " FROM avail_out o JOIN holding h ON h.id = o.item_id JOIN bib_record b ON b.id = h.record_id"
-                                 " WHERE o.outcome = 'updated'",
-                                 last, lib)
-                               .affected_rows();
-            tx.exec_params0("UPDATE change_counter SET last_seq = $1", last + static_cast<long long>(n));
-            b.first_seq = last + 1;
-            b.last_seq = last + static_cast<long long>(n);
+        if (b.updated > 0) {
+            // The catalogue-wide counter, taken as late as possible: its row
+            // lock serialises every writer from here to the commit, which is
+            // what keeps change_log numbers gap-free and in commit order.
+            const long long base =
+                detail::ExecPrepared(
+                    tx, "push_availability_log",
+                    "WITH c AS (UPDATE change_counter SET last_seq = last_seq + $2 RETURNING last_seq - $2 AS base),"
+                    " logged AS ("
+                    "  INSERT INTO change_log (seq, entity, op, library, local_id, entity_id, version, record_local_id)"
+                    "  SELECT c.base + u.n, 'holding', 'update', $1, u.barcode, u.id, u.version, u.record_local_id"
+                    "  FROM c, unnest($3::bigint[], $4::text[], $5::int[], $6::text[]) WITH ORDINALITY"
+                    "   AS u(id, barcode, version, record_local_id, n))"
+                    " SELECT base FROM c",
+                    lib, b.updated, log_ids.Done(), log_barcodes.Done(), log_versions.Done(), log_records.Done())
+                    .at(0)[0]
+                    .as<long long>();
+            b.first_seq = base + 1;
+            b.last_seq = base + b.updated;
         }
         bool failed = false;
         w.answer = render(b, failed);
