@@ -200,6 +200,8 @@ const std::vector<Setting>& Settings() {
         s.push_back(Integer("api", "rate_burst", true, &Config::api_rate_burst, 1, 1000000));
         s.push_back(Integer("api", "max_wait_seconds", true, &Config::api_max_wait_seconds, 0, 600));
         s.push_back(Integer("api", "max_changes", true, &Config::api_max_changes, 1, 100000));
+        s.push_back(Integer("api", "keep_changes_days", true, &Config::api_keep_changes_days, 0, 36500));
+        s.push_back(Integer("api", "keep_idempotency_hours", true, &Config::api_keep_idempotency_hours, 1, 8760));
         s.push_back(String("database", "conninfo", false, true, &Config::db_conninfo,
                            [](std::string& v) -> Problem {
                                if (v.empty()) return std::string("must not be empty");

@@ -45,6 +45,8 @@ struct Config {
     int api_rate_burst = 400;
     int api_max_wait_seconds = 60;  // longest long-poll of /v1/changes
     int api_max_changes = 1000;     // largest page of /v1/changes
+    int api_keep_changes_days = 90;        // change_log retention; 0: keep all
+    int api_keep_idempotency_hours = 24;   // how long a retry gets the first answer
 
     // [database]
     std::string db_conninfo;

@@ -57,6 +57,7 @@ struct Node::Impl {
     net::signal_set signals{ioc, SIGTERM, SIGINT, SIGHUP};
     net::steady_timer monitor_timer{ioc};
     net::steady_timer watchdog_timer{ioc};
+    net::steady_timer housekeeping_timer{ioc};
 
     std::vector<std::string> http_bound;
     Clock::time_point started = Clock::now();
@@ -240,6 +241,7 @@ struct Node::Impl {
                      diff.applied.empty() ? "none" : fmt::format("{}", fmt::join(diff.applied, ",")));
         if (!diff.need_restart.empty())
             spdlog::warn("config changes need a restart keys={}", fmt::join(diff.need_restart, ","));
+        housekeeping_timer.cancel();  // a new retention applies now, not in 10 minutes
         notify::Ready(StatusLine());
         return {true, {}, diff};
     }
@@ -387,6 +389,29 @@ struct Node::Impl {
         co_return r;
     }
 
+    // Retention: old changes leave the front of the feed, old idempotency
+    // keys are forgotten. At start-up (once the schema is ready), after each
+    // reload and every 10 minutes; logged only when something went.
+    net::awaitable<void> Housekeeping() {
+        while (!stopping) {
+            if (schema_ready) {
+                const auto cfg = config;
+                try {
+                    auto pruned = co_await exec.Run([&] {
+                        return storage::PruneRetained(db, cfg->api_keep_changes_days, cfg->api_keep_idempotency_hours);
+                    });
+                    if (pruned.changes > 0 || pruned.idempotency_keys > 0)
+                        spdlog::info("retention pruned changes={} idempotency_keys={} keep_changes_days={}",
+                                     pruned.changes, pruned.idempotency_keys, cfg->api_keep_changes_days);
+                } catch (const storage::DatabaseError& e) {
+                    spdlog::warn("retention failed error={} action=\"trying again in 10 minutes\"", Quote(e.what()));
+                }
+            }
+            housekeeping_timer.expires_after(schema_ready ? std::chrono::seconds(600) : std::chrono::seconds(1));
+            co_await housekeeping_timer.async_wait(kTuple);
+        }
+    }
+
     net::awaitable<void> Watchdog(std::chrono::microseconds interval) {
         // Runs on the event loop: if the loop stalls, the pings stop and systemd restarts us.
         while (!stopping) {
@@ -430,6 +455,7 @@ struct Node::Impl {
         api.Stop();
         monitor_timer.cancel();
         watchdog_timer.cancel();
+        housekeeping_timer.cancel();
         boost::system::error_code ignored;
         signals.cancel(ignored);
         int cut = co_await http.Shutdown(deadline);
@@ -471,6 +497,7 @@ struct Node::Impl {
         control.Start();
         net::co_spawn(ioc, HandleSignals(), LogFailure{"signals"});
         net::co_spawn(ioc, MonitorDatabase(), LogFailure{"database monitor"});
+        net::co_spawn(ioc, Housekeeping(), LogFailure{"housekeeping"});
         if (auto interval = notify::WatchdogInterval())
             net::co_spawn(ioc, Watchdog(*interval), LogFailure{"watchdog"});
         spdlog::info("iblsyncd started version={} role={} isil={} http={} control={} db={}", kVersion,

@@ -381,4 +381,36 @@ long long ChangeHead(Database& db) {
     });
 }
 
+Pruned PruneRetained(Database& db, int keep_changes_days, int keep_idempotency_hours) {
+    Pruned out;
+    if (keep_changes_days > 0) {
+        // change_log.changed_at is the writer's transaction start, which is
+        // not in seq order; the cut stops at the first row that is still
+        // young, so nothing after a kept row is removed.
+        for (;;) {
+            const long long n = db.Pool().With([&](pqxx::connection& c) {
+                pqxx::work tx(c, "prunechanges");
+                const auto r = tx.exec_params0(
+                    "WITH head AS (SELECT seq, changed_at FROM change_log ORDER BY seq LIMIT 10000),"
+                    " young AS (SELECT min(seq) AS seq FROM head WHERE changed_at >= now() - make_interval(days => $1))"
+                    " DELETE FROM change_log c USING head"
+                    " WHERE c.seq = head.seq AND head.seq < coalesce((SELECT seq FROM young), 9223372036854775807)",
+                    keep_changes_days);
+                tx.commit();
+                return static_cast<long long>(r.affected_rows());
+            });
+            out.changes += n;
+            if (n < 10000) break;
+        }
+    }
+    out.idempotency_keys = db.Pool().With([&](pqxx::connection& c) {
+        pqxx::work tx(c, "pruneidempotency");
+        const auto r = tx.exec_params0(
+            "DELETE FROM idempotency_key WHERE created_at < now() - make_interval(hours => $1)", keep_idempotency_hours);
+        tx.commit();
+        return static_cast<long long>(r.affected_rows());
+    });
+    return out;
+}
+
 }  // namespace iblsync::storage

@@ -143,4 +143,17 @@ ChangePage ReadChanges(Database& db, long long since, int limit);
 // The last sequence number committed.
 long long ChangeHead(Database& db);
 
+// --- retention -----------------------------------------------------------
+
+struct Pruned {
+    long long changes = 0;           // change_log rows removed from the front of the feed
+    long long idempotency_keys = 0;  // stored answers past their time
+};
+
+// Removes change_log rows older than `keep_changes_days` (0: keep all) and
+// idempotency keys older than `keep_idempotency_hours`. Only a prefix of the
+// feed is ever removed, in batches, so that the feed stays gap-free from
+// its new oldest change and a reader behind it is told so (410).
+Pruned PruneRetained(Database& db, int keep_changes_days, int keep_idempotency_hours);
+
 }  // namespace iblsync::storage

@@ -598,5 +598,110 @@ TEST_F(PushApiTest, ATokenOverItsRateIsToldWhenToComeBack) {
     EXPECT_EQ(retry_after, "1");
 }
 
+TEST_F(PushApiTest, OldChangesLeaveTheFrontOfTheFeedAndReadersBehindAreToldSo) {
+    for (int i = 0; i < 3; ++i)
+        ASSERT_EQ(Call("PUT", RecordPath(kLibA, fmt::format("r{}", i)), token_a_, Record(fmt::format("r{}", i), "T"))
+                      ->status,
+                  201);
+    ASSERT_EQ(Call("PUT", RecordPath(kLibA, "r9"), token_a_, Record("r9", "T"), {{"Idempotency-Key", "old-key"}})
+                  ->status,
+              201);
+    ASSERT_EQ(Count("SELECT count(*) FROM change_log"), 4);
+    // Changes 1 and 3 are past the retention, 2 is not: only 1 may go, or
+    // the feed would have a hole at 3.
+    schema_.Exec("UPDATE change_log SET changed_at = now() - interval '100 days' WHERE seq IN (1, 3)");
+    schema_.Exec("UPDATE idempotency_key SET created_at = now() - interval '25 hours'");
+    // A reload applies the retention at once (keep_changes_days = 90, keep_idempotency_hours = 24).
+    ASSERT_EQ(daemon_->Iblctl({"reload"}).exit_code, 0);
+    ASSERT_TRUE(daemon_->WaitForLog("retention pruned changes=1 idempotency_keys=1", 10s)) << daemon_->Log();
+    EXPECT_EQ(schema_.Query1("SELECT string_agg(seq::text, ',' ORDER BY seq) FROM change_log"), "2,3,4");
+
+    auto expired = Call("GET", "/v1/changes?since=0", token_b_);
+    ExpectProblem(expired, 410, "changes-expired");
+    EXPECT_NE(expired->body.find("\"oldest\":2"), std::string::npos) << expired->body;
+    auto from_oldest = Json(Call("GET", "/v1/changes?since=1", token_b_)->body);
+    ASSERT_EQ(from_oldest["changes"].Size(), 3u);
+    EXPECT_EQ(from_oldest["changes"][0]["seq"].GetInt64(), 2);
+    // The forgotten key is new again: the same request writes (an update now).
+    auto again = Call("PUT", RecordPath(kLibA, "r9"), token_a_, Record("r9", "T2"), {{"Idempotency-Key", "old-key"}});
+    EXPECT_EQ(again->status, 200) << again->body;
+    EXPECT_EQ(again->headers.count("idempotency-replayed"), 0u);
+}
+
+TEST_F(PushApiTest, EveryLimitHasItsOwnProblem) {
+    TempDir dir;
+    NodeConfig cfg;
+    TestSchema fresh;
+    cfg.conninfo = fresh.conninfo();
+    cfg.api_toml = "max_batch_items = 2\nmax_record_bytes = 1024\n";
+    DaemonProcess d(dir, cfg);
+    ASSERT_TRUE(d.Start()) << d.Log();
+    ASSERT_EQ(d.Iblctl({"library", "add", kLibA, "--name", "A"}).exit_code, 0);
+    const std::string token = Json(d.Iblctl({"--json", "token", "issue", kLibA}).out)["token"].GetString();
+    auto call = [&](const std::string& method, const std::string& path, const std::string& body,
+                    Headers headers = {}) {
+        headers.emplace_back("Authorization", "Bearer " + token);
+        headers.emplace_back("Content-Type", "application/json");
+        return HttpCall(d.port(), method, path, headers, body);
+    };
+    const auto fingerprint = [&] {
+        return fresh.Query1("SELECT (SELECT count(*) FROM bib_record) || '/' || (SELECT count(*) FROM change_log)"
+                            " || '/' || (SELECT count(*) FROM audit_log WHERE actor LIKE 'token:%')");
+    };
+    const auto before = fingerprint();
+    const std::string records = fmt::format("/v1/libraries/{}/records", kLibA);
+    ExpectProblem(call("POST", records, "[" + Record("a", "T") + "," + Record("b", "T") + "," + Record("c", "T") + "]"),
+                  413, "batch-too-large");
+    ExpectProblem(call("POST", fmt::format("/v1/libraries/{}/availability", kLibA),
+                       R"([{"barcode":"1","status":"available"},{"barcode":"2","status":"available"},)"
+                       R"({"barcode":"3","status":"available"}])"),
+                  413, "batch-too-large");
+    ExpectProblem(call("PUT", records + "/big", Record("big", std::string(2000, 'x'))), 413, "record-too-large");
+    ExpectProblem(call("PUT", records + "/a", Record("a", "T"), {{"If-None-Match", "\"3\""}}), 400,
+                  "bad-precondition");
+    auto anonymous = HttpCall(d.port(), "GET", "/v1/changes");
+    ExpectProblem(anonymous, 401, "unauthorized");
+    EXPECT_EQ(anonymous->headers.count("www-authenticate"), 1u);
+    EXPECT_EQ(fingerprint(), before);
+    EXPECT_EQ(call("PUT", records + "/a", Record("a", "T"))->status, 201);
+}
+
+TEST_F(PushApiTest, ASlowLorisOnTheApiIsCutOffAndWritesNothing) {
+    TempDir dir;
+    NodeConfig cfg;
+    TestSchema fresh;
+    cfg.conninfo = fresh.conninfo();
+    cfg.request_timeout_seconds = 2;
+    DaemonProcess d(dir, cfg);
+    ASSERT_TRUE(d.Start()) << d.Log();
+    ASSERT_EQ(d.Iblctl({"library", "add", kLibA, "--name", "A"}).exit_code, 0);
+    const std::string token = Json(d.Iblctl({"--json", "token", "issue", kLibA}).out)["token"].GetString();
+    const std::string body = Record("slow", "Langzaam");
+    // Headers complete, then the body a byte every 200 ms: it would take
+    // far longer than the request timeout.
+    RawConnection slow(d.port());
+    ASSERT_TRUE(slow.Send(fmt::format("PUT /v1/libraries/{}/records/slow HTTP/1.1\r\nHost: x\r\n"
+                                      "Authorization: Bearer {}\r\nContent-Type: application/json\r\n"
+                                      "Content-Length: {}\r\n\r\n",
+                                      kLibA, token, body.size())));
+    const auto t0 = std::chrono::steady_clock::now();
+    bool cut = false;
+    for (std::size_t i = 0; i < body.size() && !cut; ++i) {
+        cut = !slow.Send(body.substr(i, 1)) || slow.WaitClosed(200ms);
+        if (i == 3) {  // meanwhile the node serves others
+            auto health = HttpGet(d.port(), "/healthz");
+            ASSERT_TRUE(health);
+            EXPECT_EQ(health->status, 200);
+        }
+    }
+    EXPECT_TRUE(cut) << "the slow request was never cut off";
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+    EXPECT_EQ(fresh.Query1("SELECT count(*) FROM bib_record"), "0");
+    EXPECT_EQ(fresh.Query1("SELECT count(*) FROM change_log"), "0");
+    EXPECT_NE(HttpGet(d.port(), "/metrics")->body.find("iblsync_http_rejected_total{reason=\"timeout\"} 1"),
+              std::string::npos);
+}
+
 }  // namespace
 }  // namespace iblsync::test
+
