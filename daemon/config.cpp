@@ -1,8 +1,10 @@
 #include "daemon/config.hpp"
 
 #include <arpa/inet.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <optional>
@@ -124,6 +126,40 @@ Problem ParseListen(const std::string& s, ListenAddress& out) {
     return std::nullopt;
 }
 
+// An array of "HOST:PORT" strings.
+std::function<Problem(const toml::node&, std::vector<ListenAddress>&)> ListenList(bool may_be_empty) {
+    return [may_be_empty](const toml::node& n, std::vector<ListenAddress>& out) -> Problem {
+        const auto* arr = n.as_array();
+        if (!arr || (arr->empty() && !may_be_empty))
+            return std::string("expected a non-empty array such as [\"127.0.0.1:8080\"]");
+        std::vector<ListenAddress> v;
+        for (const auto& e : *arr) {
+            auto str = e.value_exact<std::string>();
+            if (!str) return std::string("every entry must be a \"HOST:PORT\" string");
+            ListenAddress a;
+            if (auto p = ParseListen(*str, a)) return p;
+            v.push_back(a);
+        }
+        out = std::move(v);
+        return std::nullopt;
+    };
+}
+
+std::string ShowListen(const std::vector<ListenAddress>& v) {
+    std::string out;
+    for (const auto& a : v) out += (out.empty() ? "" : ",") + a.ToString();
+    return out;
+}
+
+// A file the daemon reads: an absolute path it can open now. Whether it
+// holds what it should is checked where it is used (the TLS files at start
+// and reload).
+Problem ReadableFile(std::string& v) {
+    if (v.empty() || v.front() != '/') return std::string("must be an absolute path");
+    if (access(v.c_str(), R_OK) != 0) return fmt::format("cannot read {}: {}", v, std::strerror(errno));
+    return std::nullopt;
+}
+
 const std::vector<Setting>& Settings() {
     static const std::vector<Setting> kSettings = [] {
         std::vector<Setting> s;
@@ -166,28 +202,12 @@ const std::vector<Setting>& Settings() {
                 return std::nullopt;
             },
             [](const std::vector<std::string>& v) { return fmt::format("{}", fmt::join(v, ",")); }));
-        s.push_back(Make<std::vector<ListenAddress>>(
-            "http", "listen", false, false, &Config::http_listen,
-            [](const toml::node& n, std::vector<ListenAddress>& out) -> Problem {
-                const auto* arr = n.as_array();
-                if (!arr || arr->empty())
-                    return std::string("expected a non-empty array such as [\"127.0.0.1:8080\"]");
-                std::vector<ListenAddress> v;
-                for (const auto& e : *arr) {
-                    auto str = e.value_exact<std::string>();
-                    if (!str) return std::string("every entry must be a \"HOST:PORT\" string");
-                    ListenAddress a;
-                    if (auto p = ParseListen(*str, a)) return p;
-                    v.push_back(a);
-                }
-                out = std::move(v);
-                return std::nullopt;
-            },
-            [](const std::vector<ListenAddress>& v) {
-                std::string out;
-                for (const auto& a : v) out += (out.empty() ? "" : ",") + a.ToString();
-                return out;
-            }));
+        s.push_back(Make<std::vector<ListenAddress>>("http", "listen", false, false, &Config::http_listen,
+                                                     ListenList(false), ShowListen));
+        s.push_back(Make<std::vector<ListenAddress>>("http", "tls_listen", false, false, &Config::tls_listen,
+                                                     ListenList(true), ShowListen));
+        s.push_back(String("http", "tls_certificate", true, false, &Config::tls_certificate, ReadableFile));
+        s.push_back(String("http", "tls_private_key", true, false, &Config::tls_private_key, ReadableFile));
         s.push_back(Integer("http", "max_body_bytes", true, &Config::max_body_bytes, 1024, 1LL << 32));
         s.push_back(Integer("http", "max_header_bytes", true, &Config::max_header_bytes, 1024, 1 << 20));
         s.push_back(Integer("http", "request_timeout_seconds", true, &Config::request_timeout_seconds, 1, 3600));
@@ -307,6 +327,10 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
             return Fail(fmt::format("{}: {}: required key is missing; add {} = ... under [{}]", path,
                                     s.Name(), s.key, s.section));
     }
+    if (!cfg.tls_listen.empty() && (cfg.tls_certificate.empty() || cfg.tls_private_key.empty()))
+        return Fail(fmt::format("{}: http.tls_listen: HTTPS needs a certificate; set http.tls_certificate and "
+                                "http.tls_private_key too",
+                                path));
     if (cfg.role == Role::kPoi && cfg.provinces.empty())
         return Fail(fmt::format("{}: node.provinces: a node with role \"poi\" must list the "
                                 "provinces it serves, e.g. provinces = [\"NL-GE\"]",

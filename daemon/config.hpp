@@ -37,6 +37,9 @@ struct Config {
     int idle_timeout_seconds = 60;
     int max_connections = 512;
     int shutdown_timeout_seconds = 20;
+    std::vector<ListenAddress> tls_listen;  // HTTPS listeners; empty: none
+    std::string tls_certificate;            // PEM chain, leaf first
+    std::string tls_private_key;            // PEM
 
     // [api]
     int api_max_batch_items = 1000;

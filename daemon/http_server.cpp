@@ -4,6 +4,9 @@
 
 #include "daemon/http_server.hpp"
 
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
 #include <list>
 #include <stdexcept>
 
@@ -11,11 +14,13 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -26,6 +31,7 @@ namespace iblsync::daemon {
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -61,6 +67,13 @@ protocols::Problem ParseProblem(const beast::error_code& ec, const HttpLimits& l
                                               ec.message()));
 }
 
+// The client went away or we are shutting down: nothing to answer. A TLS
+// client that closes without close_notify ends its stream "truncated".
+bool Ended(const beast::error_code& ec) {
+    return ec == http::error::end_of_stream || ec == net::error::operation_aborted ||
+           ec == net::error::connection_reset || ec == net::ssl::error::stream_truncated;
+}
+
 std::string RejectionReason(const beast::error_code& ec) {
     if (ec == http::error::body_limit) return "body_too_large";
     if (ec == http::error::header_limit) return "headers_too_large";
@@ -81,6 +94,10 @@ struct HttpServer::Impl {
     Metrics& metrics;
     HttpLimits limits;
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+    std::vector<bool> acceptor_tls;
+    // Shared with the connections that use it: a reload gives new
+    // connections a new context while the old ones finish with theirs.
+    std::shared_ptr<net::ssl::context> tls;
     std::list<Connection> connections;
     bool stopping = false;
 
@@ -89,7 +106,7 @@ struct HttpServer::Impl {
 
     void UpdateGauge() { metrics.SetHttpConnections(static_cast<int>(connections.size())); }
 
-    net::awaitable<void> AcceptLoop(tcp::acceptor& acceptor) {
+    net::awaitable<void> AcceptLoop(tcp::acceptor& acceptor, bool tls_listener) {
         net::steady_timer pause(ioc);
         for (;;) {
             auto [ec, socket] = co_await acceptor.async_accept(kTuple);
@@ -106,7 +123,8 @@ struct HttpServer::Impl {
                 net::co_spawn(ioc, RefuseBusy(std::move(socket)), LogFailure{"http refuse"});
                 continue;
             }
-            net::co_spawn(ioc, Session(std::move(socket)), LogFailure{"http session"});
+            net::co_spawn(ioc, tls_listener ? TlsSession(std::move(socket)) : Session(std::move(socket)),
+                          LogFailure{"http session"});
         }
     }
 
@@ -130,19 +148,20 @@ struct HttpServer::Impl {
     // Writes an error response, then closes gracefully: stop sending, and
     // drain what the client still sends for a moment, so that it reads our
     // answer instead of a connection reset.
-    net::awaitable<void> AnswerAndClose(beast::tcp_stream& stream, const protocols::Problem& problem) {
+    template <class Stream>
+    net::awaitable<void> AnswerAndClose(Stream& stream, const protocols::Problem& problem) {
         http::response<http::string_body> res{static_cast<http::status>(problem.status), 11};
         res.set(http::field::server, kServerHeader);
         res.set(http::field::content_type, protocols::kProblemMediaType);
         res.body() = protocols::ToJson(problem);
         res.keep_alive(false);
         res.prepare_payload();
-        stream.expires_after(limits.request_timeout);
+        beast::get_lowest_layer(stream).expires_after(limits.request_timeout);
         auto [ec, n] = co_await http::async_write(stream, res, kTuple);
         if (ec) co_return;
         beast::error_code ignored;
-        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-        stream.expires_after(std::chrono::seconds(2));
+        beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_send, ignored);
+        beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
         std::array<char, 16384> sink;
         std::size_t drained = 0;
         while (drained < (4u << 20)) {
@@ -153,14 +172,46 @@ struct HttpServer::Impl {
     }
 
     net::awaitable<void> Session(tcp::socket socket) {
-        beast::error_code ec0;
-        auto peer = socket.remote_endpoint(ec0);
-        std::string remote = ec0 ? "unknown" : EndpointString(peer);
+        beast::tcp_stream stream(std::move(Prepare(socket)));
+        co_await Serve(stream, RemoteOf(stream.socket()));
+    }
+
+    net::awaitable<void> TlsSession(tcp::socket socket) {
+        std::shared_ptr<net::ssl::context> context = tls;
+        TlsStream stream(beast::tcp_stream(std::move(Prepare(socket))), *context);
+        const std::string remote = RemoteOf(beast::get_lowest_layer(stream).socket());
+        beast::get_lowest_layer(stream).expires_after(limits.request_timeout);
+        auto [ec] = co_await stream.async_handshake(net::ssl::stream_base::server, kTuple);
+        if (ec) {
+            // Plain HTTP on the HTTPS port, an old protocol version, a
+            // client that does not trust us: nothing to answer in HTTP.
+            metrics.CountHttpRejection("tls_handshake");
+            spdlog::debug("https handshake failed remote={} error=\"{}\"", remote, ec.message());
+            co_return;
+        }
+        co_await Serve(stream, remote);
+        beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+        co_await stream.async_shutdown(kTuple);  // close_notify, so the client sees a clean end
+    }
+
+    static tcp::socket& Prepare(tcp::socket& socket) {
         // Answers go out at once: with Nagle on, a response written in two
         // pieces waited for the client's delayed ACK.
-        socket.set_option(tcp::no_delay(true), ec0);
-        beast::tcp_stream stream(std::move(socket));
-        auto self = connections.insert(connections.end(), Connection{&stream, false});
+        beast::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        return socket;
+    }
+
+    static std::string RemoteOf(const tcp::socket& socket) {
+        beast::error_code ec;
+        auto peer = socket.remote_endpoint(ec);
+        return ec ? "unknown" : EndpointString(peer);
+    }
+
+    // Reads requests and answers them until the connection ends.
+    template <class Stream>
+    net::awaitable<void> Serve(Stream& stream, const std::string remote) {
+        auto self = connections.insert(connections.end(), Connection{&beast::get_lowest_layer(stream), false});
         UpdateGauge();
         struct Unregister {
             Impl* impl;
@@ -170,7 +221,6 @@ struct HttpServer::Impl {
                 impl->UpdateGauge();
             }
         } unregister{this, self};
-
         beast::flat_buffer buffer;
         bool first = true;
         while (!stopping) {
@@ -179,11 +229,9 @@ struct HttpServer::Impl {
             parser.header_limit(static_cast<std::uint32_t>(lim.max_header_bytes));
             parser.body_limit(lim.max_body_bytes);
             self->busy = false;
-            stream.expires_after(first ? lim.request_timeout : lim.idle_timeout);
+            beast::get_lowest_layer(stream).expires_after(first ? lim.request_timeout : lim.idle_timeout);
             auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
-            if (ec == http::error::end_of_stream || ec == net::error::operation_aborted ||
-                ec == net::error::connection_reset)
-                co_return;
+            if (Ended(ec)) co_return;
             if (ec == beast::error::timeout) {
                 // Silence on a kept-alive connection is normal; a half-sent request is not.
                 if (parser.got_some() || buffer.size() > 0) metrics.CountHttpRejection("timeout");
@@ -196,15 +244,13 @@ struct HttpServer::Impl {
                 co_return;
             }
             if (!parser.is_done()) {
-                stream.expires_after(lim.request_timeout);
+                beast::get_lowest_layer(stream).expires_after(lim.request_timeout);
                 auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kTuple);
                 if (bec == beast::error::timeout) {
                     metrics.CountHttpRejection("timeout");
                     co_return;
                 }
-                if (bec == net::error::operation_aborted || bec == http::error::end_of_stream ||
-                    bec == net::error::connection_reset)
-                    co_return;
+                if (Ended(bec)) co_return;
                 if (bec) {
                     metrics.CountHttpRejection(RejectionReason(bec));
                     co_await AnswerAndClose(stream, ParseProblem(bec, lim));
@@ -244,7 +290,7 @@ struct HttpServer::Impl {
             // Checked after the handler: a shutdown that began meanwhile closes this connection.
             res.keep_alive(req.keep_alive() && !stopping);
             res.prepare_payload();
-            stream.expires_after(lim.request_timeout);
+            beast::get_lowest_layer(stream).expires_after(lim.request_timeout);
             auto [wec, wn] = co_await http::async_write(stream, res, kTuple);
             std::chrono::duration<double> took = Clock::now() - started;
             metrics.ObserveHttp(response.route, request.method, response.status, took.count());
@@ -253,8 +299,10 @@ struct HttpServer::Impl {
             if (wec || !res.keep_alive()) break;
             first = false;
         }
-        beast::error_code ignored;
-        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+            beast::error_code ignored;
+            stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        }
     }
 };
 
@@ -263,7 +311,8 @@ HttpServer::HttpServer(net::io_context& ioc, HttpHandler handler, Metrics& metri
 
 HttpServer::~HttpServer() = default;
 
-std::vector<std::string> HttpServer::Listen(const std::vector<ListenAddress>& addresses) {
+std::vector<std::string> HttpServer::Listen(const std::vector<ListenAddress>& addresses, bool tls) {
+    if (tls && !impl_->tls) throw std::runtime_error("HTTPS listeners need a certificate (SetTls) first");
     std::vector<std::string> bound;
     for (const auto& a : addresses) {
         beast::error_code ec;
@@ -283,16 +332,41 @@ std::vector<std::string> HttpServer::Listen(const std::vector<ListenAddress>& ad
                                                      : ""));
         bound.push_back(EndpointString(acceptor->local_endpoint()));
         impl_->acceptors.push_back(std::move(acceptor));
+        impl_->acceptor_tls.push_back(tls);
     }
     return bound;
 }
 
 void HttpServer::Start() {
-    for (auto& a : impl_->acceptors)
-        net::co_spawn(impl_->ioc, impl_->AcceptLoop(*a), LogFailure{"http accept"});
+    for (std::size_t i = 0; i < impl_->acceptors.size(); ++i)
+        net::co_spawn(impl_->ioc, impl_->AcceptLoop(*impl_->acceptors[i], impl_->acceptor_tls[i]),
+                      LogFailure{"http accept"});
 }
 
 void HttpServer::SetLimits(const HttpLimits& limits) { impl_->limits = limits; }
+
+void HttpServer::SetTls(const std::string& certificate_file, const std::string& private_key_file) {
+    auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+    context->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                         net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                         net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
+    beast::error_code ec;
+    context->use_certificate_chain_file(certificate_file, ec);
+    if (ec)
+        throw std::runtime_error(fmt::format("http.tls_certificate: {} is not a PEM certificate chain: {}",
+                                             certificate_file, ec.message()));
+    context->use_private_key_file(private_key_file, net::ssl::context::pem, ec);
+    if (ec && ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH)
+        throw std::runtime_error(fmt::format("http.tls_private_key: {} does not belong to the certificate in {}",
+                                             private_key_file, certificate_file));
+    if (ec)
+        throw std::runtime_error(
+            fmt::format("http.tls_private_key: {} is not a PEM private key: {}", private_key_file, ec.message()));
+    if (SSL_CTX_check_private_key(context->native_handle()) != 1)
+        throw std::runtime_error(fmt::format("http.tls_private_key: {} does not belong to the certificate in {}",
+                                             private_key_file, certificate_file));
+    impl_->tls = std::move(context);
+}
 
 net::awaitable<int> HttpServer::Shutdown(Clock::time_point deadline) {
     auto& s = *impl_;

@@ -40,7 +40,14 @@ public:
 
     // Binds every address (port 0 picks a free port). Throws std::runtime_error
     // naming the address on failure. Returns the bound addresses as "host:port".
-    std::vector<std::string> Listen(const std::vector<ListenAddress>& addresses);
+    // Connections to `tls` addresses speak HTTPS (call SetTls first).
+    std::vector<std::string> Listen(const std::vector<ListenAddress>& addresses, bool tls = false);
+
+    // Loads the certificate chain and private key that HTTPS connections
+    // accepted from now on present (TLS 1.2 and 1.3 only). Throws
+    // std::runtime_error saying which file is wrong and why; the certificate
+    // in use stays in force then.
+    void SetTls(const std::string& certificate_file, const std::string& private_key_file);
 
     // Starts accepting on the bound addresses.
     void Start();

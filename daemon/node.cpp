@@ -60,6 +60,7 @@ struct Node::Impl {
     net::steady_timer housekeeping_timer{ioc};
 
     std::vector<std::string> http_bound;
+    std::vector<std::string> https_bound;
     Clock::time_point started = Clock::now();
     std::time_t started_wall = std::time(nullptr);
     bool schema_ready = false;  // migrations applied and identity claimed
@@ -81,8 +82,9 @@ struct Node::Impl {
           control(ioc, [this](const protocols::ControlRequest& r) { return HandleControl(r); }) {}
 
     std::string StatusLine() const {
-        return fmt::format("{} {} role={} http={} db={}", config->isil, config->name,
-                           RoleName(config->role), fmt::join(http_bound, ","), db_state);
+        return fmt::format("{} {} role={} http={}{} db={}", config->isil, config->name, RoleName(config->role),
+                           fmt::join(http_bound, ","),
+                           https_bound.empty() ? "" : fmt::format(" https={}", fmt::join(https_bound, ",")), db_state);
     }
 
     void SetDbState(const std::string& state, const std::string& detail) {
@@ -232,6 +234,20 @@ struct Node::Impl {
         }
         ConfigDiff diff = Diff(*config, loaded.value());
         auto next = std::make_shared<const Config>(MergeReloadable(*config, loaded.value()));
+        if (!next->tls_listen.empty()) {
+            // Read again even when the paths are the same: a renewed
+            // certificate is usually written over the old one.
+            try {
+                http.SetTls(next->tls_certificate, next->tls_private_key);
+            } catch (const std::exception& e) {
+                metrics.CountReload(false);
+                spdlog::error("config reload rejected origin={} error={} action=\"previous configuration and "
+                              "certificate stay in force\"",
+                              origin, Quote(e.what()));
+                notify::Ready(StatusLine());
+                return {false, e.what(), {}};
+            }
+        }
         SetLogLevel(next->log_level);
         http.SetLimits(LimitsFrom(*next));
         config = next;
@@ -407,6 +423,7 @@ struct Node::Impl {
                     spdlog::warn("retention failed error={} action=\"trying again in 10 minutes\"", Quote(e.what()));
                 }
             }
+            if (stopping) break;  // the shutdown's cancel may have come while we pruned
             housekeeping_timer.expires_after(schema_ready ? std::chrono::seconds(600) : std::chrono::seconds(1));
             co_await housekeeping_timer.async_wait(kTuple);
         }
@@ -486,8 +503,17 @@ struct Node::Impl {
             spdlog::warn("database not ready at start-up error={} action=\"retrying every second\"",
                          Quote(e.what()));
         }
+        if (!config->tls_listen.empty()) {
+            try {
+                http.SetTls(config->tls_certificate, config->tls_private_key);
+            } catch (const std::exception& e) {
+                spdlog::error("config invalid file={} error={}", config->path, Quote(e.what()));
+                return kExitConfig;
+            }
+        }
         try {
             http_bound = http.Listen(config->http_listen);
+            if (!config->tls_listen.empty()) https_bound = http.Listen(config->tls_listen, true);
             control.Listen(config->control_socket, config->control_group);
         } catch (const std::exception& e) {
             spdlog::error("start-up failed error={}", Quote(e.what()));
@@ -500,8 +526,9 @@ struct Node::Impl {
         net::co_spawn(ioc, Housekeeping(), LogFailure{"housekeeping"});
         if (auto interval = notify::WatchdogInterval())
             net::co_spawn(ioc, Watchdog(*interval), LogFailure{"watchdog"});
-        spdlog::info("iblsyncd started version={} role={} isil={} http={} control={} db={}", kVersion,
+        spdlog::info("iblsyncd started version={} role={} isil={} http={} https={} control={} db={}", kVersion,
                      RoleName(config->role), config->isil, fmt::join(http_bound, ","),
+                     https_bound.empty() ? "none" : fmt::format("{}", fmt::join(https_bound, ",")),
                      config->control_socket, db_state);
         notify::Ready(StatusLine());
         ioc.run();

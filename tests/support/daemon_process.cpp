@@ -23,13 +23,13 @@ std::string NodeConfig::ToToml() const {
     return fmt::format(
         "[node]\nrole = \"{}\"\nisil = \"{}\"\nname = \"Test node {}\"\n{}"
         "[http]\nlisten = [\"{}\"]\nmax_body_bytes = {}\nmax_header_bytes = {}\nmax_connections = {}\n"
-        "request_timeout_seconds = {}\nidle_timeout_seconds = {}\nshutdown_timeout_seconds = {}\n"
+        "request_timeout_seconds = {}\nidle_timeout_seconds = {}\nshutdown_timeout_seconds = {}\n{}"
         "[database]\nconninfo = \"{}\"\npool_size = {}\n"
         "[control]\nsocket = \"{}\"\ngroup = \"\"\n"
         "[log]\nlevel = \"{}\"\n{}",
         role, isil, isil, role == "poi" ? fmt::format("provinces = {}\n", provinces) : "", listen,
         max_body_bytes, max_header_bytes, max_connections, request_timeout_seconds,
-        idle_timeout_seconds, shutdown_timeout_seconds, conninfo, pool_size, socket, log_level, api_toml.empty() ? "" : "[api]\n" + api_toml);
+        idle_timeout_seconds, shutdown_timeout_seconds, http_toml, conninfo, pool_size, socket, log_level, api_toml.empty() ? "" : "[api]\n" + api_toml);
 }
 
 DaemonProcess::DaemonProcess(const TempDir& dir, NodeConfig config)

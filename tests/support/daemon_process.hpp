@@ -28,7 +28,8 @@ struct NodeConfig {
     int idle_timeout_seconds = 60;
     int shutdown_timeout_seconds = 20;
     int pool_size = 4;
-    std::string api_toml;  // lines of the [api] section, e.g. "rate_per_second = 5\n"
+    std::string api_toml;   // lines of the [api] section, e.g. "rate_per_second = 5\n"
+    std::string http_toml;  // more lines of the [http] section, e.g. "tls_listen = [...]\n"
 
     std::string ToToml() const;
 };

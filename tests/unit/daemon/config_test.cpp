@@ -105,6 +105,29 @@ TEST(Config, ApiLimits) {
     EXPECT_NE(ErrorFor(std::string(kValid) + "[api]\nmax_batch = 10\n").find("did you mean 'max_batch_items'"), std::string::npos);
 }
 
+TEST(Config, TlsListenersNeedReadableCertificateFiles) {
+    const std::string http = "max_body_bytes = 2048\n";
+    EXPECT_EQ(ErrorFor(Replace(kValid, http, http + "tls_listen = [\"127.0.0.1:8443\"]\n")),
+              "/etc/iblsync/iblsyncd.toml: http.tls_listen: HTTPS needs a certificate; set http.tls_certificate and "
+              "http.tls_private_key too");
+    EXPECT_EQ(ErrorFor(Replace(kValid, http, http + "tls_certificate = \"/nonexistent/cert.pem\"\n")),
+              "/etc/iblsync/iblsyncd.toml:10: http.tls_certificate: cannot read /nonexistent/cert.pem: No such file or "
+              "directory");
+    EXPECT_EQ(ErrorFor(Replace(kValid, http, http + "tls_private_key = \"key.pem\"\n")),
+              "/etc/iblsync/iblsyncd.toml:10: http.tls_private_key: must be an absolute path");
+    EXPECT_EQ(ErrorFor(Replace(kValid, http, http + "tls_listen = [\"localhost:8443\"]\n")),
+              "/etc/iblsync/iblsyncd.toml:10: http.tls_listen: 'localhost' is not an IP address; give a numeric "
+              "address such as 127.0.0.1");
+    // Readable files (what they hold is checked when the daemon loads them).
+    auto ok = ParseConfig(Replace(kValid, http,
+                                  http + "tls_listen = [\"127.0.0.1:8443\"]\ntls_certificate = \"/etc/hostname\"\n"
+                                         "tls_private_key = \"/etc/hostname\"\n"),
+                          "x.toml");
+    ASSERT_TRUE(ok.ok()) << ok.error();
+    EXPECT_EQ(ok.value().tls_listen.size(), 1u);
+    EXPECT_TRUE(ParseConfig(kValid, "x.toml").value().tls_listen.empty());
+}
+
 TEST(Config, BadRole) {
     auto e = ErrorFor(Replace(kValid, "role = \"poi\"", "role = \"province\""));
     EXPECT_EQ(e, "/etc/iblsync/iblsyncd.toml:2: node.role: must be \"poi\" or \"national\"");
