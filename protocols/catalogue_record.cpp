@@ -48,6 +48,7 @@ Result<CatalogueRecord> DescribeRecord(const marc::Record& r) {
     out.year = PublicationYear(r);
     out.language = Language(r);
     out.material_type = MaterialType(r);
+    out.search = SearchTextOf(r);
     auto ids = ExtractIdentifiers(r);
     out.isbns = std::move(ids.isbns);
     out.issns = std::move(ids.issns);

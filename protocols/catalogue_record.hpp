@@ -10,6 +10,7 @@
 #include "protocols/holdings.hpp"
 #include "protocols/json_record.hpp"
 #include "protocols/marc_record.hpp"
+#include "protocols/normalize.hpp"
 #include "protocols/result.hpp"
 
 namespace iblsync::protocols {
@@ -25,6 +26,7 @@ struct CatalogueRecord {
     std::string language;
     std::string material_type;
     std::vector<std::string> isbns, issns, oclc, ppn;
+    SearchText search;  // the words search finds it by
     // The keys deduplication matches on (MatchKeys below).
     std::vector<std::string> match_keys;
     std::vector<std::string> warnings;  // e.g. an ISBN with a wrong check digit

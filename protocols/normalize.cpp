@@ -152,6 +152,43 @@ std::string TitleKey(const marc::Record& r) {
     return DropArticle(FoldForKey(title), f->ind2 == '0' ? std::string_view("none") : Language(r));
 }
 
+namespace {
+
+// Appends the folded `value` to `out` as one more value of the field.
+void AddValue(std::string& out, std::string_view value) {
+    std::string folded = FoldForKey(value);
+    if (folded.empty()) return;
+    if (!out.empty()) out += " | ";
+    out += folded;
+}
+
+void AddFields(std::string& out, const marc::Record& r, std::string_view tag, std::string_view codes) {
+    for (const auto* f : r.All(tag)) AddValue(out, f->Join(codes));
+}
+
+}  // namespace
+
+SearchText SearchTextOf(const marc::Record& r) {
+    SearchText t;
+    AddFields(t.title, r, "245", "abnp");
+    AddFields(t.title, r, "246", "abnp");
+    AddFields(t.title, r, "240", "anp");
+    for (const char* tag : {"130", "730", "740"}) AddFields(t.title, r, tag, "a");
+    for (const char* tag : {"100", "700"}) AddFields(t.creator, r, tag, "abcdq");
+    for (const char* tag : {"110", "710"}) AddFields(t.creator, r, tag, "ab");
+    for (const char* tag : {"111", "711"}) AddFields(t.creator, r, tag, "a");
+    for (const auto& f : r.fields) {
+        if (f.tag.size() != 3 || f.tag[0] != '6' || f.IsControl()) continue;
+        std::string value;
+        for (const auto& sf : f.subfields)
+            if (sf.code >= 'a' && sf.code <= 'z') value += (value.empty() ? "" : " ") + sf.value;
+        AddValue(t.subject, value);
+    }
+    AddFields(t.publisher, r, "260", "b");
+    AddFields(t.publisher, r, "264", "b");
+    return t;
+}
+
 std::string AuthorKey(const marc::Record& r) {
     const marc::Field* f = r.First("100");
     if (!f) f = r.First("110");

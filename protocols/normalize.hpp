@@ -29,6 +29,18 @@ int PublicationYear(const marc::Record& record);
 // ISO 639-2/B language code from 008/35-37, else 041 $a; empty if none.
 std::string Language(const marc::Record& record);
 
+// The words search finds a record by, per index, folded as FoldForKey folds
+// them. A field with several values (the title and its variant titles,
+// every author) has them separated by " | ", so that an exact search (==)
+// can tell where one value ends; word search ignores the bar.
+struct SearchText {
+    std::string title;      // 245 $a $b $n $p, 246 $a $b $n $p, 240 $a $n $p, 130 $a, 730 $a, 740 $a
+    std::string creator;    // 100/700 $a $b $c $d $q, 110/710 $a $b, 111/711 $a
+    std::string subject;    // 600-699: every letter subfield
+    std::string publisher;  // 260/264 $b
+};
+SearchText SearchTextOf(const marc::Record& record);
+
 // Coarse material type used for IBL rules and availability: book,
 // large_print, braille, ebook, audiobook, music, video, serial, map, score,
 // electronic, other. Large print, braille and audiobooks are the Aangepast Lezen formats.

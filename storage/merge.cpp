@@ -22,7 +22,8 @@ constexpr const char* kScratchTables[] = {
     // lz4: pglz would make compressing the staged copy the dearest step.
     " raw text COMPRESSION lz4 NOT NULL, checksum text NOT NULL,"
     " title text, title_key text, author_key text, pub_year integer, language text, material_type text,"
-    " isbns text[], issns text[], oclc text[], ppn text[], keys text[],"
+    " isbns text[], issns text[], oclc text[], ppn text[], s_title text, s_creator text, s_subject text,"
+    " s_publisher text, keys text[],"
     // holdings: the record lists all its copies. grp: MergeOptions::grouped.
     " holdings boolean NOT NULL, grp bigint, born boolean NOT NULL DEFAULT false)"
     " ON COMMIT DELETE ROWS",
@@ -58,11 +59,12 @@ constexpr const char* kScratchTables[] = {
 const std::vector<std::string> kBibColumns{"id",        "library",    "local_id", "format",       "raw",
                                            "checksum",  "title",      "title_key", "author_key",  "pub_year",
                                            "language",  "material_type", "isbns",  "issns",       "oclc",
-                                           "ppn"};
+                                           "ppn",       "s_title",    "s_creator", "s_subject",   "s_publisher"};
 const std::vector<std::string> kStageColumns{"ord",        "op",          "local_id", "id",       "format",
                                              "raw",        "checksum",    "title",    "title_key", "author_key",
                                              "pub_year",   "language",    "material_type", "isbns", "issns",
-                                             "oclc",       "ppn",         "keys",     "holdings", "grp"};
+                                             "oclc",       "ppn",         "s_title",  "s_creator", "s_subject",
+                                             "s_publisher", "keys",       "holdings", "grp"};
 const std::vector<std::string> kHoldingColumns{"id",     "record_id", "library",  "branch",           "shelfmark",
                                               "barcode", "status",   "due_date", "source_changed_at"};
 const std::vector<std::string> kChangedColumns{"id", "barcode", "record_id", "op", "version"};
@@ -171,6 +173,8 @@ void Stager::Flush() {
             else bib.Null();
             bib.Nullable(r.language).Nullable(r.material_type);
             bib.TextArray(r.isbns).TextArray(r.issns).TextArray(r.oclc).TextArray(r.ppn);
+            bib.Nullable(r.search.title).Nullable(r.search.creator).Nullable(r.search.subject);
+            bib.Nullable(r.search.publisher);
             bib.EndLine();
         }
         bib.Complete();
@@ -191,8 +195,10 @@ void Stager::Flush() {
             if (content) {
                 stage.Text(r.title).Text(r.title_key).Text(r.author_key).Int(r.year).Text(r.language);
                 stage.Text(r.material_type).TextArray(r.isbns).TextArray(r.issns).TextArray(r.oclc).TextArray(r.ppn);
+                stage.Text(r.search.title).Text(r.search.creator).Text(r.search.subject).Text(r.search.publisher);
             } else {
                 stage.Null().Null().Null().Null().Null().Null().Null().Null().Null().Null();
+                stage.Null().Null().Null().Null();
             }
             stage.TextArray(row.op == 'u' || row.op == 'n' ? r.match_keys : kNone);
             const bool holdings = r.holdings_given && row.op != 'd';
@@ -366,10 +372,11 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, const MergeOptions& op
     if (inserted_from_stage > 0)
         tx.exec_params0(
             "INSERT INTO bib_record (id, library, local_id, format, raw, checksum, title, title_key, author_key,"
-            " pub_year, language, material_type, isbns, issns, oclc, ppn)"
+            " pub_year, language, material_type, isbns, issns, oclc, ppn, s_title, s_creator, s_subject, s_publisher)"
             " SELECT r.id, $1, s.local_id, s.format, s.raw, s.checksum, NULLIF(s.title, ''), NULLIF(s.title_key, ''),"
             "  NULLIF(s.author_key, ''), NULLIF(s.pub_year, 0), NULLIF(s.language, ''), NULLIF(s.material_type, ''),"
-            "  s.isbns, s.issns, s.oclc, s.ppn"
+            "  s.isbns, s.issns, s.oclc, s.ppn, NULLIF(s.s_title, ''), NULLIF(s.s_creator, ''),"
+            "  NULLIF(s.s_subject, ''), NULLIF(s.s_publisher, '')"
             " FROM import_rec r JOIN import_stage s ON s.ord = r.ord"
             " WHERE r.change = 'insert' AND r.op = 'u' AND NOT r.born",
             lib);
@@ -380,7 +387,9 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, const MergeOptions& op
             " title = NULLIF(s.title, ''), title_key = NULLIF(s.title_key, ''), author_key = NULLIF(s.author_key, ''),"
             " pub_year = NULLIF(s.pub_year, 0), language = NULLIF(s.language, ''),"
             " material_type = NULLIF(s.material_type, ''), isbns = s.isbns, issns = s.issns, oclc = s.oclc,"
-            " ppn = s.ppn, version = r.version, deleted = false, updated_at = now()"
+            " ppn = s.ppn, s_title = NULLIF(s.s_title, ''), s_creator = NULLIF(s.s_creator, ''),"
+            " s_subject = NULLIF(s.s_subject, ''), s_publisher = NULLIF(s.s_publisher, ''),"
+            " version = r.version, deleted = false, updated_at = now()"
             " FROM import_rec r JOIN import_stage s ON s.ord = r.ord"
             " WHERE b.id = r.id AND (r.change = 'update' OR (r.born AND b.checksum <> s.checksum))");
     if (c.deleted > 0)

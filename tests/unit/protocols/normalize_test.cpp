@@ -96,5 +96,37 @@ TEST(Normalize, ThomasMannEditions) {
     EXPECT_EQ(editions["tables of the law"], 2);  // 1947 and 2010
 }
 
+TEST(Normalize, SearchTextKeepsEachIndexsWordsAndSeparatesValues) {
+    marc::Record r = Book("De avonden :");
+    r.fields.back().subfields.push_back({'b', "een winterverhaal /"});
+    r.fields.back().subfields.push_back({'c', "Gerard Reve"});  // not a title word
+    r.fields.push_back({"246", '1', '3', "", {{'a', "Avonden"}}});
+    r.fields.push_back({"100", '1', ' ', "", {{'a', "Reve, Gerard,"}, {'d', "1923-2006"}}});
+    r.fields.push_back({"700", '1', ' ', "", {{'a', "Müller, Jürgen"}, {'4', "trl"}}});
+    r.fields.push_back({"650", ' ', '7', "", {{'a', "Naoorlogse periode"}, {'z', "Nederland"}, {'2', "gtt"}}});
+    r.fields.push_back({"600", '1', '0', "", {{'a', "Reve, Gerard"}, {'0', "(NL-LeOCL)068477163"}}});
+    r.fields.push_back({"264", ' ', '1', "", {{'a', "Amsterdam"}, {'b', "De Bezige Bij,"}, {'c', "1947"}}});
+    const auto t = SearchTextOf(r);
+    EXPECT_EQ(t.title, "de avonden een winterverhaal | avonden");
+    EXPECT_EQ(t.creator, "reve gerard 1923 2006 | muller jurgen");
+    EXPECT_EQ(t.subject, "naoorlogse periode nederland | reve gerard");
+    EXPECT_EQ(t.publisher, "de bezige bij");
+    EXPECT_EQ(SearchTextOf(marc::Record{}).title, "");
+}
+
+TEST(Normalize, SearchTextOfRealRecords) {
+    auto items = marc::testing::ReadFile(marc::testing::DataDir() + "/slices/thomas-mann-shared-71.xml");
+    ASSERT_FALSE(items.empty());
+    int with_subjects = 0;
+    for (const auto& it : items) {
+        ASSERT_TRUE(it.record.ok());
+        const auto t = SearchTextOf(it.record.value());
+        EXPECT_NE(t.creator.find("mann thomas"), std::string::npos) << t.creator;
+        EXPECT_FALSE(t.title.empty());
+        with_subjects += !t.subject.empty();
+    }
+    EXPECT_GT(with_subjects, 0);
+}
+
 }  // namespace
 }  // namespace iblsync::protocols
