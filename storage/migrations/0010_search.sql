@@ -23,3 +23,5 @@ CREATE INDEX bib_record_search ON bib_record USING gin (search);
 CREATE INDEX bib_record_year ON bib_record (pub_year);
 CREATE INDEX bib_record_updated ON bib_record (updated_at);
 CREATE INDEX bib_record_author ON bib_record (author_key);
+-- A record's own identifier without its library (dc.identifier, rec.identifier).
+CREATE INDEX bib_record_local_id ON bib_record (local_id);
