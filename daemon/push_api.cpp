@@ -28,6 +28,7 @@
 #include "protocols/json_record.hpp"
 #include "protocols/marcxml.hpp"
 #include "protocols/push_batch.hpp"
+#include "protocols/url.hpp"
 #include "storage/access.hpp"
 #include "storage/database.hpp"
 #include "storage/push.hpp"
@@ -60,65 +61,24 @@ std::string Sha256Hex(std::string_view s) {
     return fmt::format("{:02x}", fmt::join(digest, digest + len, ""));
 }
 
-int HexValue(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-// %XX decoding of one path segment or query value; nullopt if malformed.
-std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space) {
-    std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%') {
-            if (i + 2 >= s.size()) return std::nullopt;
-            const int hi = HexValue(s[i + 1]), lo = HexValue(s[i + 2]);
-            if (hi < 0 || lo < 0) return std::nullopt;
-            out += static_cast<char>(hi * 16 + lo);
-            i += 2;
-        } else if (plus_is_space && s[i] == '+') {
-            out += ' ';
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
-}
-
-std::string PercentEncode(std::string_view s) {
-    std::string out;
-    for (unsigned char c : s) {
-        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') out += static_cast<char>(c);
-        else out += fmt::format("%{:02X}", c);
-    }
-    return out;
-}
-
 std::string RecordHref(const std::string& isil, const std::string& local_id) {
-    return fmt::format("/v1/libraries/{}/records/{}", isil, PercentEncode(local_id));
+    return fmt::format("/v1/libraries/{}/records/{}", isil, protocols::PercentEncode(local_id));
 }
 
 std::map<std::string, std::string> ParseQuery(const std::string& q, std::string& error) {
+    std::string bad;
+    auto pairs = protocols::ParseFormParameters(q, &bad);
+    if (!pairs) {
+        error = fmt::format("malformed percent-encoding in the query near '{}'", Printable(bad));
+        return {};
+    }
     std::map<std::string, std::string> out;
-    std::string_view rest(q);
-    while (!rest.empty()) {
-        auto amp = rest.find('&');
-        auto pair = rest.substr(0, amp);
-        rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
-        if (pair.empty()) continue;
-        auto eq = pair.find('=');
-        auto key = PercentDecode(pair.substr(0, eq), true);
-        auto value = PercentDecode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), true);
-        if (!key || !value) {
-            error = fmt::format("malformed percent-encoding in the query near '{}'", Printable(pair));
+    for (auto& [key, value] : *pairs) {
+        if (out.count(key)) {
+            error = fmt::format("query parameter '{}' is given twice", Printable(key));
             return {};
         }
-        if (out.count(*key)) {
-            error = fmt::format("query parameter '{}' is given twice", Printable(*key));
-            return {};
-        }
-        out[*key] = *value;
+        out[key] = std::move(value);
     }
     return out;
 }
@@ -911,7 +871,7 @@ struct PushApi::Impl {
             p.remove_prefix(4);  // "/v1/"
             while (true) {
                 auto slash = p.find('/');
-                auto d = PercentDecode(p.substr(0, slash), false);
+                auto d = protocols::PercentDecode(p.substr(0, slash), false);
                 if (!d)
                     co_return Problem(400, "bad-target", "Bad request target",
                                       "malformed percent-encoding in the path");
