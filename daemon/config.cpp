@@ -222,6 +222,20 @@ const std::vector<Setting>& Settings() {
         s.push_back(Integer("api", "max_changes", true, &Config::api_max_changes, 1, 100000));
         s.push_back(Integer("api", "keep_changes_days", true, &Config::api_keep_changes_days, 0, 36500));
         s.push_back(Integer("api", "keep_idempotency_hours", true, &Config::api_keep_idempotency_hours, 1, 8760));
+        s.push_back(String("sru", "path", false, false, &Config::sru_path, [](std::string& v) -> Problem {
+            if (v.size() < 2 || v.front() != '/' || v.back() == '/' || v.rfind("/v1", 0) == 0 ||
+                v.find_first_of("?#% ") != std::string::npos)
+                return std::string("must be a path such as \"/sru\" (not /v1/..., no trailing slash)");
+            for (const char* taken : {"/healthz", "/readyz", "/metrics"})
+                if (v == taken) return fmt::format("{} is taken by the node itself", v);
+            return std::nullopt;
+        }));
+        s.push_back(Integer("sru", "default_records", true, &Config::sru_default_records, 0, 1000));
+        s.push_back(Integer("sru", "max_records", true, &Config::sru_max_records, 1, 10000));
+        s.push_back(String("sru", "title", true, false, &Config::sru_title, [](std::string& v) -> Problem {
+            if (v.size() > 200) return std::string("is longer than 200 bytes");
+            return std::nullopt;
+        }));
         s.push_back(String("database", "conninfo", false, true, &Config::db_conninfo,
                            [](std::string& v) -> Problem {
                                if (v.empty()) return std::string("must not be empty");
@@ -331,6 +345,9 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
         return Fail(fmt::format("{}: http.tls_listen: HTTPS needs a certificate; set http.tls_certificate and "
                                 "http.tls_private_key too",
                                 path));
+    if (cfg.sru_default_records > cfg.sru_max_records)
+        return Fail(fmt::format("{}: sru.default_records: {} is more than sru.max_records ({})", path,
+                                cfg.sru_default_records, cfg.sru_max_records));
     if (cfg.role == Role::kPoi && cfg.provinces.empty())
         return Fail(fmt::format("{}: node.provinces: a node with role \"poi\" must list the "
                                 "provinces it serves, e.g. provinces = [\"NL-GE\"]",

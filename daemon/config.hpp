@@ -51,6 +51,12 @@ struct Config {
     int api_keep_changes_days = 90;        // change_log retention; 0: keep all
     int api_keep_idempotency_hours = 24;   // how long a retry gets the first answer
 
+    // [sru]
+    std::string sru_path = "/sru";        // where the SRU server answers
+    int sru_default_records = 10;         // maximumRecords when a request gives none
+    int sru_max_records = 100;            // most records in one response
+    std::string sru_title;                // explain's database title; default from the node name
+
     // [database]
     std::string db_conninfo;
     int db_pool_size = 4;

@@ -29,6 +29,7 @@
 #include "daemon/notify.hpp"
 #include "daemon/push_api.hpp"
 #include "daemon/routes.hpp"
+#include "daemon/sru_service.hpp"
 #include "daemon/spawn.hpp"
 #include "daemon/version.hpp"
 #include "storage/access.hpp"
@@ -51,6 +52,7 @@ struct Node::Impl {
     storage::Database db;
     DbExecutor exec;
     PushApi api;
+    SruService sru;
     Routes routes;
     HttpServer http;
     ControlServer control;
@@ -75,8 +77,11 @@ struct Node::Impl {
           db(config->db_conninfo, config->db_pool_size),
           exec(config->db_pool_size),
           api(db, exec, [this] { return config; }),
+          sru(db, exec, [this] { return config; }),
           routes(RouteContext{[this] { return CheckReadiness(); }, [this] { return MetricsText(); },
-                              [this](const HttpRequest& r) { return api.Handle(r); }}),
+                              [this](const HttpRequest& r) { return api.Handle(r); },
+                              [this](const HttpRequest& r) { return sru.Handle(r); },
+                              [this] { return config->sru_path; }}),
           http(ioc, [this](const HttpRequest& r) { return routes.Handle(r); }, metrics,
                LimitsFrom(*config)),
           control(ioc, [this](const protocols::ControlRequest& r) { return HandleControl(r); }) {}

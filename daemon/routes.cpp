@@ -55,6 +55,7 @@ net::awaitable<HttpResponse> Routes::Handle(const HttpRequest& req) {
             "the request target must be an absolute path such as /healthz"));
     }
     if (req.path.rfind("/v1/", 0) == 0 && ctx_.api) co_return co_await ctx_.api(req);
+    if (ctx_.sru && req.path == ctx_.sru_path()) co_return co_await ctx_.sru(req);
     const bool get = req.method == "GET";
     if (req.path == "/healthz") {
         if (!get) co_return MethodNotAllowed(req, "/healthz");
@@ -80,8 +81,9 @@ net::awaitable<HttpResponse> Routes::Handle(const HttpRequest& req) {
     }
     co_return ProblemResponse(protocols::MakeProblem(
         404, "not-found", "Not found",
-        fmt::format("there is no resource at {}; this node serves /healthz, /readyz, /metrics and the /v1 API",
-                    Printable(req.path))));
+        fmt::format("there is no resource at {}; this node serves /healthz, /readyz, /metrics, the /v1 API and "
+                    "SRU at {}",
+                    Printable(req.path), ctx_.sru_path ? ctx_.sru_path() : "/sru")));
 }
 
 }  // namespace iblsync::daemon

@@ -26,6 +26,9 @@ struct RouteContext {
     std::function<std::string()> metrics_text;
     // Everything under /v1/ (push API, change feed).
     std::function<net::awaitable<HttpResponse>(const HttpRequest&)> api;
+    // The SRU server, at the path sru_path() gives.
+    std::function<net::awaitable<HttpResponse>(const HttpRequest&)> sru;
+    std::function<std::string()> sru_path;
 };
 
 class Routes {

@@ -828,10 +828,63 @@ SearchOutcome Search(Database& db, const SearchRequest& request) {
     });
 }
 
+ScanOutcome Scan(Database& db, const protocols::CqlQuery& clause, int response_position, int maximum_terms) {
+    ScanOutcome out;
+    const CqlNode& n = *clause.root;
+    const char* key = nullptr;
+    const char* display = nullptr;
+    std::string term;
+    try {
+        Scopes scopes;
+        for (const auto& p : n.prefixes) scopes.push_back(&p);
+        const auto& def = ResolveIndex(n.index, scopes);
+        if (def.sort == kTitleSort) {
+            key = "b.title_key";
+            display = "b.title";
+        } else if (def.sort == kCreatorSort) {
+            key = "b.author_key";
+            display = "b.author_key";
+        } else {
+            Refuse(16, n.index, fmt::format("{}.{} cannot be scanned; scan dc.title or dc.creator", def.set, def.name));
+        }
+        const std::string rel = RelationName(n.relation.name, scopes);
+        if (rel != "=" && rel != ">=") Unsupported(n.relation.name, def);
+        CheckModifiers(n.relation.modifiers, scopes, true);
+        const std::string unescaped = Unescape(n.term, false);
+        term = protocols::FoldForKey(unescaped);
+    } catch (const Failure& f) {
+        out.diagnostic = f.d;
+        return out;
+    }
+    const int before = std::max(0, response_position - 1);
+    const int from = std::max(0, maximum_terms - before);
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(c, "scan");
+        auto query = [&](const char* cmp, const char* order, int limit) {
+            return tx.exec_params(
+                fmt::format("SELECT {0}, min({1}), count(*) FROM bib_record b WHERE {0} {2} $1 AND NOT b.deleted"
+                            " GROUP BY {0} ORDER BY {0} {3} LIMIT $2",
+                            key, display, cmp, order),
+                term, limit);
+        };
+        std::vector<ScanEntry> head;
+        if (before > 0)
+            for (const auto& r : query("<", "DESC", before))
+                head.insert(head.begin(), {r[0].as<std::string>(), Str(r[1]), r[2].as<long long>()});
+        out.terms = std::move(head);
+        if (from > 0)
+            for (const auto& r : query(">=", "ASC", from))
+                out.terms.push_back({r[0].as<std::string>(), Str(r[1]), r[2].as<long long>()});
+        return out;
+    });
+}
+
 const std::vector<IndexInfo>& SearchIndexes() {
     static const std::vector<IndexInfo> kInfo = [] {
         std::vector<IndexInfo> v;
-        for (const auto& i : kIndexes) v.push_back({i.set, i.name, i.title, i.sort != nullptr});
+        for (const auto& i : kIndexes)
+            v.push_back({i.set, i.name, i.title, i.sort != nullptr,
+                         i.sort == kTitleSort || i.sort == kCreatorSort});
         return v;
     }();
     return kInfo;

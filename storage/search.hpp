@@ -82,6 +82,23 @@ struct SearchOutcome {
 
 SearchOutcome Search(Database& db, const SearchRequest& request);
 
+// Scan: the headings of an index in order around a term, with how many
+// records have each. Titles scan by title key (the folded title without
+// its leading article), creators by author key (the folded family name).
+struct ScanEntry {
+    std::string value;    // the heading as stored (folded)
+    std::string display;  // as one of its records writes it
+    long long records = 0;
+};
+struct ScanOutcome {
+    std::optional<SearchDiagnostic> diagnostic;
+    std::vector<ScanEntry> terms;
+};
+// `clause` is one search clause (index relation term). The term lands at
+// `response_position` (1: first; 0: just before the list) of at most
+// `maximum_terms` terms.
+ScanOutcome Scan(Database& db, const protocols::CqlQuery& clause, int response_position, int maximum_terms);
+
 // The indexes TranslateCql knows, for explain: set prefix, index name, and
 // what it searches.
 struct IndexInfo {
@@ -89,6 +106,7 @@ struct IndexInfo {
     const char* name;
     const char* title;
     bool sortable;
+    bool scannable;
 };
 const std::vector<IndexInfo>& SearchIndexes();
 
