@@ -446,6 +446,12 @@ private:
     }
 
     std::string Clause(const CqlNode& n, const Scopes& scopes, bool positive) {
+        // Result sets of earlier searches are not kept (every response counts
+        // and pages its own search), so none can be named.
+        if (Lower(n.index) == "cql.resultsetid" || (Lower(n.index) == "resultsetid"))
+            Refuse(51, n.term, fmt::format("result set '{}' does not exist: this server keeps no result sets; send "
+                                           "the query itself with another startRecord",
+                                           n.term));
         const auto& def = ResolveIndex(n.index, scopes);
         const std::string rel = RelationName(n.relation.name, scopes);
         switch (def.kind) {
