@@ -133,7 +133,7 @@ public:
             Advance();
             while (tok_.kind == Tok::kWord || tok_.kind == Tok::kQuoted) {
                 if (static_cast<int>(q.sort_keys.size()) == limits_.max_sort_keys)
-                    throw Failure{{10, tok_.position,
+                    throw Failure{{84, tok_.position,
                                    fmt::format("more than {} sort keys; this server sorts by at most {}",
                                                limits_.max_sort_keys, limits_.max_sort_keys)}};
                 CqlSortKey key;

@@ -79,8 +79,8 @@ struct CqlLimits {
 };
 
 // Why a query was refused: the SRU diagnostic (10 syntax, 12 too long,
-// 13 parentheses, 14 quotes, 23 term too long, 38 too many booleans) and
-// where, with a message for people.
+// 13 parentheses, 14 quotes, 23 term too long, 38 too many booleans, 84
+// too many sort keys) and where, with a message for people.
 struct CqlError {
     int diagnostic = 10;
     std::size_t position = 0;

@@ -661,8 +661,6 @@ std::string ExplainRecord(const ExplainInfo& info) {
         o += fmt::format("<supports type=\"relation\">{}</supports>", Esc(rel));
     for (const char* mod : {"ignoreCase", "ignoreAccents", "relevant", "masked", "unmasked", "word"})
         o += fmt::format("<supports type=\"relationModifier\">{}</supports>", mod);
-    for (const char* b : {"and", "or", "not", "prox"})
-        o += fmt::format("<supports type=\"booleanModifier\">{}</supports>", b);
     o += "<supports type=\"maskingCharacter\">*</supports><supports type=\"maskingCharacter\">?</supports>";
     o += "<supports type=\"extraRecordData\">x-holdings=true: each copy and its availability</supports>";
     o += "</configInfo></explain>";

@@ -191,6 +191,9 @@ TEST(Cql, HostileQueriesAreRefusedByTheirLimit) {
     auto sql = ParseCql(R"(title = "'; DROP TABLE bib_record; --" and x = "<b>&amp;")");
     ASSERT_TRUE(sql) << sql.error.message;
     EXPECT_EQ(sql.query->root->left->term, "'; DROP TABLE bib_record; --");
+    std::string keys = "a sortBy";
+    for (int i = 0; i < 9; ++i) keys += " k" + std::to_string(i);
+    EXPECT_EQ(ParseCql(keys).error.diagnostic, 84);
     // Just below the limits is fine.
     std::string fine = "a";
     for (int i = 0; i < 256; ++i) fine += " or a";
