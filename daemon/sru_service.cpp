@@ -1,5 +1,8 @@
 #include "daemon/sru_service.hpp"
 
+#include <algorithm>
+#include <cctype>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -113,11 +116,26 @@ struct SruService::Impl {
             std::string type = req.Header("Content-Type");
             type = type.substr(0, type.find(';'));
             while (!type.empty() && type.back() == ' ') type.pop_back();
+            for (auto& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            if (type == "text/xml" || type == "application/soap+xml") {
+                // SRW: the same request in a SOAP envelope, answered in one.
+                std::string error;
+                auto soap = sru::ParseSoapRequest(req.body, error);
+                sru::Request fallback;
+                fallback.version = sru::Version::k12;
+                if (!soap)
+                    co_return Soap(sru::DiagnosticResponse(fallback, {6, "", "Unsupported parameter value: " + error}, {}));
+                if (std::none_of(soap->begin(), soap->end(), [](const auto& p) { return p.first == "version"; }))
+                    soap->emplace_back("version", "1.2");
+                auto answer = co_await Answer(*soap, req, *cfg);
+                co_return Soap(std::move(answer.body));
+            }
             if (type != "application/x-www-form-urlencoded") {
                 sru::Request r;
                 co_return Xml(r.version, sru::DiagnosticResponse(
                                              r, {6, "Content-Type", "Unsupported parameter value: POST the "
-                                                                    "parameters as application/x-www-form-urlencoded"},
+                                                                    "parameters as application/x-www-form-urlencoded, "
+                                                                    "or an SRW request as text/xml"},
                                              {}));
             }
             params_text = req.body;
@@ -137,7 +155,21 @@ struct SruService::Impl {
                           sru::DiagnosticResponse(r, {6, "", "Unsupported parameter value: malformed percent-encoding"},
                                                   {}));
         }
-        auto parsed = sru::ParseRequest(*params, LimitsOf(*cfg));
+        co_return co_await Answer(*params, req, *cfg);
+    }
+
+    static HttpResponse Soap(std::string body) {
+        HttpResponse r;
+        r.content_type = "text/xml; charset=utf-8";
+        r.body = sru::SoapEnvelope(body);
+        r.route = "/sru";
+        return r;
+    }
+
+    net::awaitable<HttpResponse> Answer(const std::vector<std::pair<std::string, std::string>>& params,
+                                        const HttpRequest& req, const Config& config) {
+        const Config* cfg = &config;
+        auto parsed = sru::ParseRequest(params, LimitsOf(*cfg));
         const auto& r = parsed.request;
         if (parsed.diagnostic)
             co_return Xml(r.version, sru::DiagnosticResponse(r, *parsed.diagnostic,

@@ -5,6 +5,7 @@
 #include <climits>
 
 #include <fmt/format.h>
+#include <pugixml.hpp>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -502,6 +503,66 @@ ParsedRequest ParseRequest(const std::vector<std::pair<std::string, std::string>
         }
     }
     return out;
+}
+
+std::optional<std::vector<std::pair<std::string, std::string>>> ParseSoapRequest(std::string_view body,
+                                                                                  std::string& error) {
+    if (body.find("<!DOCTYPE") != std::string_view::npos || body.find("<!ENTITY") != std::string_view::npos) {
+        error = "a document type declaration is not allowed in a request";
+        return std::nullopt;
+    }
+    if (!IsValidUtf8(body)) {
+        error = "the request is not valid UTF-8";
+        return std::nullopt;
+    }
+    pugi::xml_document doc;
+    const auto parsed = doc.load_buffer(body.data(), body.size(), pugi::parse_default & ~pugi::parse_doctype,
+                                        pugi::encoding_utf8);
+    if (!parsed) {
+        error = fmt::format("the request is not well-formed XML: {} at byte {}", parsed.description(), parsed.offset);
+        return std::nullopt;
+    }
+    auto local = [](const pugi::xml_node& n) {
+        std::string_view name = n.name();
+        const auto colon = name.find(':');
+        return std::string(colon == std::string_view::npos ? name : name.substr(colon + 1));
+    };
+    pugi::xml_node request;
+    auto envelope = doc.document_element();
+    if (local(envelope) != "Envelope") {
+        error = "expected a SOAP Envelope";
+        return std::nullopt;
+    }
+    for (auto child : envelope.children())
+        if (child.type() == pugi::node_element && local(child) == "Body") request = child.find_child([](pugi::xml_node n) {
+            return n.type() == pugi::node_element;
+        });
+    const std::string op = request ? local(request) : "";
+    std::vector<std::pair<std::string, std::string>> out;
+    if (op == "searchRetrieveRequest") out.emplace_back("operation", "searchRetrieve");
+    else if (op == "explainRequest") out.emplace_back("operation", "explain");
+    else if (op == "scanRequest") out.emplace_back("operation", "scan");
+    else {
+        error = "the SOAP body holds no searchRetrieveRequest, explainRequest or scanRequest";
+        return std::nullopt;
+    }
+    for (auto child : request.children()) {
+        if (child.type() != pugi::node_element) continue;
+        const std::string name = local(child);
+        if (name == "extraRequestData") continue;
+        out.emplace_back(name, child.text().get());
+    }
+    return out;
+}
+
+std::string SoapEnvelope(std::string_view response) {
+    const auto decl_end = response.rfind("?>", 100);
+    if (response.rfind("<?xml", 0) == 0 && decl_end != std::string_view::npos) response.remove_prefix(decl_end + 2);
+    while (!response.empty() && (response.front() == '\n' || response.front() == ' ')) response.remove_prefix(1);
+    return fmt::format("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<SOAP-ENV:Envelope "
+                       "xmlns:SOAP-ENV=\"http://schemas.xmlsoap.org/soap/envelope/\"><SOAP-ENV:Body>{}</SOAP-ENV:Body>"
+                       "</SOAP-ENV:Envelope>",
+                       response);
 }
 
 std::optional<std::vector<SortKeySpec>> ParseSortKeys(std::string_view text, std::string& error) {

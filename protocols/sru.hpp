@@ -89,6 +89,17 @@ struct ParsedRequest {
 // query, scan with a scanClause, explain with neither.
 ParsedRequest ParseRequest(const std::vector<std::pair<std::string, std::string>>& params, const Limits& limits);
 
+// SRW, SRU's SOAP binding (what yaz-client sends by default): a SOAP 1.1
+// envelope whose body holds a searchRetrieveRequest, explainRequest or
+// scanRequest in the SRU 1.x namespace. Its child elements become the
+// request's parameters, and `operation` comes from the element's name.
+// A document type declaration is refused (no entity expansion). nullopt
+// with `error` if the body is not such a request.
+std::optional<std::vector<std::pair<std::string, std::string>>> ParseSoapRequest(std::string_view body,
+                                                                                  std::string& error);
+// A response document wrapped in a SOAP envelope, for an SRW client.
+std::string SoapEnvelope(std::string_view response);
+
 // One sort key of the sortKeys parameter: "path,schema,ascending,caseSensitive,missingValue".
 struct SortKeySpec {
     std::string path;

@@ -4,6 +4,8 @@
 // srw_dc schema (tests/data/schemas, sources in SOURCES.md there). A real
 // SRU client, yaz-client (Debian's yaz), searches it too.
 
+#include <sstream>
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <pugixml.hpp>
@@ -314,6 +316,34 @@ TEST_F(SruTest, PostedFormsWorkLikeGetAndOtherMethodsAreRefused) {
     EXPECT_EQ(put->headers["allow"], "GET, POST");
 }
 
+TEST_F(SruTest, SrwSoapRequestsGetSoapAnswers) {
+    const std::string request =
+        "<?xml version=\"1.0\"?><SOAP-ENV:Envelope xmlns:SOAP-ENV=\"http://schemas.xmlsoap.org/soap/envelope/\">"
+        "<SOAP-ENV:Body><srw:searchRetrieveRequest xmlns:srw=\"http://www.loc.gov/zing/srw/\"><srw:version>1.2"
+        "</srw:version><srw:query>dc.title=buddenbrooks</srw:query><srw:maximumRecords>2</srw:maximumRecords>"
+        "<srw:recordSchema>dc</srw:recordSchema></srw:searchRetrieveRequest></SOAP-ENV:Body></SOAP-ENV:Envelope>";
+    auto r = HttpCall(daemon_->port(), "POST", "/sru", {{"Content-Type", "text/xml"}}, request);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    pugi::xml_document doc;
+    ASSERT_TRUE(doc.load_string(r->body.c_str())) << r->body;
+    auto response = doc.document_element().child("SOAP-ENV:Body").child("zs:searchRetrieveResponse");
+    ASSERT_TRUE(response) << r->body.substr(0, 500);
+    EXPECT_STREQ(response.child_value("zs:numberOfRecords"), "3");
+    std::ostringstream inner;
+    response.print(inner, "", pugi::format_raw);
+    EXPECT_EQ(Invalid(inner.str(), "sru/1.2/srw-types.xsd"), "");
+    // Not SOAP, or with a document type: a diagnostic in an envelope, nothing expanded.
+    for (const std::string& bad : {std::string("<not-soap/>"), std::string("<<<"),
+                                  "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"aaaa\">]>" + request.substr(21)}) {
+        auto b = HttpCall(daemon_->port(), "POST", "/sru", {{"Content-Type", "text/xml"}}, bad);
+        ASSERT_TRUE(b);
+        EXPECT_EQ(b->status, 200);
+        EXPECT_NE(b->body.find("<SOAP-ENV:Body><zs:searchRetrieveResponse"), std::string::npos) << b->body;
+        EXPECT_NE(b->body.find("info:srw/diagnostic/1/6"), std::string::npos) << b->body;
+    }
+}
+
 TEST_F(SruTest, AvailabilityOfEachCopyWhenAsked) {
     auto r = Get("version=1.2&operation=searchRetrieve&query=dc.title%3Davonden&x-holdings=true&recordSchema=dc");
     ExpectValid(*r, false);
@@ -406,6 +436,12 @@ TEST_F(SruTest, YazClientSearchesIt) {
     EXPECT_NE(out.find("<srw_dc:dc"), std::string::npos) << out;
     EXPECT_NE(out.find("<dc:title>Buddenbrooks"), std::string::npos) << out;
     EXPECT_NE(out.find("SRW diagnostic info:srw/diagnostic/1/10"), std::string::npos) << out;
+    // yaz-client's own default is SRW (SOAP): that works too.
+    WriteFile(cmds, fmt::format("open http://127.0.0.1:{}/sru\nquerytype cql\nfind dc.title=buddenbrooks\nshow 1\nquit\n",
+                                daemon_->port()));
+    auto soap = RunCommand({"/usr/bin/yaz-client", "-f", cmds}, 60s);
+    EXPECT_NE(soap.out.find("Number of hits: 3"), std::string::npos) << soap.out << soap.err;
+    EXPECT_NE(soap.out.find("<record xmlns=\"http://www.loc.gov/MARC21/slim\">"), std::string::npos) << soap.out;
     const auto mann_after_1950 =
         schema_->Query1("SELECT count(*) FROM bib_record WHERE s_creator ~ '(^| )mann( |$)' AND pub_year > 1950");
     EXPECT_NE(out.find("Number of hits: " + mann_after_1950), std::string::npos) << out;
