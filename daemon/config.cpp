@@ -232,6 +232,7 @@ const std::vector<Setting>& Settings() {
         }));
         s.push_back(Integer("sru", "default_records", true, &Config::sru_default_records, 0, 1000));
         s.push_back(Integer("sru", "max_records", true, &Config::sru_max_records, 1, 10000));
+        s.push_back(Integer("sru", "exact_count", true, &Config::sru_exact_count, 0, 100000000));
         s.push_back(String("sru", "title", true, false, &Config::sru_title, [](std::string& v) -> Problem {
             if (v.size() > 200) return std::string("is longer than 200 bytes");
             return std::nullopt;

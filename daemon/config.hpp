@@ -55,6 +55,7 @@ struct Config {
     std::string sru_path = "/sru";        // where the SRU server answers
     int sru_default_records = 10;         // maximumRecords when a request gives none
     int sru_max_records = 100;            // most records in one response
+    int sru_exact_count = 1000;           // counted exactly up to this; estimated above
     std::string sru_title;                // explain's database title; default from the node name
 
     // [database]

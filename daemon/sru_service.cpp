@@ -200,6 +200,7 @@ struct SruService::Impl {
         s.start = r.start_record;
         s.maximum = r.maximum_records;
         s.holdings = r.holdings;
+        s.exact_count_limit = config()->sru_exact_count;
         if (!r.sort_keys.empty()) {
             std::string error;
             for (const auto& k : sru::ParseSortKeys(r.sort_keys, error).value_or(std::vector<sru::SortKeySpec>{})) {
@@ -219,7 +220,9 @@ struct SruService::Impl {
                 result.diagnostics.push_back(*FromStorage(*found.diagnostic));
             } else {
                 result.total = found.total;
-                if (r.start_record > found.total && found.total > 0 && r.maximum_records > 0)
+                result.exact = found.exact;
+                result.more = found.more;
+                if (found.hits.empty() && r.start_record > 1 && r.maximum_records > 0)
                     result.diagnostics.push_back(
                         {61, std::to_string(r.start_record),
                          fmt::format("First record position out of range: startRecord {} is past the {} records found",

@@ -620,13 +620,13 @@ std::string SearchRetrieveResponse(const Request& r, const SearchResult& result)
         x.Open("records");
         for (const auto& rec : result.records) Record(x, r, rec);
         x.Close("records");
-        const long long next = result.records.back().position + 1;
-        if (next <= result.total) x.Text("nextRecordPosition", std::to_string(next));
+        if (result.more) x.Text("nextRecordPosition", std::to_string(result.records.back().position + 1));
     }
     EchoSearch(x, r);
     Diagnostics(x, r, result.diagnostics);
     if (!V1(r) && result.diagnostics.empty())
-        x.Text("resultCountPrecision", "info:srw/vocabulary/resultCountPrecision/1/exact");
+        x.Text("resultCountPrecision", result.exact ? "info:srw/vocabulary/resultCountPrecision/1/exact"
+                                                    : "info:srw/vocabulary/resultCountPrecision/1/estimate");
     x.Close(root);
     return x.out;
 }

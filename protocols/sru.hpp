@@ -129,6 +129,8 @@ struct ResultRecord {
 
 struct SearchResult {
     long long total = 0;
+    bool exact = true;   // false: total is an estimate (SRU 2.0 says so in resultCountPrecision)
+    bool more = false;   // records follow the last one: nextRecordPosition
     std::vector<ResultRecord> records;
     std::vector<Diagnostic> diagnostics;  // non-empty: the search failed (fatal)
 };

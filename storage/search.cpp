@@ -315,6 +315,7 @@ std::string TextOf(const std::string& weights) {
 // ignored: the index is folded.
 struct Modifiers {
     bool unmasked = false;
+    bool relevant = false;  // /relevant: rank the results by relevance
 };
 
 Modifiers CheckModifiers(const std::vector<CqlModifier>& mods, const Scopes& scopes, bool words) {
@@ -331,8 +332,11 @@ Modifiers CheckModifiers(const std::vector<CqlModifier>& mods, const Scopes& sco
         name = Lower(name);
         if (!m.comparison.empty())
             Refuse(20, m.name, fmt::format("relation modifier '{}' takes no value here", m.name));
-        if (name == "ignorecase" || name == "ignoreaccents" || name == "relevant" || name == "masked" ||
-            (words && name == "word"))
+        if (name == "relevant") {
+            out.relevant = true;
+            continue;
+        }
+        if (name == "ignorecase" || name == "ignoreaccents" || name == "masked" || (words && name == "word"))
             continue;
         if (name == "unmasked") {
             out.unmasked = true;
@@ -561,6 +565,7 @@ private:
     std::string WordClause(const CqlNode& n, const IndexDef& def, const std::string& rel, const Scopes& scopes,
                            bool positive) {
         const auto mods = CheckModifiers(n.relation.modifiers, scopes, true);
+        relevance_ = relevance_ || mods.relevant;
         const std::string term = Unescape(n.term, !mods.unmasked);
         if (term.empty())
             Refuse(27, n.term, fmt::format("an empty term; search cql.allRecords = 1 for every record"));
@@ -723,7 +728,10 @@ private:
             out += (out.empty() ? "" : ", ") + piece;
         }
         if (out.empty()) {
-            const std::string rank = RankExpression();
+            // Relevance when asked for (/relevant), else the order records
+            // were loaded in: ranking reads every match, the plain order
+            // lets a broad search stop at the page's last record.
+            const std::string rank = relevance_ ? RankExpression() : "";
             out = rank.empty() ? "b.id" : rank + " DESC, b.id";
         } else {
             out += ", b.id";
@@ -739,9 +747,40 @@ private:
 
     Params params_;
     std::vector<std::string> rank_;
+    bool relevance_ = false;
 };
 
 std::string Str(const pqxx::field& f) { return f.is_null() ? std::string() : f.as<std::string>(); }
+
+// The copies of every hit in one statement, not one per record.
+void ReadCopies(pqxx::transaction_base& tx, const detail::ArrayLiteral& ids, std::vector<SearchHit>& hits) {
+    for (const auto& r : tx.exec_params(
+             "SELECT h.record_id, h.id, h.library, h.barcode, h.branch, h.shelfmark, h.status,"
+             " to_char(h.due_date, 'YYYY-MM-DD'),"
+             " to_char(h.source_changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+             " to_char(h.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), h.version"
+             " FROM holding h WHERE h.record_id = ANY($1::bigint[]) ORDER BY h.record_id, h.barcode",
+             ids.Done())) {
+        const long long record = r[0].as<long long>();
+        StoredHolding s;
+        s.id = r[1].as<long long>();
+        s.library = Str(r[2]);
+        s.barcode = Str(r[3]);
+        s.branch = Str(r[4]);
+        s.shelfmark = Str(r[5]);
+        s.status = Str(r[6]);
+        s.due_date = Str(r[7]);
+        s.changed_at = Str(r[8]);
+        s.updated_at = Str(r[9]);
+        s.version = r[10].as<int>();
+        for (auto& h : hits)
+            if (h.id == record) {
+                s.record_local_id = h.local_id;
+                h.holdings.push_back(s);
+                break;
+            }
+    }
+}
 
 }  // namespace
 
@@ -771,65 +810,67 @@ SearchOutcome Search(Database& db, const SearchRequest& request) {
     return db.Pool().With([&](pqxx::connection& c) {
         // One snapshot for the count and the page, so they agree.
         pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(c, "search");
-        out.total = tx.exec_params1(fmt::format("SELECT count(*) FROM bib_record b WHERE {}", where),
-                                    pqxx::prepare::make_dynamic_params(sql.params))[0]
-                        .as<long long>();
-        if (request.maximum <= 0 || request.start > out.total) return out;
-        std::vector<std::string> params = sql.params;
-        params.push_back(std::to_string(request.maximum));
-        params.push_back(std::to_string(request.start - 1));
-        const auto rows = tx.exec_params(
-            fmt::format("SELECT b.id, b.library, b.local_id, b.format, b.raw,"
-                        " to_char(b.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-                        " coalesce(w.work_id, 0)"
-                        " FROM bib_record b LEFT JOIN record_work w ON w.record_id = b.id"
-                        " WHERE {} ORDER BY {} LIMIT ${}::bigint OFFSET ${}::bigint",
-                        where, sql.order_by, params.size() - 1, params.size()),
-            pqxx::prepare::make_dynamic_params(params));
-        detail::ArrayLiteral ids;
-        long long position = request.start;
-        for (const auto& r : rows) {
-            SearchHit h;
-            h.position = position++;
-            h.id = r[0].as<long long>();
-            h.library = r[1].as<std::string>();
-            h.local_id = r[2].as<std::string>();
-            h.format = r[3].as<std::string>();
-            h.raw = r[4].as<std::string>();
-            h.updated_at = r[5].as<std::string>();
-            h.work_id = r[6].as<long long>();
-            ids.Add(h.id);
-            out.hits.push_back(std::move(h));
-        }
-        if (request.holdings && !out.hits.empty()) {
-            // Every hit's copies in one statement, not one per record.
-            for (const auto& r : tx.exec_params(
-                     "SELECT h.record_id, h.id, h.library, h.barcode, h.branch, h.shelfmark, h.status,"
-                     " to_char(h.due_date, 'YYYY-MM-DD'),"
-                     " to_char(h.source_changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-                     " to_char(h.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), h.version"
-                     " FROM holding h WHERE h.record_id = ANY($1::bigint[]) ORDER BY h.record_id, h.barcode",
-                     ids.Done())) {
-                const long long record = r[0].as<long long>();
-                StoredHolding s;
-                s.id = r[1].as<long long>();
-                s.library = Str(r[2]);
-                s.barcode = Str(r[3]);
-                s.branch = Str(r[4]);
-                s.shelfmark = Str(r[5]);
-                s.status = Str(r[6]);
-                s.due_date = Str(r[7]);
-                s.changed_at = Str(r[8]);
-                s.updated_at = Str(r[9]);
-                s.version = r[10].as<int>();
-                for (auto& h : out.hits)
-                    if (h.id == record) {
-                        s.record_local_id = h.local_id;
-                        h.holdings.push_back(s);
-                        break;
-                    }
+        std::size_t got = 0;
+        if (request.maximum > 0) {
+            // One more than asked: whether another page follows, without a count.
+            std::vector<std::string> params = sql.params;
+            params.push_back(std::to_string(request.maximum + 1));
+            params.push_back(std::to_string(request.start - 1));
+            const auto rows = tx.exec_params(
+                fmt::format("SELECT b.id, b.library, b.local_id, b.format, b.raw,"
+                            " to_char(b.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+                            " coalesce(w.work_id, 0)"
+                            " FROM bib_record b LEFT JOIN record_work w ON w.record_id = b.id"
+                            " WHERE {} ORDER BY {} LIMIT ${}::bigint OFFSET ${}::bigint",
+                            where, sql.order_by, params.size() - 1, params.size()),
+                pqxx::prepare::make_dynamic_params(params));
+            got = rows.size();
+            out.more = got > static_cast<std::size_t>(request.maximum);
+            detail::ArrayLiteral ids;
+            long long position = request.start;
+            for (const auto& r : rows) {
+                if (out.hits.size() == static_cast<std::size_t>(request.maximum)) break;
+                SearchHit h;
+                h.position = position++;
+                h.id = r[0].as<long long>();
+                h.library = r[1].as<std::string>();
+                h.local_id = r[2].as<std::string>();
+                h.format = r[3].as<std::string>();
+                h.raw = r[4].as<std::string>();
+                h.updated_at = r[5].as<std::string>();
+                h.work_id = r[6].as<long long>();
+                ids.Add(h.id);
+                out.hits.push_back(std::move(h));
             }
+            if (request.holdings && !out.hits.empty()) ReadCopies(tx, ids, out.hits);
         }
+        // The count. A first page that is not full is the whole result.
+        if (request.start == 1 && request.maximum > 0 && !out.more) {
+            out.total = static_cast<long long>(got);
+            return out;
+        }
+        // Exactly up to the limit; beyond it the planner's estimate, which
+        // costs a plan instead of a pass over every match. When the
+        // estimate is far beyond the limit, the count is not run at all.
+        const std::string plan =
+            tx.exec_params1(fmt::format("EXPLAIN (FORMAT JSON) SELECT 1 FROM bib_record b WHERE {}", where),
+                            pqxx::prepare::make_dynamic_params(sql.params))[0]
+                .as<std::string>();
+        long long estimate = 0;
+        if (const auto at = plan.find("\"Plan Rows\": "); at != std::string::npos) estimate = std::atoll(plan.c_str() + at + 13);
+        const long long seen = request.start - 1 + static_cast<long long>(got);
+        if (estimate <= 4 * request.exact_count_limit) {
+            std::vector<std::string> params = sql.params;
+            params.push_back(std::to_string(request.exact_count_limit + 1));
+            out.total = tx.exec_params1(
+                              fmt::format("SELECT count(*) FROM (SELECT 1 FROM bib_record b WHERE {} LIMIT ${}::bigint) s",
+                                          where, params.size()),
+                              pqxx::prepare::make_dynamic_params(params))[0]
+                            .as<long long>();
+            if (out.total <= request.exact_count_limit) return out;
+        }
+        out.total = std::max({estimate, out.total, seen, request.exact_count_limit + 1});
+        out.exact = false;
         return out;
     });
 }

@@ -64,6 +64,9 @@ struct SearchRequest {
     long long start = 1;     // first record wanted, counting from 1
     int maximum = 10;        // records wanted; 0 for the count only
     bool holdings = false;   // also read each record's copies
+    // Results are counted exactly up to this many; a larger count is the
+    // planner's estimate (SearchOutcome::exact false).
+    long long exact_count_limit = 1000;
 };
 
 struct SearchHit {
@@ -77,6 +80,8 @@ struct SearchHit {
 struct SearchOutcome {
     std::optional<SearchDiagnostic> diagnostic;  // set: nothing else is
     long long total = 0;
+    bool exact = true;   // false: total is an estimate above the exact count limit
+    bool more = false;   // records follow the last hit
     std::vector<SearchHit> hits;
 };
 

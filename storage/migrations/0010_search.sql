@@ -16,7 +16,9 @@ ALTER TABLE bib_record ADD COLUMN search tsvector GENERATED ALWAYS AS (
     setweight(to_tsvector('simple'::regconfig, coalesce(s_creator, author_key, '')), 'B') ||
     setweight(to_tsvector('simple'::regconfig, coalesce(s_subject, '')), 'C') ||
     setweight(to_tsvector('simple'::regconfig, coalesce(s_publisher, '')), 'D')) STORED;
-CREATE INDEX bib_record_search ON bib_record USING gin (search);
+-- Partial: every search excludes deleted records, and with the condition
+-- in the index a bitmap scan need not read the table to check it.
+CREATE INDEX bib_record_search ON bib_record USING gin (search) WHERE NOT deleted;
 
 -- Ranges on the publication year and the last change (dc.date,
 -- rec.lastModificationDate), and sorting by author.

@@ -262,10 +262,10 @@ TEST_F(SearchTest, SortingAndPaging) {
     auto count_only = Run("dc.creator = mann", 0);
     EXPECT_EQ(count_only.total, 71);
     EXPECT_TRUE(count_only.hits.empty());
-    // Word searches rank by relevance unless sorted: a word in the title
+    // /relevant ranks by relevance: a word in the title
     // weighs more than the same word in a subject, so every record with
     // "germany" in its title comes before every record with it only elsewhere.
-    auto ranked = Run("germany");
+    auto ranked = Run("cql.serverChoice =/relevant germany");
     const auto in_title = Oracle(Word("s_title", "germany"));
     ASSERT_FALSE(in_title.empty());
     ASSERT_GT(ranked.hits.size(), in_title.size());
@@ -274,6 +274,39 @@ TEST_F(SearchTest, SortingAndPaging) {
                                       ranked.hits[i].library + ":" + ranked.hits[i].local_id) > 0;
         EXPECT_EQ(title, i < in_title.size()) << "hit " << i << " " << ranked.hits[i].local_id;
     }
+}
+
+TEST_F(SearchTest, LargeCountsAreEstimatedAboveTheExactLimit) {
+    auto q = protocols::ParseCql("dc.creator = mann");
+    storage::SearchRequest r;
+    r.query = &*q.query;
+    r.maximum = 5;
+    r.exact_count_limit = 1000;
+    auto exact = storage::Search(*db_, r);
+    EXPECT_TRUE(exact.exact);
+    EXPECT_EQ(exact.total, 71);
+    EXPECT_TRUE(exact.more);
+    r.exact_count_limit = 10;
+    auto estimated = storage::Search(*db_, r);
+    EXPECT_FALSE(estimated.exact);
+    EXPECT_GT(estimated.total, 10);  // the planner's estimate of 71, never below what was seen
+    EXPECT_EQ(estimated.hits.size(), 5u);
+    // A first page that is not full is the whole result, exact whatever the limit.
+    auto q2 = protocols::ParseCql("dc.title = buddenbrooks");
+    r.query = &*q2.query;
+    r.exact_count_limit = 1;
+    auto small = storage::Search(*db_, r);
+    EXPECT_TRUE(small.exact);
+    EXPECT_EQ(small.total, 3);
+    EXPECT_FALSE(small.more);
+    // The last page: no more after it.
+    r.query = &*q.query;
+    r.start = 70;
+    r.exact_count_limit = 1000;
+    auto last = storage::Search(*db_, r);
+    EXPECT_EQ(last.hits.size(), 2u);
+    EXPECT_FALSE(last.more);
+    EXPECT_EQ(last.total, 71);
 }
 
 TEST_F(SearchTest, UnsupportedPartsGetTheirDiagnostic) {
