@@ -6,6 +6,7 @@
 
 #include "storage/database.hpp"
 #include "storage/detail/connection_pool.hpp"
+#include "storage/detail/holding_rows.hpp"
 #include "storage/detail/sql.hpp"
 #include "storage/detail/write.hpp"
 
@@ -119,30 +120,9 @@ std::vector<std::string> TextArray(const pqxx::field& f) {
     return out;
 }
 
-std::string Str(const pqxx::field& f) { return f.is_null() ? std::string() : f.as<std::string>(); }
-
-StoredHolding HoldingFrom(const pqxx::row& r, int at) {
-    StoredHolding h;
-    h.id = r[at].as<long long>();
-    h.library = Str(r[at + 1]);
-    h.barcode = Str(r[at + 2]);
-    h.branch = Str(r[at + 3]);
-    h.shelfmark = Str(r[at + 4]);
-    h.status = Str(r[at + 5]);
-    h.due_date = Str(r[at + 6]);
-    h.changed_at = Str(r[at + 7]);
-    h.updated_at = Str(r[at + 8]);
-    h.version = r[at + 9].as<int>();
-    return h;
-}
-
-std::string HoldingColumns(const char* h) {
-    return fmt::format(
-        "{0}.id, {0}.library, {0}.barcode, {0}.branch, {0}.shelfmark, {0}.status, to_char({0}.due_date, 'YYYY-MM-DD'),"
-        " to_char({0}.source_changed_at AT TIME ZONE 'UTC', {1}), to_char({0}.updated_at AT TIME ZONE 'UTC', {1}),"
-        " {0}.version",
-        h, kUtc);
-}
+using detail::HoldingColumns;
+using detail::HoldingFrom;
+using detail::Str;
 
 std::vector<StoredRecord> RecordsFrom(pqxx::transaction_base& tx, const pqxx::result& rows);
 
@@ -412,5 +392,34 @@ Pruned PruneRetained(Database& db, int keep_changes_days, int keep_idempotency_h
     });
     return out;
 }
+
+namespace detail {
+
+std::string Str(const pqxx::field& f) { return f.is_null() ? std::string() : f.as<std::string>(); }
+
+StoredHolding HoldingFrom(const pqxx::row& r, int at) {
+    StoredHolding h;
+    h.id = r[at].as<long long>();
+    h.library = Str(r[at + 1]);
+    h.barcode = Str(r[at + 2]);
+    h.branch = Str(r[at + 3]);
+    h.shelfmark = Str(r[at + 4]);
+    h.status = Str(r[at + 5]);
+    h.due_date = Str(r[at + 6]);
+    h.changed_at = Str(r[at + 7]);
+    h.updated_at = Str(r[at + 8]);
+    h.version = r[at + 9].as<int>();
+    return h;
+}
+
+std::string HoldingColumns(const char* h) {
+    return fmt::format(
+        "{0}.id, {0}.library, {0}.barcode, {0}.branch, {0}.shelfmark, {0}.status, to_char({0}.due_date, 'YYYY-MM-DD'),"
+        " to_char({0}.source_changed_at AT TIME ZONE 'UTC', {1}), to_char({0}.updated_at AT TIME ZONE 'UTC', {1}),"
+        " {0}.version",
+        h, kUtc);
+}
+
+}  // namespace detail
 
 }  // namespace iblsync::storage

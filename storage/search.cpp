@@ -14,6 +14,7 @@
 #include "protocols/province.hpp"
 #include "storage/database.hpp"
 #include "storage/detail/connection_pool.hpp"
+#include "storage/detail/holding_rows.hpp"
 #include "storage/detail/sql.hpp"
 
 namespace iblsync::storage {
@@ -750,33 +751,50 @@ private:
     bool relevance_ = false;
 };
 
-std::string Str(const pqxx::field& f) { return f.is_null() ? std::string() : f.as<std::string>(); }
+using detail::Str;
+
+// Runs a search statement that stops at a LIMIT. The planner then often
+// walks the primary key (or the sort key's index) and filters, betting
+// that matches are dense; when its estimate is far too high (two words that
+// rarely meet in one record, a NOT that removes nearly everything), that
+// walk reads the whole table. So the statement gets a time budget; past it,
+// it runs again with the planner kept to the search indexes (a bitmap
+// scan), which is quick exactly when matches are few.
+pqxx::result Bounded(pqxx::dbtransaction& tx, const std::string& sql, const std::vector<std::string>& params) {
+    {
+        pqxx::subtransaction first(tx, "walk");
+        try {
+            first.exec0("SET LOCAL statement_timeout = 100");
+            auto rows = first.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+            first.exec0("SET LOCAL statement_timeout TO DEFAULT");
+            first.commit();
+            return rows;
+        } catch (const pqxx::sql_error& e) {
+            if (e.sqlstate() != "57014") throw;  // not the budget: a real failure
+        }
+    }
+    pqxx::subtransaction second(tx, "bitmap");
+    second.exec0("SET LOCAL enable_indexscan = off");
+    second.exec0("SET LOCAL enable_seqscan = off");
+    auto rows = second.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+    second.exec0("SET LOCAL enable_indexscan TO DEFAULT");
+    second.exec0("SET LOCAL enable_seqscan TO DEFAULT");
+    second.commit();
+    return rows;
+}
 
 // The copies of every hit in one statement, not one per record.
 void ReadCopies(pqxx::transaction_base& tx, const detail::ArrayLiteral& ids, std::vector<SearchHit>& hits) {
-    for (const auto& r : tx.exec_params(
-             "SELECT h.record_id, h.id, h.library, h.barcode, h.branch, h.shelfmark, h.status,"
-             " to_char(h.due_date, 'YYYY-MM-DD'),"
-             " to_char(h.source_changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-             " to_char(h.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), h.version"
-             " FROM holding h WHERE h.record_id = ANY($1::bigint[]) ORDER BY h.record_id, h.barcode",
-             ids.Done())) {
+    const auto rows = tx.exec_params(fmt::format("SELECT h.record_id, {} FROM holding h WHERE h.record_id = ANY($1::bigint[])"
+                                                 " ORDER BY h.record_id, h.barcode",
+                                                 detail::HoldingColumns("h")),
+                                     ids.Done());
+    for (const auto& r : rows) {
         const long long record = r[0].as<long long>();
-        StoredHolding s;
-        s.id = r[1].as<long long>();
-        s.library = Str(r[2]);
-        s.barcode = Str(r[3]);
-        s.branch = Str(r[4]);
-        s.shelfmark = Str(r[5]);
-        s.status = Str(r[6]);
-        s.due_date = Str(r[7]);
-        s.changed_at = Str(r[8]);
-        s.updated_at = Str(r[9]);
-        s.version = r[10].as<int>();
         for (auto& h : hits)
             if (h.id == record) {
-                s.record_local_id = h.local_id;
-                h.holdings.push_back(s);
+                h.holdings.push_back(detail::HoldingFrom(r, 1));
+                h.holdings.back().record_local_id = h.local_id;
                 break;
             }
     }
@@ -816,14 +834,15 @@ SearchOutcome Search(Database& db, const SearchRequest& request) {
             std::vector<std::string> params = sql.params;
             params.push_back(std::to_string(request.maximum + 1));
             params.push_back(std::to_string(request.start - 1));
-            const auto rows = tx.exec_params(
+            const auto rows = Bounded(
+                tx,
                 fmt::format("SELECT b.id, b.library, b.local_id, b.format, b.raw,"
                             " to_char(b.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
                             " coalesce(w.work_id, 0)"
                             " FROM bib_record b LEFT JOIN record_work w ON w.record_id = b.id"
                             " WHERE {} ORDER BY {} LIMIT ${}::bigint OFFSET ${}::bigint",
                             where, sql.order_by, params.size() - 1, params.size()),
-                pqxx::prepare::make_dynamic_params(params));
+                params);
             got = rows.size();
             out.more = got > static_cast<std::size_t>(request.maximum);
             detail::ArrayLiteral ids;
@@ -862,10 +881,11 @@ SearchOutcome Search(Database& db, const SearchRequest& request) {
         if (estimate <= 4 * request.exact_count_limit) {
             std::vector<std::string> params = sql.params;
             params.push_back(std::to_string(request.exact_count_limit + 1));
-            out.total = tx.exec_params1(
-                              fmt::format("SELECT count(*) FROM (SELECT 1 FROM bib_record b WHERE {} LIMIT ${}::bigint) s",
-                                          where, params.size()),
-                              pqxx::prepare::make_dynamic_params(params))[0]
+            out.total = Bounded(tx,
+                                fmt::format("SELECT count(*) FROM (SELECT 1 FROM bib_record b WHERE {} LIMIT ${}::bigint) s",
+                                            where, params.size()),
+                                params)
+                            .at(0)[0]
                             .as<long long>();
             if (out.total <= request.exact_count_limit) return out;
         }

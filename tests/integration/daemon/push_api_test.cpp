@@ -3,6 +3,7 @@
 // idempotency, preconditions, batches, the feed, and hostile input.
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -91,6 +92,30 @@ protected:
     TestSchema schema_;
     std::unique_ptr<DaemonProcess> daemon_;
     std::string token_a_, token_b_;
+};
+
+// A node of its own with other settings, library A registered and a token
+// for it: for the tests of limits that the shared node does not have.
+struct OwnNode {
+    TempDir dir;
+    TestSchema schema;
+    std::unique_ptr<DaemonProcess> daemon;
+    std::string token;
+
+    explicit OwnNode(const std::function<void(NodeConfig&)>& configure) {
+        NodeConfig cfg;
+        cfg.conninfo = schema.conninfo();
+        configure(cfg);
+        daemon = std::make_unique<DaemonProcess>(dir, cfg);
+        if (!daemon->Start()) {
+            ADD_FAILURE() << daemon->Log();
+            return;
+        }
+        EXPECT_EQ(daemon->Iblctl({"library", "add", kLibA, "--name", "A"}).exit_code, 0);
+        const auto issued = Json(daemon->Iblctl({"--json", "token", "issue", kLibA}).out);
+        token = issued.HasMember("token") ? issued["token"].GetString() : "";
+    }
+    int port() const { return daemon->port(); }
 };
 
 void ExpectProblem(const std::optional<HttpReply>& r, int status, const std::string& type) {
@@ -571,20 +596,12 @@ TEST_F(PushApiTest, HostileInputGetsAClearErrorAndChangesNothing) {
 }
 
 TEST_F(PushApiTest, ATokenOverItsRateIsToldWhenToComeBack) {
-    TempDir dir;
-    NodeConfig cfg;
-    TestSchema fresh;
-    cfg.conninfo = fresh.conninfo();
-    cfg.api_toml = "rate_per_second = 1\nrate_burst = 2\n";
-    DaemonProcess d(dir, cfg);
-    ASSERT_TRUE(d.Start()) << d.Log();
-    ASSERT_EQ(d.Iblctl({"library", "add", kLibA, "--name", "A"}).exit_code, 0);
-    auto issued = d.Iblctl({"--json", "token", "issue", kLibA});
-    const std::string token = Json(issued.out)["token"].GetString();
+    OwnNode node([](NodeConfig& c) { c.api_toml = "rate_per_second = 1\nrate_burst = 2\n"; });
+    const std::string& token = node.token;
     std::vector<int> statuses;
     std::string retry_after;
     for (int i = 0; i < 4; ++i) {
-        auto r = HttpCall(d.port(), "GET", "/v1/changes", {{"Authorization", "Bearer " + token}});
+        auto r = HttpCall(node.port(), "GET", "/v1/changes", {{"Authorization", "Bearer " + token}});
         ASSERT_TRUE(r);
         statuses.push_back(r->status);
         if (r->status == 429) {
@@ -629,20 +646,14 @@ TEST_F(PushApiTest, OldChangesLeaveTheFrontOfTheFeedAndReadersBehindAreToldSo) {
 }
 
 TEST_F(PushApiTest, EveryLimitHasItsOwnProblem) {
-    TempDir dir;
-    NodeConfig cfg;
-    TestSchema fresh;
-    cfg.conninfo = fresh.conninfo();
-    cfg.api_toml = "max_batch_items = 2\nmax_record_bytes = 1024\n";
-    DaemonProcess d(dir, cfg);
-    ASSERT_TRUE(d.Start()) << d.Log();
-    ASSERT_EQ(d.Iblctl({"library", "add", kLibA, "--name", "A"}).exit_code, 0);
-    const std::string token = Json(d.Iblctl({"--json", "token", "issue", kLibA}).out)["token"].GetString();
+    OwnNode node([](NodeConfig& c) { c.api_toml = "max_batch_items = 2\nmax_record_bytes = 1024\n"; });
+    const std::string& token = node.token;
+    const TestSchema& fresh = node.schema;
     auto call = [&](const std::string& method, const std::string& path, const std::string& body,
                     Headers headers = {}) {
         headers.emplace_back("Authorization", "Bearer " + token);
         headers.emplace_back("Content-Type", "application/json");
-        return HttpCall(d.port(), method, path, headers, body);
+        return HttpCall(node.port(), method, path, headers, body);
     };
     const auto fingerprint = [&] {
         return fresh.Query1("SELECT (SELECT count(*) FROM bib_record) || '/' || (SELECT count(*) FROM change_log)"
@@ -659,7 +670,7 @@ TEST_F(PushApiTest, EveryLimitHasItsOwnProblem) {
     ExpectProblem(call("PUT", records + "/big", Record("big", std::string(2000, 'x'))), 413, "record-too-large");
     ExpectProblem(call("PUT", records + "/a", Record("a", "T"), {{"If-None-Match", "\"3\""}}), 400,
                   "bad-precondition");
-    auto anonymous = HttpCall(d.port(), "GET", "/v1/changes");
+    auto anonymous = HttpCall(node.port(), "GET", "/v1/changes");
     ExpectProblem(anonymous, 401, "unauthorized");
     EXPECT_EQ(anonymous->headers.count("www-authenticate"), 1u);
     EXPECT_EQ(fingerprint(), before);
@@ -667,19 +678,13 @@ TEST_F(PushApiTest, EveryLimitHasItsOwnProblem) {
 }
 
 TEST_F(PushApiTest, ASlowLorisOnTheApiIsCutOffAndWritesNothing) {
-    TempDir dir;
-    NodeConfig cfg;
-    TestSchema fresh;
-    cfg.conninfo = fresh.conninfo();
-    cfg.request_timeout_seconds = 2;
-    DaemonProcess d(dir, cfg);
-    ASSERT_TRUE(d.Start()) << d.Log();
-    ASSERT_EQ(d.Iblctl({"library", "add", kLibA, "--name", "A"}).exit_code, 0);
-    const std::string token = Json(d.Iblctl({"--json", "token", "issue", kLibA}).out)["token"].GetString();
+    OwnNode node([](NodeConfig& c) { c.request_timeout_seconds = 2; });
+    const std::string& token = node.token;
+    const TestSchema& fresh = node.schema;
     const std::string body = Record("slow", "Langzaam");
     // Headers complete, then the body a byte every 200 ms: it would take
     // far longer than the request timeout.
-    RawConnection slow(d.port());
+    RawConnection slow(node.port());
     ASSERT_TRUE(slow.Send(fmt::format("PUT /v1/libraries/{}/records/slow HTTP/1.1\r\nHost: x\r\n"
                                       "Authorization: Bearer {}\r\nContent-Type: application/json\r\n"
                                       "Content-Length: {}\r\n\r\n",
@@ -689,7 +694,7 @@ TEST_F(PushApiTest, ASlowLorisOnTheApiIsCutOffAndWritesNothing) {
     for (std::size_t i = 0; i < body.size() && !cut; ++i) {
         cut = !slow.Send(body.substr(i, 1)) || slow.WaitClosed(200ms);
         if (i == 3) {  // meanwhile the node serves others
-            auto health = HttpGet(d.port(), "/healthz");
+            auto health = HttpGet(node.port(), "/healthz");
             ASSERT_TRUE(health);
             EXPECT_EQ(health->status, 200);
         }
@@ -698,7 +703,7 @@ TEST_F(PushApiTest, ASlowLorisOnTheApiIsCutOffAndWritesNothing) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
     EXPECT_EQ(fresh.Query1("SELECT count(*) FROM bib_record"), "0");
     EXPECT_EQ(fresh.Query1("SELECT count(*) FROM change_log"), "0");
-    EXPECT_NE(HttpGet(d.port(), "/metrics")->body.find("iblsync_http_rejected_total{reason=\"timeout\"} 1"),
+    EXPECT_NE(HttpGet(node.port(), "/metrics")->body.find("iblsync_http_rejected_total{reason=\"timeout\"} 1"),
               std::string::npos);
 }
 
