@@ -900,6 +900,8 @@ ScanOutcome Scan(Database& db, const protocols::CqlQuery& clause, int response_p
     const CqlNode& n = *clause.root;
     const char* key = nullptr;
     const char* display = nullptr;
+    const char* from = "bib_record b";
+    const char* live = " AND NOT b.deleted";
     std::string term;
     try {
         Scopes scopes;
@@ -911,8 +913,15 @@ ScanOutcome Scan(Database& db, const protocols::CqlQuery& clause, int response_p
         } else if (def.sort == kCreatorSort) {
             key = "b.author_key";
             display = "b.author_key";
+        } else if (def.kind == Kind::kWords && std::string(def.weights) == "C") {
+            // Subject headings: their own table, kept by triggers (migration 0010).
+            key = "s.heading";
+            display = "s.heading";
+            from = "record_subject s";
+            live = "";
         } else {
-            Refuse(16, n.index, fmt::format("{}.{} cannot be scanned; scan dc.title or dc.creator", def.set, def.name));
+            Refuse(16, n.index,
+                   fmt::format("{}.{} cannot be scanned; scan dc.title, dc.creator or dc.subject", def.set, def.name));
         }
         const std::string rel = RelationName(n.relation.name, scopes);
         if (rel != "=" && rel != ">=") Unsupported(n.relation.name, def);
@@ -924,14 +933,14 @@ ScanOutcome Scan(Database& db, const protocols::CqlQuery& clause, int response_p
         return out;
     }
     const int before = std::max(0, response_position - 1);
-    const int from = std::max(0, maximum_terms - before);
+    const int after = std::max(0, maximum_terms - before);
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(c, "scan");
         auto query = [&](const char* cmp, const char* order, int limit) {
             return tx.exec_params(
-                fmt::format("SELECT {0}, min({1}), count(*) FROM bib_record b WHERE {0} {2} $1 AND NOT b.deleted"
+                fmt::format("SELECT {0}, min({1}), count(*) FROM {4} WHERE {0} {2} $1{5}"
                             " GROUP BY {0} ORDER BY {0} {3} LIMIT $2",
-                            key, display, cmp, order),
+                            key, display, cmp, order, from, live),
                 term, limit);
         };
         std::vector<ScanEntry> head;
@@ -939,8 +948,8 @@ ScanOutcome Scan(Database& db, const protocols::CqlQuery& clause, int response_p
             for (const auto& r : query("<", "DESC", before))
                 head.insert(head.begin(), {r[0].as<std::string>(), Str(r[1]), r[2].as<long long>()});
         out.terms = std::move(head);
-        if (from > 0)
-            for (const auto& r : query(">=", "ASC", from))
+        if (after > 0)
+            for (const auto& r : query(">=", "ASC", after))
                 out.terms.push_back({r[0].as<std::string>(), Str(r[1]), r[2].as<long long>()});
         return out;
     });
@@ -951,7 +960,8 @@ const std::vector<IndexInfo>& SearchIndexes() {
         std::vector<IndexInfo> v;
         for (const auto& i : kIndexes)
             v.push_back({i.set, i.name, i.title, i.sort != nullptr,
-                         i.sort == kTitleSort || i.sort == kCreatorSort});
+                         i.sort == kTitleSort || i.sort == kCreatorSort ||
+                             (i.kind == Kind::kWords && std::string(i.weights) == "C")});
         return v;
     }();
     return kInfo;

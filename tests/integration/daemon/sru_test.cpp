@@ -285,7 +285,7 @@ TEST_F(SruTest, BadRequestsGetTheirDiagnostic) {
         {"version=1.2&operation=searchRetrieve&query=dc.title%20%3E%20aida", false, 22, ">"},
         {"version=1.2&operation=searchRetrieve&query=cql.resultSetId%3Dabc", false, 51, "abc"},
         {"version=1.2&operation=scan", false, 7, "scanClause"},
-        {"version=1.2&operation=scan&scanClause=dc.subject%3Dwar", false, 16, "dc.subject"},
+        {"version=1.2&operation=scan&scanClause=dc.date%3D1990", false, 16, "dc.date"},
         {"version=1.2&operation=scan&scanClause=a%20and%20b", false, 10, ""},
         {"version=1.2&operation=searchRetrieve&query=%zz", true, 6, ""},
     };

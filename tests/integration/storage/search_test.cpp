@@ -369,6 +369,45 @@ TEST_F(SearchTest, TermsAreValuesNeverSql) {
     EXPECT_EQ(schema_->Query1("SELECT count(*) || '/' || sum(version) FROM bib_record"), before);
 }
 
+TEST_F(SearchTest, ScanListsHeadingsWithTheirRecords) {
+    auto scan = [](const std::string& clause, int position, int terms) {
+        auto q = protocols::ParseCql(clause);
+        EXPECT_TRUE(q);
+        return storage::Scan(*db_, *q.query, position, terms);
+    };
+    // Subject headings: each value of a record's 6XX, folded, counted by record.
+    auto s = scan("dc.subject = world", 1, 5);
+    ASSERT_FALSE(s.diagnostic) << s.diagnostic->message;
+    ASSERT_EQ(s.terms.size(), 5u);
+    const std::string oracle = schema_->Query1(
+        "SELECT string_agg(h || '=' || n, ',' ORDER BY h) FROM (SELECT h, count(DISTINCT id) AS n FROM bib_record,"
+        " regexp_split_to_table(s_subject, ' \\| ') h WHERE NOT deleted AND h >= 'world' GROUP BY h ORDER BY h LIMIT 5) x");
+    std::string got;
+    for (const auto& t : s.terms) got += (got.empty() ? "" : ",") + t.value + "=" + std::to_string(t.records);
+    EXPECT_EQ(got, oracle);
+    // Titles by title key, around the term: two before it, three from it.
+    auto t = scan("dc.title = magic", 3, 5);
+    ASSERT_EQ(t.terms.size(), 5u);
+    EXPECT_LT(t.terms[1].value, "magic");
+    EXPECT_EQ(t.terms[2].value, "magic mountain");
+    EXPECT_EQ(t.terms[2].records, 2);
+    EXPECT_EQ(t.terms[2].display, "The magic mountain");
+    auto c = scan("dc.creator = mann", 1, 1);
+    ASSERT_EQ(c.terms.size(), 1u);
+    EXPECT_EQ(c.terms[0].value, "mann");
+    EXPECT_EQ(c.terms[0].records, 71);
+    EXPECT_EQ(scan("dc.date = 1990", 1, 5).diagnostic->code, 16);
+    EXPECT_EQ(scan("dc.title any magic", 1, 5).diagnostic->code, 22);
+    // A deleted record's headings leave the list; they come back with it.
+    const auto before = scan("bath.topicalSubject = \"nederlandse letterkunde\"", 1, 1);
+    ASSERT_EQ(before.terms.at(0).value, "nederlandse letterkunde");
+    schema_->Exec("UPDATE bib_record SET deleted = true WHERE local_id = 'ede-0001'");
+    const auto gone = scan("bath.topicalSubject = \"nederlandse letterkunde\"", 1, 1);
+    EXPECT_TRUE(gone.terms.empty() || gone.terms[0].value != "nederlandse letterkunde");
+    schema_->Exec("UPDATE bib_record SET deleted = false WHERE local_id = 'ede-0001'");
+    EXPECT_EQ(scan("bath.topicalSubject = \"nederlandse letterkunde\"", 1, 1).terms.at(0).records, before.terms[0].records);
+}
+
 TEST_F(SearchTest, DeletedRecordsAreNotFound) {
     ASSERT_EQ(Ids("dc.title = tirza").size(), 2u);
     schema_->Exec("UPDATE bib_record SET deleted = true WHERE local_id = 'ZUT-77003'");
