@@ -21,6 +21,8 @@ struct HttpRequest {
 
     // First value of a header, matched case-insensitively; empty if absent.
     std::string Header(const std::string& name) const;
+    // The Content-Type without its parameters, in lower case ("" if none).
+    std::string MediaType() const;
 };
 
 struct HttpResponse {

@@ -180,15 +180,6 @@ std::optional<int> ParseEtag(std::string v) {
     return static_cast<int>(*n);
 }
 
-// The Content-Type without parameters, lower case: "application/json".
-std::string MediaType(const HttpRequest& req) {
-    std::string type = req.Header("Content-Type");
-    type = type.substr(0, type.find(';'));
-    while (!type.empty() && type.back() == ' ') type.pop_back();
-    std::transform(type.begin(), type.end(), type.begin(), ::tolower);
-    return type;
-}
-
 // A batch body refused as a whole (protocols/push_batch.hpp's messages).
 HttpResponse BatchProblem(const std::string& m, const char* schema_title) {
     if (m.find("the limit is") != std::string::npos || m.find("split it") != std::string::npos)
@@ -376,7 +367,7 @@ struct PushApi::Impl {
     std::variant<protocols::CatalogueRecord, ItemError> RecordFromBody(const HttpRequest& req,
                                                                        const storage::TokenIdentity& who,
                                                                        const Config& cfg) {
-        const std::string type = MediaType(req);
+        const std::string type = req.MediaType();
         if (req.body.size() > cfg.api_max_record_bytes)
             return ItemError{413, "record-too-large", "Record too large",
                              fmt::format("the record has {} bytes; this node accepts {} at most", req.body.size(),
@@ -510,7 +501,7 @@ struct PushApi::Impl {
     net::awaitable<HttpResponse> PostRecords(const HttpRequest& req, const storage::TokenIdentity& who,
                                              const std::string& isil, bool atomic) {
         auto cfg = config();
-        const std::string type = MediaType(req);
+        const std::string type = req.MediaType();
         if (type != "application/json" && type != "application/x-ndjson")
             co_return Problem(415, "unsupported-media-type", "Unsupported media type",
                               "send a batch as application/x-ndjson (one JSON record per line) or application/json "
@@ -614,7 +605,7 @@ struct PushApi::Impl {
     net::awaitable<HttpResponse> PostAvailability(const HttpRequest& req, const storage::TokenIdentity& who,
                                                   const std::string& isil, bool atomic) {
         auto cfg = config();
-        const std::string type = MediaType(req);
+        const std::string type = req.MediaType();
         if (type != "application/json")
             co_return Problem(415, "unsupported-media-type", "Unsupported media type",
                               "send availability updates as application/json: [{\"barcode\": …, \"status\": …}, …]");

@@ -113,10 +113,7 @@ struct SruService::Impl {
         if (req.method == "GET") {
             params_text = req.query;
         } else if (req.method == "POST") {
-            std::string type = req.Header("Content-Type");
-            type = type.substr(0, type.find(';'));
-            while (!type.empty() && type.back() == ' ') type.pop_back();
-            for (auto& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            const std::string type = req.MediaType();
             if (type == "text/xml" || type == "application/soap+xml") {
                 // SRW: the same request in a SOAP envelope, answered in one.
                 std::string error;
@@ -167,19 +164,18 @@ struct SruService::Impl {
     }
 
     net::awaitable<HttpResponse> Answer(const std::vector<std::pair<std::string, std::string>>& params,
-                                        const HttpRequest& req, const Config& config) {
-        const Config* cfg = &config;
-        auto parsed = sru::ParseRequest(params, LimitsOf(*cfg));
+                                        const HttpRequest& req, const Config& cfg) {
+        auto parsed = sru::ParseRequest(params, LimitsOf(cfg));
         const auto& r = parsed.request;
         if (parsed.diagnostic)
             co_return Xml(r.version, sru::DiagnosticResponse(r, *parsed.diagnostic,
                                                              r.operation == sru::Operation::kExplain
-                                                                 ? ExplainRecord(*cfg, req)
+                                                                 ? ExplainRecord(cfg, req)
                                                                  : std::string()));
         switch (r.operation) {
-            case sru::Operation::kExplain: co_return Xml(r.version, sru::ExplainResponse(r, ExplainRecord(*cfg, req)));
+            case sru::Operation::kExplain: co_return Xml(r.version, sru::ExplainResponse(r, ExplainRecord(cfg, req)));
             case sru::Operation::kScan: co_return co_await Scan(r);
-            case sru::Operation::kSearchRetrieve: co_return co_await Search(r);
+            case sru::Operation::kSearchRetrieve: co_return co_await Search(r, cfg);
         }
         co_return Xml(r.version, "");
     }
@@ -194,13 +190,13 @@ struct SruService::Impl {
         return {1, "database", "General system error: the catalogue database cannot be reached now; try again"};
     }
 
-    net::awaitable<HttpResponse> Search(const sru::Request& r) {
+    net::awaitable<HttpResponse> Search(const sru::Request& r, const Config& cfg) {
         storage::SearchRequest s;
         s.query = &*r.cql;
         s.start = r.start_record;
         s.maximum = r.maximum_records;
         s.holdings = r.holdings;
-        s.exact_count_limit = config()->sru_exact_count;
+        s.exact_count_limit = cfg.sru_exact_count;
         if (!r.sort_keys.empty()) {
             std::string error;
             for (const auto& k : sru::ParseSortKeys(r.sort_keys, error).value_or(std::vector<sru::SortKeySpec>{})) {

@@ -117,17 +117,33 @@ DcRecord FromMarc(const Record& r) {
     return out;
 }
 
+namespace {
+
+// The elements of `record` after `out` (the opening tag), then `close`.
+std::string Wrapped(const DcRecord& record, std::string out, const char* close) {
+    for (const auto& [element, value] : record)
+        out += "<dc:" + element + ">" + marc::XmlEscape(value) + "</dc:" + element + ">";
+    return out + close;
+}
+
+}  // namespace
+
 std::string ToOaiDcXml(const DcRecord& record) {
-    std::string out =
+    return Wrapped(
+        record,
         "<oai_dc:dc xmlns:oai_dc=\"http://www.openarchives.org/OAI/2.0/oai_dc/\" "
         "xmlns:dc=\"http://purl.org/dc/elements/1.1/\" "
         "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "
         "xsi:schemaLocation=\"http://www.openarchives.org/OAI/2.0/oai_dc/ "
-        "http://www.openarchives.org/OAI/2.0/oai_dc.xsd\">";
-    for (const auto& [element, value] : record)
-        out += "<dc:" + element + ">" + marc::XmlEscape(value) + "</dc:" + element + ">";
-    out += "</oai_dc:dc>";
-    return out;
+        "http://www.openarchives.org/OAI/2.0/oai_dc.xsd\">",
+        "</oai_dc:dc>");
+}
+
+std::string ToSrwDcXml(const DcRecord& record) {
+    return Wrapped(record,
+                   "<srw_dc:dc xmlns:srw_dc=\"info:srw/schema/1/dc-schema\" "
+                   "xmlns:dc=\"http://purl.org/dc/elements/1.1/\">",
+                   "</srw_dc:dc>");
 }
 
 }  // namespace iblsync::protocols::dc

@@ -22,4 +22,8 @@ DcRecord FromMarc(const marc::Record& record);
 // http://www.openarchives.org/OAI/2.0/oai_dc/, elements in the DC 1.1 namespace).
 std::string ToOaiDcXml(const DcRecord& record);
 
+// <srw_dc:dc> as SRU's "dc" schema carries it (info:srw/schema/1/dc-schema,
+// elements in the DC 1.1 namespace).
+std::string ToSrwDcXml(const DcRecord& record);
+
 }  // namespace iblsync::protocols::dc

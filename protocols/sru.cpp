@@ -218,7 +218,7 @@ void Record(Xml& x, const Request& r, const ResultRecord& rec) {
     x.Open("record");
     if (rec.surrogate) {
         // A surrogate diagnostic takes the record's place.
-        x.Text("recordSchema", V1(r) ? "info:srw/schema/1/diagnostics-v1.1" : "info:srw/schema/1/diagnostics-v1.1");
+        x.Text("recordSchema", "info:srw/schema/1/diagnostics-v1.1");
         if (V1(r)) x.Text("recordPacking", "xml");
         else x.Text("recordXMLEscaping", "xml");
         x.Open("recordData");
@@ -728,13 +728,7 @@ std::string ExplainRecord(const ExplainInfo& info) {
     return o;
 }
 
-std::string SrwDublinCore(const marc::Record& record) {
-    std::string out = "<srw_dc:dc xmlns:srw_dc=\"info:srw/schema/1/dc-schema\" "
-                      "xmlns:dc=\"http://purl.org/dc/elements/1.1/\">";
-    for (const auto& [element, value] : dc::FromMarc(record))
-        out += "<dc:" + element + ">" + Esc(value) + "</dc:" + element + ">";
-    return out + "</srw_dc:dc>";
-}
+std::string SrwDublinCore(const marc::Record& record) { return dc::ToSrwDcXml(dc::FromMarc(record)); }
 
 std::string MarcInJson(const marc::Record& record) {
     rapidjson::StringBuffer buf;

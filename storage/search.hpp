@@ -47,7 +47,6 @@ struct SqlSearch {
     std::string where;
     std::vector<std::string> params;
     std::string order_by;   // without the words ORDER BY
-    std::vector<std::string> rank_params;  // unused outside tests; what relevance ranks by
 };
 
 struct Translation {
