@@ -128,6 +128,34 @@ TEST(Config, TlsListenersNeedReadableCertificateFiles) {
     EXPECT_TRUE(ParseConfig(kValid, "x.toml").value().tls_listen.empty());
 }
 
+TEST(Config, SruAndRetentionKeysAreChecked) {
+    const std::string valid(kValid);
+    const auto line = std::count(valid.begin(), valid.end(), '\n') + 2;
+    auto sru = [&](const std::string& body) { return ErrorFor(valid + "[sru]\n" + body); };
+    EXPECT_EQ(sru("path = \"sru\"\n"),
+              fmt::format("/etc/iblsync/iblsyncd.toml:{}: sru.path: must be a path such as \"/sru\" (not /v1/..., no "
+                          "trailing slash)",
+                          line));
+    EXPECT_EQ(sru("path = \"/v1/sru\"\n").rfind(fmt::format("/etc/iblsync/iblsyncd.toml:{}: sru.path: ", line), 0), 0u);
+    EXPECT_EQ(sru("path = \"/healthz\"\n"),
+              fmt::format("/etc/iblsync/iblsyncd.toml:{}: sru.path: /healthz is taken by the node itself", line));
+    EXPECT_EQ(sru("max_records = 0\n"),
+              fmt::format("/etc/iblsync/iblsyncd.toml:{}: sru.max_records: 0 is out of range 1..10000", line));
+    EXPECT_EQ(sru("exact_count = -1\n"),
+              fmt::format("/etc/iblsync/iblsyncd.toml:{}: sru.exact_count: -1 is out of range 0..100000000", line));
+    EXPECT_EQ(sru("default_records = 50\nmax_records = 20\n"),
+              "/etc/iblsync/iblsyncd.toml: sru.default_records: 50 is more than sru.max_records (20)");
+    EXPECT_EQ(ErrorFor(valid + "[api]\nkeep_changes_days = -3\n"),
+              fmt::format("/etc/iblsync/iblsyncd.toml:{}: api.keep_changes_days: -3 is out of range 0..36500", line));
+    EXPECT_EQ(ErrorFor(valid + "[api]\nkeep_idempotency_hours = 0\n"),
+              fmt::format("/etc/iblsync/iblsyncd.toml:{}: api.keep_idempotency_hours: 0 is out of range 1..8760", line));
+    auto ok = ParseConfig(valid + "[sru]\npath = \"/catalogus/sru\"\nmax_records = 500\n", "x.toml");
+    ASSERT_TRUE(ok.ok()) << ok.error();
+    EXPECT_EQ(ok.value().sru_path, "/catalogus/sru");
+    EXPECT_EQ(ok.value().sru_max_records, 500);
+    EXPECT_EQ(ParseConfig(kValid, "x.toml").value().sru_path, "/sru");
+}
+
 TEST(Config, BadRole) {
     auto e = ErrorFor(Replace(kValid, "role = \"poi\"", "role = \"province\""));
     EXPECT_EQ(e, "/etc/iblsync/iblsyncd.toml:2: node.role: must be \"poi\" or \"national\"");
