@@ -387,6 +387,9 @@ CatalogueImport::CatalogueImport(const std::string& conninfo, ImportOptions opti
         // would spill to disk. Scratch tables get buffers of their own (only
         // settable before the session first touches a temporary table).
         tx.exec0("SET LOCAL work_mem = '256MB'");
+        // The merge's statements are costed high enough for JIT compilation,
+        // which spends 0.2 s or more per statement on plans that run once.
+        tx.exec0("SET LOCAL jit = off");
         tx.exec0("SET temp_buffers = '256MB'");
         detail::PrepareStage(tx);
         tx.exec0("DECLARE import_stored NO SCROLL CURSOR FOR SELECT local_id, checksum, deleted FROM bib_record"

@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -154,13 +155,14 @@ void CopySpool::Append(std::string_view lines) {
     bytes_ += lines.size();
 }
 
-void CopySpool::Replay(pqxx::work& tx) {
-    if (bytes_ == 0) return;
+long long CopySpool::Replay(pqxx::work& tx, long long number_from) {
+    if (bytes_ == 0) return 0;
     if (std::fflush(file_) != 0 || std::fseek(file_, 0, SEEK_SET) != 0) SpoolFailed("rewind", errno);
     pqxx::tablewriter writer(tx, table_, columns_.begin(), columns_.end());
     std::string chunk(1u << 20, '\0');
     std::string line;
     std::size_t held = 0;  // bytes of an unfinished line carried over
+    long long lines = 0;
     for (;;) {
         const std::size_t got = std::fread(chunk.data() + held, 1, chunk.size() - held, file_);
         if (got == 0) {
@@ -168,7 +170,8 @@ void CopySpool::Replay(pqxx::work& tx) {
             break;
         }
         const std::size_t end = held + got;
-        const std::size_t last = std::string_view(chunk.data(), end).rfind('\n');
+        const std::string_view block(chunk.data(), end);
+        const std::size_t last = block.rfind('\n');
         if (last == std::string_view::npos) {
             // One line longer than the chunk: read on.
             held = end;
@@ -176,7 +179,19 @@ void CopySpool::Replay(pqxx::work& tx) {
             continue;
         }
         // Whole lines, without the final newline that pqxx adds.
-        line.assign(chunk.data(), last);
+        if (number_from < 0) {
+            line.assign(chunk.data(), last);
+            lines += std::count(block.begin(), block.begin() + static_cast<std::ptrdiff_t>(last) + 1, '\n');
+        } else {
+            line.clear();
+            for (std::size_t at = 0; at <= last;) {
+                const std::size_t nl = block.find('\n', at);
+                if (at) line += '\n';
+                fmt::format_to(std::back_inserter(line), "{}\t", number_from + lines++);
+                line.append(block.substr(at, nl - at));
+                at = nl + 1;
+            }
+        }
         writer.write_raw_line(line);
         held = end - last - 1;
         std::memmove(chunk.data(), chunk.data() + last + 1, held);
@@ -185,6 +200,7 @@ void CopySpool::Replay(pqxx::work& tx) {
     writer.complete();
     if (std::fseek(file_, 0, SEEK_SET) != 0 || ::ftruncate(::fileno(file_), 0) != 0) SpoolFailed("truncate", errno);
     bytes_ = 0;
+    return lines;
 }
 
 }  // namespace iblsync::storage::detail

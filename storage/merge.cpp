@@ -67,6 +67,8 @@ const std::vector<std::string> kStageColumns{"ord",        "op",          "local
                                              "s_publisher", "keys",       "holdings", "grp"};
 const std::vector<std::string> kHoldingColumns{"id",     "record_id", "library",  "branch",           "shelfmark",
                                               "barcode", "status",   "due_date", "source_changed_at"};
+const std::vector<std::string> kLogColumns{"seq",       "entity",    "op",      "library",
+                                          "local_id",  "entity_id", "version", "record_local_id"};
 const std::vector<std::string> kChangedColumns{"id", "barcode", "record_id", "op", "version"};
 const std::vector<std::string> kHoldColumns{"ord", "barcode", "branch", "shelfmark", "status", "due_date", "changed_at"};
 
@@ -99,7 +101,10 @@ struct Stager::Row {
 LoadSpools::LoadSpools()
     : holding("holding", kHoldingColumns),
       stage("import_stage", kStageColumns),
-      hold_stage("import_hold_stage", kHoldColumns) {}
+      hold_stage("import_hold_stage", kHoldColumns),
+      direct_log("change_log", kLogColumns) {
+    direct.log = &direct_log;
+}
 
 void LoadSpools::Replay(pqxx::work& tx) {
     // One table at a time, the biggest first.
@@ -236,6 +241,21 @@ void Stager::Flush() {
                 }
             }
             hold.Complete();
+        }
+        if (spools_) {
+            next_hold = next_rec = 0;
+            CopyWriter log(spools_->direct_log);
+            for (const auto& row : rows_) {
+                if (row.op != 'n') continue;
+                ++next_rec;
+                for (std::size_t i = 0; i < row.record.holdings.size(); ++i) {
+                    if (!row.direct[i]) continue;
+                    // seq is added when the merge numbers the lines.
+                    log.Text("holding").Text("insert").Text(library_).Text(row.record.holdings[i].barcode);
+                    log.Int(hold_ids[next_hold++]).Int(1).Text(row.record.local_id).EndLine();
+                }
+            }
+            log.Complete();
         }
         if (spools_) {
             // The merge finds these copies by their id range instead: ids
@@ -497,10 +517,20 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, const MergeOptions& op
                             "  local_id, id, version FROM import_rec WHERE change IN ('insert', 'update', 'delete')",
                             last, lib)
                           .affected_rows();
-        if (direct.count > 0) {
-            // Copies written straight into holding by the load (see
-            // DirectCopies), as they are now: a later record of the load
-            // may have taken one over, which import_hchanged then notes.
+        // Copies written straight into holding by the load (see
+        // DirectCopies), in id order, as the load wrote them: if a later
+        // record of the load took one over, import_hchanged adds an update
+        // row after this one. Without repeated records none was deleted
+        // again, so the loader's lines are the log.
+        const bool as_written = direct.count > 0 && direct.log && c.duplicates == 0;
+        if (as_written) {
+            const long long written = direct.log->Replay(tx, last + n + 1);
+            if (written != direct.count)
+                throw std::logic_error(fmt::format("the load wrote {} copies directly but logged {}",
+                                                   direct.count, written));
+            n += written;
+        } else if (direct.count > 0) {
+            // As they are now (a repeated record may have dropped some).
             // Only this load writes the library's copies (its lock), and
             // any other session's ids in the range are of other libraries.
             const long long written =

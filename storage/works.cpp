@@ -15,10 +15,15 @@ WorkChanges AssignWorks(pqxx::work& tx, bool grouped) {
     // The match keys of every record being inserted or updated, as the
     // loader computed them (protocols::MatchKeys). The rows are written after
     // this, together with their work.
+    // Records known to be new (op 'n') are always inserted and carry their
+    // id: no join with import_rec for the bulk of a load.
+    tx.exec0(
+        "INSERT INTO dd_key SELECT s.id, hashtextextended(k, 0), k FROM import_stage s"
+        " CROSS JOIN LATERAL unnest(s.keys) k WHERE s.op = 'n'");
     tx.exec0(
         "INSERT INTO dd_key SELECT r.id, hashtextextended(k, 0), k FROM import_rec r"
         " JOIN import_stage s ON s.ord = r.ord CROSS JOIN LATERAL unnest(s.keys) k"
-        " WHERE r.change IN ('insert', 'update')");
+        " WHERE s.op <> 'n' AND r.change IN ('insert', 'update')");
     const long long keys = tx.exec1("SELECT count(*) FROM dd_key")[0].as<long long>();
     if (keys > 5000) tx.exec0("ANALYZE dd_key");
     // The changed records' old keys go; what is left in record_key belongs to

@@ -29,7 +29,9 @@ public:
 
     void Append(std::string_view lines);  // whole lines, each ending in '\n'
     // One COPY of everything appended so far; the spool is empty after it.
-    void Replay(pqxx::work& tx);
+    // With `number_from`, each line is sent with a first column added:
+    // number_from, number_from + 1, ... Returns the number of lines sent.
+    long long Replay(pqxx::work& tx, long long number_from = -1);
     std::size_t Bytes() const { return bytes_; }
 
 private:

@@ -29,13 +29,17 @@ std::string RecordChecksum(const std::string& raw);
 // load is parsed; Replay() sends it before the merge (see CopySpool).
 // Copies of new records that a bulk load wrote straight into holding,
 // with the range of their ids; Merge() writes their change_log rows.
+// `log` holds their change_log lines without the seq column, in id order,
+// for the merge to number and send when no later record of the load
+// touched them (then they are exactly as the load wrote them).
 struct DirectCopies {
     long long count = 0, first_id = 0, last_id = 0;
+    CopySpool* log = nullptr;
 };
 
 struct LoadSpools {
     LoadSpools();
-    CopySpool holding, stage, hold_stage;
+    CopySpool holding, stage, hold_stage, direct_log;
     DirectCopies direct;
     void Replay(pqxx::work& tx);
 };

@@ -344,6 +344,32 @@ TEST_F(CatalogueImportTest, ARepeatedNewRecordKeepsOnlyTheCopiesOfItsLastOccurre
     EXPECT_EQ(Count("SELECT count(*) FROM change_log"), 6) << again.out;
 }
 
+// A later new record of the same load lists a copy that an earlier one
+// brought: the copy moves, and the log says so in two steps (inserted under
+// R1 as the load first wrote it, then updated to R2), numbered without gaps.
+TEST_F(CatalogueImportTest, ACopyTakenOverWithinALoadIsLoggedAsInsertedThenMoved) {
+    std::string file = dir_.File("takeover.ndjson");
+    WriteFile(file,
+              R"({"id":"R1","title":"De avonden","holdings":[{"barcode":"A1"},{"barcode":"B1"}]})" "\n"
+              R"({"id":"R2","title":"Het stenen bruidsbed","holdings":[{"barcode":"A1","status":"on_loan"}]})" "\n");
+    auto r = Import("NL-0001", {file});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("\"new\":2,\"changed\":0,\"unchanged\":0,\"deleted\":0,\"duplicates\":0,"
+                         "\"copies_new\":2,\"copies_changed\":1,\"copies_deleted\":0"), std::string::npos) << r.out;
+    EXPECT_EQ(schema_.Query1("SELECT string_agg(b.local_id || ':' || h.barcode || ':' || h.status || ':' || h.version, ' '"
+                             " ORDER BY h.barcode) FROM holding h JOIN bib_record b ON b.id = h.record_id"),
+              "R2:A1:on_loan:2 R1:B1:available:1");
+    EXPECT_EQ(schema_.Query1("SELECT string_agg(concat_ws(' ', entity, op, local_id, record_local_id, version), ', '"
+                             " ORDER BY seq) FROM change_log"),
+              "record insert R1 1, record insert R2 1, holding insert A1 R1 1, holding insert B1 R1 1, "
+              "holding update A1 R2 2");
+    ExpectGapFreeLog();
+    ExpectIntegrity();
+    auto again = Import("NL-0001", {file});
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_EQ(Count("SELECT count(*) FROM change_log"), 5) << again.out;
+}
+
 // The load's spool file cannot be made: the load stops before it changes
 // anything and says where it tried.
 TEST_F(CatalogueImportTest, NoRoomForTheSpoolChangesNothing) {
