@@ -50,4 +50,12 @@ public:
     using DatabaseError::DatabaseError;
 };
 
+// A harvest page was for a run or a cursor position that is no longer the
+// source's (another harvester moved it, or the run was restarted). Nothing
+// was written; ask for the run again.
+class HarvestConflict : public DatabaseError {
+public:
+    using DatabaseError::DatabaseError;
+};
+
 }  // namespace iblsync::storage
