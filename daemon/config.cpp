@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <sstream>
+#include <type_traits>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -16,6 +17,7 @@
 
 #include "protocols/isil.hpp"
 #include "protocols/province.hpp"
+#include "protocols/sru_client.hpp"
 
 namespace iblsync::daemon {
 
@@ -294,6 +296,113 @@ std::string Suggest(const std::string& wrong, const std::vector<std::string>& kn
     return best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best);
 }
 
+// [[harvest]]: an array of tables, one per source. Returns an error as
+// "path:line: harvest[N].key: message" (N counted from 1).
+Problem ParseHarvest(const toml::node& node, const std::string& path, std::vector<HarvestSource>& out) {
+    auto at = [&](const toml::source_region& where, std::size_t i, const std::string& key, const std::string& msg) {
+        return fmt::format("{}:{}: harvest[{}]{}{}: {}", path, where.begin.line, i, key.empty() ? "" : ".", key, msg);
+    };
+    const auto* arr = node.as_array();
+    if (!arr || !arr->is_array_of_tables())
+        return fmt::format("{}:{}: harvest: must be written as [[harvest]] tables, one per source", path,
+                           node.source().begin.line);
+    std::size_t i = 0;
+    for (const auto& entry : *arr) {
+        ++i;
+        const auto& table = *entry.as_table();
+        HarvestSource src;
+        src.line = static_cast<int>(table.source().begin.line);
+        auto text = [&](const toml::node& n, const std::string& key, std::string& field) -> Problem {
+            auto v = n.value_exact<std::string>();
+            if (!v) return at(n.source(), i, key, fmt::format("expected a string, got {}", TypeName(n)));
+            field = *v;
+            return std::nullopt;
+        };
+        auto number = [&](const toml::node& n, const std::string& key, auto& field, long long lo,
+                          long long hi) -> Problem {
+            auto v = n.value_exact<int64_t>();
+            if (!v) return at(n.source(), i, key, fmt::format("expected an integer, got {}", TypeName(n)));
+            if (*v < lo || *v > hi) return at(n.source(), i, key, fmt::format("{} is out of range {}..{}", *v, lo, hi));
+            field = static_cast<std::remove_reference_t<decltype(field)>>(*v);
+            return std::nullopt;
+        };
+        static const std::vector<std::string> kKeys{"name",          "library",           "url",
+                                                    "version",       "record_schema",     "query",
+                                                    "incremental_query", "page_size",     "interval_minutes",
+                                                    "full_interval_hours", "timeout_seconds", "retry_max_seconds",
+                                                    "max_delete_percent", "max_page_bytes"};
+        for (const auto& [k, n] : table) {
+            const std::string key(k.str());
+            Problem p;
+            if (key == "name") {
+                p = text(n, key, src.name);
+                if (!p && (src.name.empty() || src.name.size() > 64 ||
+                           !std::all_of(src.name.begin(), src.name.end(),
+                                        [](char c) {
+                                            return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                                                   c == '_';
+                                        }) ||
+                           src.name.front() == '-' || src.name.front() == '_'))
+                    p = at(n.source(), i, key, "must be 1..64 of a-z 0-9 - _, starting with a letter or digit");
+            } else if (key == "library") {
+                p = text(n, key, src.library);
+                if (!p) {
+                    auto isil = protocols::NormalizeIsil(src.library);
+                    if (!isil) p = at(n.source(), i, key, isil.error());
+                    else src.library = isil.value();
+                }
+            } else if (key == "url") {
+                p = text(n, key, src.url);
+                if (!p) {
+                    auto url = protocols::sru::ParseHttpUrl(src.url);
+                    if (!url) p = at(n.source(), i, key, url.error());
+                }
+            } else if (key == "version") {
+                p = text(n, key, src.version);
+                if (!p && src.version != "1.1" && src.version != "1.2" && src.version != "2.0")
+                    p = at(n.source(), i, key, "must be \"1.1\", \"1.2\" or \"2.0\"");
+            } else if (key == "record_schema") {
+                p = text(n, key, src.record_schema);
+                if (!p && src.record_schema.empty()) p = at(n.source(), i, key, "must not be empty");
+            } else if (key == "query") {
+                p = text(n, key, src.query);
+                if (!p && src.query.empty()) p = at(n.source(), i, key, "must not be empty");
+            } else if (key == "incremental_query") {
+                p = text(n, key, src.incremental_query);
+                if (!p && !src.incremental_query.empty() && src.incremental_query.find("{since}") == std::string::npos)
+                    p = at(n.source(), i, key,
+                           "must contain {since}, e.g. \"rec.lastModificationDate > {since}\"");
+            } else if (key == "page_size") {
+                p = number(n, key, src.page_size, 1, 10000);
+            } else if (key == "interval_minutes") {
+                p = number(n, key, src.interval_minutes, 1, 525600);
+            } else if (key == "full_interval_hours") {
+                p = number(n, key, src.full_interval_hours, 0, 87600);
+            } else if (key == "timeout_seconds") {
+                p = number(n, key, src.timeout_seconds, 1, 3600);
+            } else if (key == "retry_max_seconds") {
+                p = number(n, key, src.retry_max_seconds, 1, 86400);
+            } else if (key == "max_delete_percent") {
+                p = number(n, key, src.max_delete_percent, 0, 100);
+            } else if (key == "max_page_bytes") {
+                p = number(n, key, src.max_page_bytes, 4096, 1LL << 31);
+            } else {
+                p = at(k.source(), i, key, "unknown key" + Suggest(key, kKeys));
+            }
+            if (p) return p;
+        }
+        for (const char* required : {"name", "library", "url"})
+            if (!table.contains(required))
+                return fmt::format("{}:{}: harvest[{}].{}: required key is missing", path, src.line, i, required);
+        for (const auto& other : out)
+            if (other.name == src.name)
+                return fmt::format("{}:{}: harvest[{}].name: '{}' is already the name of the source at line {}", path,
+                                   src.line, i, src.name, other.line);
+        out.push_back(std::move(src));
+    }
+    return std::nullopt;
+}
+
 }  // namespace
 
 Result<Config> ParseConfig(const std::string& text, const std::string& path) {
@@ -311,12 +420,17 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     for (const auto& s : Settings())
         if (std::find(sections.begin(), sections.end(), s.section) == sections.end())
             sections.push_back(s.section);
+    sections.push_back("harvest");  // [[harvest]], read by ParseHarvest
 
     Config cfg;
     cfg.path = path;
     std::vector<std::string> seen;
     for (const auto& [section_key, section_node] : root) {
         std::string section(section_key.str());
+        if (section == "harvest") {
+            if (auto p = ParseHarvest(section_node, path, cfg.harvest)) return Fail(*p);
+            continue;
+        }
         if (std::find(sections.begin(), sections.end(), section) == sections.end())
             return at(section_key.source(), section,
                       "unknown section" + Suggest(section, sections));
@@ -371,6 +485,12 @@ ConfigDiff Diff(const Config& before, const Config& after) {
         if (s.show(before) == s.show(after)) continue;
         (s.reloadable ? d.applied : d.need_restart).push_back(s.Name());
     }
+    // Where a source sits in the file is no change to it.
+    auto unplaced = [](std::vector<HarvestSource> v) {
+        for (auto& s : v) s.line = 0;
+        return v;
+    };
+    if (unplaced(before.harvest) != unplaced(after.harvest)) d.need_restart.push_back("harvest");
     return d;
 }
 

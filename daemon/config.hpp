@@ -20,6 +20,26 @@ struct ListenAddress {
     std::string ToString() const;  // "127.0.0.1:8080", "[::1]:8080"
 };
 
+// One [[harvest]] table: an SRU server to harvest one library's records from.
+struct HarvestSource {
+    std::string name;     // [a-z0-9][a-z0-9_-]*, unique; iblctl sync names it
+    std::string library;  // ISIL, canonical
+    std::string url;      // SRU base URL, http://
+    std::string version = "1.2";
+    std::string record_schema = "marcxml";
+    std::string query = "cql.allRecords=1";  // a full run
+    std::string incremental_query;           // with {since}; empty: every run is full
+    int page_size = 100;
+    int interval_minutes = 60;               // between the starts of runs
+    int full_interval_hours = 168;           // a full run (deletions) at least this often; 0: only on request
+    int timeout_seconds = 30;                // per page: connect, send, answer
+    int retry_max_seconds = 300;             // longest wait between retries of a failing source
+    int max_delete_percent = 50;             // a full run deleting more of the library is held back
+    std::uint64_t max_page_bytes = 64 << 20;
+    int line = 0;                            // where it is in the file, for messages
+    bool operator==(const HarvestSource&) const = default;
+};
+
 struct Config {
     std::string path;  // the file it was read from
 
@@ -68,6 +88,9 @@ struct Config {
 
     // [log]
     std::string log_level = "info";
+
+    // [[harvest]], in file order
+    std::vector<HarvestSource> harvest;
 };
 
 // Reads and validates a config file. On failure the message names the file,

@@ -23,6 +23,7 @@
 #include "daemon/admin_commands.hpp"
 #include "daemon/control_server.hpp"
 #include "daemon/db_executor.hpp"
+#include "daemon/harvester.hpp"
 #include "daemon/http_server.hpp"
 #include "daemon/log.hpp"
 #include "daemon/metrics.hpp"
@@ -34,6 +35,7 @@
 #include "daemon/version.hpp"
 #include "storage/access.hpp"
 #include "storage/database.hpp"
+#include "storage/harvest.hpp"
 #include "storage/push.hpp"
 #include "storage/migrations.hpp"
 
@@ -43,7 +45,52 @@ using Clock = std::chrono::steady_clock;
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 namespace {
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
+
+// `iblctl sync status --json`: one object per source.
+std::string HarvestStatusJson(const std::vector<storage::HarvestStatus>& list) {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    w.StartObject();
+    w.Key("sources");
+    w.StartArray();
+    for (const auto& s : list) {
+        auto str = [&](const char* k, const std::string& v) {
+            w.Key(k);
+            if (v.empty()) w.Null();
+            else w.String(v);
+        };
+        auto num = [&](const char* k, long long v) {
+            w.Key(k);
+            w.Int64(v);
+        };
+        w.StartObject();
+        str("name", s.name);
+        str("library", s.library);
+        str("url", s.url);
+        str("state", s.state);
+        w.Key("configured");
+        w.Bool(s.configured);
+        str("run", s.run_kind);
+        num("position", s.next_position);
+        num("source_records", s.run_total);
+        num("run_records", s.run_records);
+        str("last_success_at", s.last_success_at);
+        w.Key("seconds_since_success");
+        if (s.seconds_since_success < 0) w.Null();
+        else w.Int64(s.seconds_since_success);
+        num("records_total", s.records_total);
+        num("errors_total", s.errors_total);
+        num("errors_in_row", s.errors_in_row);
+        str("last_error", s.last_error);
+        str("last_error_at", s.last_error_at);
+        w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    return std::string(buf.GetString(), buf.GetSize());
 }
+
+}  // namespace
 
 struct Node::Impl {
     std::shared_ptr<const Config> config;
@@ -56,6 +103,7 @@ struct Node::Impl {
     Routes routes;
     HttpServer http;
     ControlServer control;
+    Harvester harvester;
     net::signal_set signals{ioc, SIGTERM, SIGINT, SIGHUP};
     net::steady_timer monitor_timer{ioc};
     net::steady_timer watchdog_timer{ioc};
@@ -84,12 +132,16 @@ struct Node::Impl {
                               [this] { return config->sru_path; }}),
           http(ioc, [this](const HttpRequest& r) { return routes.Handle(r); }, metrics,
                LimitsFrom(*config)),
-          control(ioc, [this](const protocols::ControlRequest& r) { return HandleControl(r); }) {}
+          control(ioc, [this](const protocols::ControlRequest& r) { return HandleControl(r); }),
+          harvester(ioc, db, exec, [this] { notify::Status(StatusLine()); }) {}
 
     std::string StatusLine() const {
-        return fmt::format("{} {} role={} http={}{} db={}", config->isil, config->name, RoleName(config->role),
+        return fmt::format("{} {} role={} http={}{} db={}{}", config->isil, config->name, RoleName(config->role),
                            fmt::join(http_bound, ","),
-                           https_bound.empty() ? "" : fmt::format(" https={}", fmt::join(https_bound, ",")), db_state);
+                           https_bound.empty() ? "" : fmt::format(" https={}", fmt::join(https_bound, ",")), db_state,
+                           harvester.Count() == 0
+                               ? ""
+                               : fmt::format(" harvest={} failing={}", harvester.Count(), harvester.Failing()));
     }
 
     void SetDbState(const std::string& state, const std::string& detail) {
@@ -390,6 +442,31 @@ struct Node::Impl {
                 r.error = "config rejected: " + outcome.error;
                 r.hint = "fix the file and run 'iblctl reload' again; the previous configuration stays in force";
             }
+        } else if (req.command == "sync.status") {
+            auto list = co_await exec.Run([&] { return storage::HarvestStatuses(db); });
+            r.ok = true;
+            r.result_json = HarvestStatusJson(list);
+        } else if (req.command == "sync.run" || req.command == "sync.pause" || req.command == "sync.resume") {
+            auto arg = [&](const char* k) {
+                auto it = req.args.find(k);
+                return it == req.args.end() ? std::string() : it->second;
+            };
+            const std::string name = arg("source");
+            if (!harvester.Has(name)) {
+                r.error = fmt::format("no harvest source '{}' in {}", name.substr(0, 64), config->path);
+                r.hint = "'iblctl sync status' lists the sources; add one as a [[harvest]] table and restart";
+            } else {
+                const bool full = arg("full") == "true", allow = arg("allow_deletions") == "true";
+                co_await exec.Run([&] {
+                    if (req.command == "sync.run") return storage::RequestHarvest(db, name, full, allow);
+                    return storage::PauseHarvest(db, name, req.command == "sync.pause");
+                });
+                harvester.Wake(name);
+                spdlog::info("harvest {} source={} full={} peer_uid={}", req.command.substr(5), name, full,
+                             arg("_peer_uid"));
+                r.ok = true;
+                r.result_json = fmt::format(R"({{"source":"{}","done":"{}"}})", name, req.command.substr(5));
+            }
         } else if (req.command == "help") {
             r.ok = true;
             r.result_json =
@@ -400,7 +477,10 @@ struct Node::Impl {
                 R"j("token.issue":"a new API token for a library (shown once)",)j"
                 R"j("token.rotate":"a new token; the old ones end after grace_seconds",)j"
                 R"j("token.revoke":"end one token (token_id) or all of a library's",)j"
-                R"j("changes":"the change feed after since (limit)"}})j";
+                R"j("changes":"the change feed after since (limit)",)j"
+                R"j("sync.status":"harvest sources: state, cursor, last success, errors",)j"
+                R"j("sync.run":"harvest a source now (source, full, allow_deletions)",)j"
+                R"j("sync.pause":"stop harvesting a source (source)","sync.resume":"harvest it again (source)"}})j";
         } else {
             r.error = fmt::format("unknown command '{}'", req.command.substr(0, 64));
             r.hint = "'iblctl commands' lists the commands";
@@ -475,6 +555,7 @@ struct Node::Impl {
     net::awaitable<void> Shutdown(Clock::time_point deadline) {
         control.Stop();
         api.Stop();
+        harvester.Stop();
         monitor_timer.cancel();
         watchdog_timer.cancel();
         housekeeping_timer.cancel();
@@ -526,6 +607,7 @@ struct Node::Impl {
         }
         http.Start();
         control.Start();
+        harvester.Start(config->harvest);
         net::co_spawn(ioc, HandleSignals(), LogFailure{"signals"});
         net::co_spawn(ioc, MonitorDatabase(), LogFailure{"database monitor"});
         net::co_spawn(ioc, Housekeeping(), LogFailure{"housekeeping"});

@@ -26,10 +26,11 @@ std::string NodeConfig::ToToml() const {
         "request_timeout_seconds = {}\nidle_timeout_seconds = {}\nshutdown_timeout_seconds = {}\n{}"
         "[database]\nconninfo = \"{}\"\npool_size = {}\n"
         "[control]\nsocket = \"{}\"\ngroup = \"\"\n"
-        "[log]\nlevel = \"{}\"\n{}",
+        "[log]\nlevel = \"{}\"\n{}{}",
         role, isil, isil, role == "poi" ? fmt::format("provinces = {}\n", provinces) : "", listen,
         max_body_bytes, max_header_bytes, max_connections, request_timeout_seconds,
-        idle_timeout_seconds, shutdown_timeout_seconds, http_toml, conninfo, pool_size, socket, log_level, api_toml.empty() ? "" : "[api]\n" + api_toml);
+        idle_timeout_seconds, shutdown_timeout_seconds, http_toml, conninfo, pool_size, socket, log_level, api_toml.empty() ? "" : "[api]\n" + api_toml,
+        extra_toml);
 }
 
 DaemonProcess::DaemonProcess(const TempDir& dir, NodeConfig config)

@@ -30,6 +30,7 @@ struct NodeConfig {
     int pool_size = 4;
     std::string api_toml;   // lines of the [api] section, e.g. "rate_per_second = 5\n"
     std::string http_toml;  // more lines of the [http] section, e.g. "tls_listen = [...]\n"
+    std::string extra_toml; // appended last, e.g. [[harvest]] tables
 
     std::string ToToml() const;
 };

@@ -79,6 +79,21 @@ int main(int argc, char** argv) {
         if (token_id.empty() && !all_tokens) throw CLI::RequiredError("--token-id or --all");
     });
 
+    auto* sync = app.add_subcommand("sync", "harvesting: sources, their state, runs on request");
+    sync->require_subcommand(1);
+    auto* sync_status = sync->add_subcommand("status", "every harvest source: state, cursor, last success, errors");
+    std::string sync_source;
+    bool sync_full = false, sync_allow_deletions = false;
+    auto* sync_run = sync->add_subcommand("run", "harvest a source now instead of at its next interval");
+    sync_run->add_option("source", sync_source, "the source's name (harvest.name)")->required();
+    sync_run->add_flag("--full", sync_full, "a full run: also deletes the records the source no longer has");
+    sync_run->add_flag("--allow-deletions", sync_allow_deletions,
+                       "with --full: apply the deletions even beyond the source's max_delete_percent");
+    auto* sync_pause = sync->add_subcommand("pause", "stop harvesting a source until resumed (survives restarts)");
+    sync_pause->add_option("source", sync_source, "the source's name")->required();
+    auto* sync_resume = sync->add_subcommand("resume", "harvest a paused source again");
+    sync_resume->add_option("source", sync_source, "the source's name")->required();
+
     auto* changes = app.add_subcommand("changes", "the change feed: what changed in the catalogue, in order");
     long long since = 0;
     int limit = 100;
@@ -181,6 +196,16 @@ int main(int argc, char** argv) {
     } else if (lib_disable->parsed() || lib_enable->parsed()) {
         request = {lib_enable->parsed() ? "library.enable" : "library.disable", {{"isil", lib_isil}}};
         render = iblsync::iblctl::RenderLibrary;
+    } else if (sync_status->parsed()) {
+        request.command = "sync.status";
+        render = iblsync::iblctl::RenderSyncStatus;
+    } else if (sync_run->parsed()) {
+        request = {"sync.run", {{"source", sync_source}, {"full", sync_full ? "true" : "false"},
+                                {"allow_deletions", sync_allow_deletions ? "true" : "false"}}};
+        render = iblsync::iblctl::RenderSyncAction;
+    } else if (sync_pause->parsed() || sync_resume->parsed()) {
+        request = {sync_pause->parsed() ? "sync.pause" : "sync.resume", {{"source", sync_source}}};
+        render = iblsync::iblctl::RenderSyncAction;
     } else if (tok_issue->parsed()) {
         request = {"token.issue", {{"isil", lib_isil}, {"label", token_label}}};
         render = iblsync::iblctl::RenderToken;

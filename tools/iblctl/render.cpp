@@ -149,6 +149,38 @@ std::string RenderLibrary(const std::string& json) {
                        Str(d, "province").empty() ? "" : fmt::format(" ({})", Str(d, "province")), Str(d, "isil"));
 }
 
+std::string RenderSyncStatus(const std::string& json) {
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    const auto& sources = Obj(d, "sources");
+    if (!sources.IsArray()) return json + "\n";
+    if (sources.Empty()) return "no harvest sources; add [[harvest]] tables to the config and restart\n";
+    std::string out = fmt::format("{:<20}{:<17}{:<9}{:<13}{:>10}{:>10}  {:<14}{:>7}  {}\n", "SOURCE", "LIBRARY", "STATE",
+                                  "RUN", "POSITION", "RECORDS", "LAST SUCCESS", "ERRORS", "LAST ERROR");
+    for (const auto& s : sources.GetArray()) {
+        const std::string since = Str(s, "seconds_since_success");
+        const std::string run = Str(s, "run");
+        out += fmt::format("{:<20}{:<17}{:<9}{:<13}{:>10}{:>10}  {:<14}{:>7}  {}\n", Str(s, "name"), Str(s, "library"),
+                           Str(s, "configured") == "no" ? "removed" : Str(s, "state"), run.empty() ? "-" : run,
+                           run.empty() ? "-" : fmt::format("{}/{}", Str(s, "position"), Str(s, "source_records")),
+                           Str(s, "records_total"),
+                           since.empty() ? "never" : FormatDuration(std::stoll(since)) + " ago",
+                           Str(s, "errors_in_row"), Str(s, "last_error").substr(0, 60));
+    }
+    return out;
+}
+
+std::string RenderSyncAction(const std::string& json) {
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    if (d.HasParseError() || !d.IsObject()) return json + "\n";
+    const std::string done = Str(d, "done");
+    const std::string what = done == "run" ? "will run now (or right after the run in progress)"
+                             : done == "pause" ? "is paused; 'iblctl sync resume' harvests it again"
+                                               : "harvests again";
+    return fmt::format("source {} {}\n", Str(d, "source"), what);
+}
+
 std::string RenderChanges(const std::string& json) {
     rapidjson::Document d;
     d.Parse(json.c_str());

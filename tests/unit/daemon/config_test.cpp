@@ -232,3 +232,68 @@ TEST(Config, DiffSeparatesReloadableFromRestartOnly) {
 }
 
 }  // namespace iblsync::daemon
+
+namespace iblsync::daemon {
+
+// [[harvest]] tables: defaults, and every refusal names file, line and
+// which source's key (counted from 1).
+TEST(ConfigHarvest, SourcesWithDefaultsAndTheirMistakes) {
+    const std::string two = std::string(kValid) +
+                            "\n[[harvest]]\nname = \"zebra-ede\"\nlibrary = \"nl-demo-ede\"\n"
+                            "url = \"http://127.0.0.1:8899/Default\"\n"
+                            "\n[[harvest]]\nname = \"wise\"\nlibrary = \"NL-0002\"\nurl = \"http://10.0.0.5/sru\"\n"
+                            "version = \"2.0\"\nincremental_query = \"rec.lastModificationDate > {since}\"\n"
+                            "page_size = 50\ninterval_minutes = 5\nmax_delete_percent = 10\n";
+    auto r = ParseConfig(two, "f.toml");
+    ASSERT_TRUE(r.ok()) << r.error();
+    ASSERT_EQ(r->harvest.size(), 2u);
+    const auto& a = r->harvest[0];
+    EXPECT_EQ(a.name, "zebra-ede");
+    EXPECT_EQ(a.library, "NL-DEMO-EDE");
+    EXPECT_EQ(a.version, "1.2");
+    EXPECT_EQ(a.query, "cql.allRecords=1");
+    EXPECT_EQ(a.page_size, 100);
+    EXPECT_EQ(a.interval_minutes, 60);
+    EXPECT_EQ(a.max_delete_percent, 50);
+    EXPECT_EQ(a.line, 21);
+    const auto& b = r->harvest[1];
+    EXPECT_EQ(b.version, "2.0");
+    EXPECT_EQ(b.page_size, 50);
+    EXPECT_EQ(b.max_delete_percent, 10);
+
+    const std::string base = std::string(kValid) + "\n[[harvest]]\nname = \"s1\"\nlibrary = \"NL-0001\"\n"
+                                                   "url = \"http://127.0.0.1:1/sru\"\n";
+    const char* f = "/etc/iblsync/iblsyncd.toml";
+    EXPECT_EQ(ErrorFor(base + "page_size = 0\n"), fmt::format("{}:25: harvest[1].page_size: 0 is out of range 1..10000", f));
+    EXPECT_EQ(ErrorFor(base + "pagesize = 10\n"),
+              fmt::format("{}:25: harvest[1].pagesize: unknown key (did you mean 'page_size'?)", f));
+    EXPECT_EQ(ErrorFor(base + "version = \"3.0\"\n"),
+              fmt::format("{}:25: harvest[1].version: must be \"1.1\", \"1.2\" or \"2.0\"", f));
+    EXPECT_EQ(ErrorFor(base + "incremental_query = \"rec.lastModificationDate > 2026\"\n"),
+              fmt::format("{}:25: harvest[1].incremental_query: must contain {{since}}, e.g. "
+                          "\"rec.lastModificationDate > {{since}}\"",
+                          f));
+    EXPECT_EQ(ErrorFor(Replace(base, "http://127.0.0.1:1/sru", "https://sru.example.nl/")),
+              fmt::format("{}:24: harvest[1].url: https sources are not supported yet; use an http:// URL (or a "
+                          "TLS-terminating proxy)",
+                          f));
+    const std::string isil = ErrorFor(Replace(base, "\"NL-0001\"", "\"DE-0001\""));
+    EXPECT_EQ(isil.rfind(fmt::format("{}:23: harvest[1].library: ", f), 0), 0u) << isil;
+    EXPECT_EQ(ErrorFor(Replace(base, "\"s1\"", "\"Zebra Ede\"")),
+              fmt::format("{}:22: harvest[1].name: must be 1..64 of a-z 0-9 - _, starting with a letter or digit", f));
+    EXPECT_EQ(ErrorFor(base + "\n[[harvest]]\nname = \"s1\"\nlibrary = \"NL-0002\"\nurl = \"http://h/\"\n"),
+              fmt::format("{}:26: harvest[2].name: 's1' is already the name of the source at line 21", f));
+    EXPECT_EQ(ErrorFor(std::string(kValid) + "\n[[harvest]]\nname = \"s1\"\nlibrary = \"NL-0001\"\n"),
+              fmt::format("{}:21: harvest[1].url: required key is missing", f));
+    EXPECT_EQ(ErrorFor(std::string(kValid) + "\n[harvest]\nname = \"s1\"\n"),
+              fmt::format("{}:21: harvest: must be written as [[harvest]] tables, one per source", f));
+
+    // A changed source needs a restart; moving it in the file changes nothing.
+    auto before = ParseConfig(base, "f").value();
+    auto moved = ParseConfig("\n\n" + base, "f").value();
+    EXPECT_TRUE(Diff(before, moved).need_restart.empty());
+    auto changed = ParseConfig(base + "page_size = 7\n", "f").value();
+    EXPECT_EQ(Diff(before, changed).need_restart, std::vector<std::string>{"harvest"});
+}
+
+}  // namespace iblsync::daemon

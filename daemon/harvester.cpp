@@ -1,0 +1,282 @@
+#include "daemon/harvester.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "daemon/http_client.hpp"
+#include "daemon/log.hpp"
+#include "daemon/spawn.hpp"
+#include "protocols/catalogue_record.hpp"
+#include "protocols/holdings.hpp"
+#include "protocols/marcxml.hpp"
+#include "protocols/sru_client.hpp"
+#include "storage/database.hpp"
+
+namespace iblsync::daemon {
+
+namespace sru = protocols::sru;
+namespace {
+constexpr auto kTuple = net::as_tuple(net::use_awaitable);
+}
+
+struct Harvester::Source {
+    HarvestSource config;
+    sru::HttpUrl url;
+    net::steady_timer timer;
+    HttpAbort abort;
+    bool failing = false;
+    int failures_in_row = 0;
+    std::string last_error;
+    Source(net::io_context& ioc, HarvestSource c, sru::HttpUrl u)
+        : config(std::move(c)), url(std::move(u)), timer(ioc) {}
+};
+
+Harvester::Harvester(net::io_context& ioc, storage::Database& db, DbExecutor& exec, std::function<void()> changed)
+    : ioc_(ioc), db_(db), exec_(exec), changed_(std::move(changed)) {}
+Harvester::~Harvester() = default;
+
+void Harvester::Start(std::vector<HarvestSource> sources) {
+    for (auto& c : sources) {
+        auto url = sru::ParseHttpUrl(c.url);  // checked when the config was read
+        if (!url) continue;
+        const std::string name = c.name;
+        sources_.emplace(name, std::make_unique<Source>(ioc_, std::move(c), std::move(url).value()));
+    }
+    if (!sources_.empty()) net::co_spawn(ioc_, Sync(), LogFailure{"harvest"});
+}
+
+void Harvester::Stop() {
+    stopping_ = true;
+    for (auto& [name, s] : sources_) {
+        s->timer.cancel();
+        s->abort.Abort();
+    }
+}
+
+bool Harvester::Wake(const std::string& name) {
+    auto it = sources_.find(name);
+    if (it == sources_.end()) return false;
+    it->second->timer.cancel();
+    return true;
+}
+
+bool Harvester::Has(const std::string& name) const { return sources_.count(name) > 0; }
+
+int Harvester::Failing() const {
+    return static_cast<int>(std::count_if(sources_.begin(), sources_.end(),
+                                          [](const auto& kv) { return kv.second->failing; }));
+}
+
+net::awaitable<void> Harvester::Sleep(Source& s, std::chrono::milliseconds d) {
+    if (stopping_) co_return;
+    s.timer.expires_after(d);
+    co_await s.timer.async_wait(kTuple);
+}
+
+// Once the database takes them, the sources are written to harvest_source;
+// then each gets its loop.
+net::awaitable<void> Harvester::Sync() {
+    std::vector<storage::HarvestSourceSpec> specs;
+    for (const auto& [name, s] : sources_) specs.push_back({name, s->config.library, s->config.url});
+    net::steady_timer wait(ioc_);
+    for (int attempt = 0; !stopping_; ++attempt) {
+        try {
+            co_await exec_.Run([&] {
+                storage::SyncHarvestSources(db_, specs);
+                return 0;
+            });
+            break;
+        } catch (const storage::DatabaseError& e) {
+            if (attempt == 0) spdlog::warn("harvest sources not registered yet error={} action=\"retrying\"", Quote(e.what()));
+        }
+        wait.expires_after(std::chrono::seconds(2));
+        co_await wait.async_wait(kTuple);
+    }
+    for (auto& [name, s] : sources_) net::co_spawn(ioc_, Loop(*s), LogFailure{"harvest source"});
+}
+
+void Harvester::Failed(Source& s, const std::string& error, bool transient) {
+    ++s.failures_in_row;
+    // Logged when the source starts failing and when the reason changes,
+    // not at every retry.
+    if (!s.failing || error != s.last_error)
+        spdlog::warn("harvest failing source={} library={} error={} transient={} action=\"retrying with backoff\"",
+                     s.config.name, s.config.library, Quote(error), transient);
+    const bool news = !s.failing;
+    s.failing = true;
+    s.last_error = error;
+    if (news && changed_) changed_();
+}
+
+void Harvester::Healthy(Source& s) {
+    if (s.failing)
+        spdlog::info("harvest recovered source={} library={} after_failures={}", s.config.name, s.config.library,
+                     s.failures_in_row);
+    const bool news = s.failing;
+    s.failing = false;
+    s.failures_in_row = 0;
+    s.last_error.clear();
+    if (news && changed_) changed_();
+}
+
+net::awaitable<void> Harvester::Loop(Source& s) {
+    storage::RunPolicy policy;
+    policy.interval = std::chrono::minutes(s.config.interval_minutes);
+    policy.full_interval = std::chrono::hours(s.config.full_interval_hours);
+    policy.incremental_possible = !s.config.incremental_query.empty();
+    while (!stopping_) {
+        std::chrono::seconds due_in{0};
+        std::optional<storage::HarvestRun> run;
+        bool unreadable = false;
+        try {
+            run = co_await exec_.Run([&] { return storage::StartOrResumeRun(db_, s.config.name, policy, &due_in); });
+        } catch (const storage::DatabaseError& e) {
+            spdlog::debug("harvest cannot read its state source={} error={}", s.config.name, Quote(e.what()));
+            unreadable = true;
+        }
+        if (unreadable) {
+            co_await Sleep(s, std::chrono::seconds(2));
+            continue;
+        }
+        if (!run) {
+            // Asked again at least every minute: pause, resume and run
+            // requests may come from another process (iblctl on a second
+            // node of the same database is not expected, but costs nothing).
+            co_await Sleep(s, std::min<std::chrono::milliseconds>(due_in, std::chrono::seconds(60)));
+            continue;
+        }
+        spdlog::info("harvest {} source={} library={} kind={} position={}", run->resumed ? "resumed" : "started",
+                     s.config.name, s.config.library, run->kind == storage::RunKind::kFull ? "full" : "incremental",
+                     run->next_position);
+        co_await Harvest(s, *run);
+    }
+}
+
+net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& run) {
+    const bool full = run.kind == storage::RunKind::kFull;
+    auto mapping = protocols::ParseHoldingsMapping(run.holdings_mapping.empty() ? "none" : run.holdings_mapping);
+    if (!mapping) mapping = protocols::ParseHoldingsMapping("none");
+    sru::PageRequest req;
+    req.version = s.config.version;
+    req.record_schema = s.config.record_schema;
+    req.maximum = s.config.page_size;
+    req.query = full ? s.config.query : sru::QueryWithSince(s.config.incremental_query, run.since);
+    long long start = run.next_position;
+    spdlog::debug("harvest query source={} query={}", s.config.name, Quote(req.query));
+    long long records = 0, rejected_total = 0;
+    std::mt19937_64 random{std::random_device{}()};
+    const auto timeout = std::chrono::seconds(s.config.timeout_seconds);
+    while (!stopping_) {
+        req.start = start;
+        std::string error;
+        bool transient = true;
+        try {
+            const std::string target = sru::PageTarget(s.url, req);
+            auto answer = co_await HttpGet(s.url, target, timeout, s.config.max_page_bytes, &s.abort);
+            auto page = sru::ParsePage(answer.body);
+            if (answer.status != 200 && (!page || page->diagnostics.empty())) {
+                transient = answer.status >= 500 || answer.status == 429 || answer.status == 408;
+                throw HttpFailure(fmt::format("HTTP {} from {}", answer.status, s.config.url));
+            }
+            if (!page) {
+                transient = true;  // a proxy's error page, a truncated answer: usually passes
+                throw HttpFailure(fmt::format("not an SRU response from {}: {}", s.config.url, page.error()));
+            }
+            if (!page->diagnostics.empty()) {
+                const auto& d = page->diagnostics.front();
+                transient = d.Transient();
+                throw HttpFailure(fmt::format("SRU diagnostic {} {}{}", d.uri, d.message,
+                                              d.details.empty() ? "" : " (" + d.details + ")"));
+            }
+            auto next = sru::NextStart(*page, start);
+            if (!next) {
+                transient = false;
+                throw HttpFailure(next.error());
+            }
+            std::vector<storage::RecordChange> changes;
+            long long rejected = 0;
+            std::string first_reason;
+            for (const auto& rec : page->records) {
+                std::string reason;
+                if (rec.diagnostic) {
+                    reason = fmt::format("surrogate diagnostic {} {}", rec.diagnostic->uri, rec.diagnostic->details);
+                } else if (auto marc = protocols::marc::ParseMarcXmlRecord(rec.data); !marc) {
+                    reason = marc.error();
+                } else if (auto described = protocols::DescribeRecord(marc.value(), mapping.value(), s.config.library);
+                           !described) {
+                    reason = described.error();
+                } else {
+                    changes.push_back(storage::RecordChange::Upsert(std::move(described).value()));
+                    continue;
+                }
+                ++rejected;
+                if (first_reason.empty())
+                    first_reason = fmt::format("record {}: {}", rec.position ? rec.position : start + rejected, reason);
+            }
+            if (rejected > 0)
+                spdlog::info("harvest rejected records source={} position={} rejected={} first={}", s.config.name,
+                             start, rejected, Quote(first_reason));
+            const std::optional<long long> after = next.value();
+            const long long total = page->number_of_records;
+            auto applied = co_await exec_.Run([&] {
+                return storage::ApplyHarvestPage(db_, s.config.name, run.started_at, start, changes, rejected, total,
+                                                 after, s.config.max_delete_percent);
+            });
+            Healthy(s);
+            records += static_cast<long long>(changes.size());
+            rejected_total += rejected;
+            if (!after) {
+                if (applied.deletions_refused)
+                    spdlog::error("harvest deletions held back source={} library={} would_delete={} live={} "
+                                  "max_delete_percent={} action=\"check the source; iblctl sync run {} --full "
+                                  "--allow-deletions applies them\"",
+                                  s.config.name, s.config.library, applied.would_delete, applied.live_before,
+                                  s.config.max_delete_percent, s.config.name);
+                spdlog::info("harvest finished source={} library={} kind={} records={} rejected={} deleted={}",
+                             s.config.name, s.config.library, full ? "full" : "incremental", records, rejected_total,
+                             applied.deleted_absent);
+                co_return;
+            }
+            start = *after;
+            continue;
+        } catch (const HttpFailure& e) {
+            error = e.what();
+        } catch (const storage::HarvestConflict& e) {
+            spdlog::warn("harvest run moved on source={} error={} action=\"asking for the run again\"",
+                         s.config.name, Quote(e.what()));
+            co_return;
+        } catch (const storage::DatabaseError& e) {
+            error = fmt::format("database: {}", e.what());
+            transient = e.sqlstate() != "IBL01";
+            if (e.sqlstate() == "IBL01")
+                error += fmt::format(" (register it: iblctl library add {} ...)", s.config.library);
+        }
+        if (stopping_) co_return;
+        Failed(s, error, transient);
+        try {
+            co_await exec_.Run([&] {
+                storage::RecordHarvestFailure(db_, s.config.name, error);
+                return 0;
+            });
+        } catch (const storage::DatabaseError&) {
+            // The database being down is the monitor's news; the retry below tries again.
+        }
+        // Exponential backoff from 1 s to retry_max_seconds; a permanent
+        // failure starts at a quarter of the cap. Jitter: 50-100% of it.
+        const double cap = s.config.retry_max_seconds;
+        double delay = std::min(cap, std::pow(2.0, std::min(s.failures_in_row - 1, 20)));
+        if (!transient) delay = std::max(delay, cap / 4);
+        std::uniform_real_distribution<double> jitter(0.5, 1.0);
+        co_await Sleep(s, std::chrono::milliseconds(static_cast<long long>(delay * jitter(random) * 1000)));
+    }
+}
+
+}  // namespace iblsync::daemon

@@ -1,0 +1,59 @@
+#pragma once
+// SRU harvesting: one coroutine per [[harvest]] source pages through the
+// source's result set and applies every page, with its cursor, in one
+// transaction (storage/harvest.hpp). A failing page is retried with
+// exponential backoff and jitter until it succeeds; a source is harvested
+// one page at a time, so it never has more than one request of ours open.
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "daemon/config.hpp"
+#include "daemon/db_executor.hpp"
+#include "storage/harvest.hpp"
+
+namespace iblsync::daemon {
+
+class Harvester {
+public:
+    // `changed` is called when a source starts or stops failing.
+    Harvester(net::io_context& ioc, storage::Database& db, DbExecutor& exec, std::function<void()> changed);
+    ~Harvester();
+
+    // Starts the sources' coroutines (once the database is reachable, the
+    // config's sources are written to harvest_source first).
+    void Start(std::vector<HarvestSource> sources);
+    // No new pages; a page in flight is abandoned (its transaction never
+    // started or rolls back), so the next start resumes at it.
+    void Stop();
+    // Ends a source's wait (iblctl sync run|resume). False if not configured.
+    bool Wake(const std::string& name);
+    bool Has(const std::string& name) const;
+
+    // Failing sources now (errors since their last good page), for STATUS.
+    int Failing() const;
+    int Count() const { return static_cast<int>(sources_.size()); }
+
+private:
+    struct Source;
+    net::awaitable<void> Sync();
+    net::awaitable<void> Loop(Source& s);
+    net::awaitable<void> Harvest(Source& s, const storage::HarvestRun& run);
+    net::awaitable<void> Sleep(Source& s, std::chrono::milliseconds d);
+    void Failed(Source& s, const std::string& error, bool transient);
+    void Healthy(Source& s);
+
+    net::io_context& ioc_;
+    storage::Database& db_;
+    DbExecutor& exec_;
+    std::function<void()> changed_;
+    std::map<std::string, std::unique_ptr<Source>> sources_;
+    bool stopping_ = false;
+};
+
+}  // namespace iblsync::daemon

@@ -1,0 +1,46 @@
+#pragma once
+// One HTTP/1.1 GET at a time over plain TCP, for harvesting: connect, send,
+// read the whole answer, close. Every step shares one deadline, so a source
+// that accepts and then never answers (or trickles) costs at most `timeout`.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "protocols/sru_client.hpp"
+
+namespace iblsync::daemon {
+
+namespace net = boost::asio;
+
+struct HttpAnswer {
+    int status = 0;
+    std::string content_type;
+    std::string body;
+};
+
+// Resolving, connecting, a timeout, a reset, a body over the limit: what
+// went wrong, in words for the operator.
+class HttpFailure : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Lets another coroutine abort a GET in flight (shutdown): Abort() closes
+// its socket, and the GET throws HttpFailure("aborted").
+struct HttpAbort {
+    std::function<void()> close;
+    void Abort() {
+        if (close) close();
+    }
+};
+
+net::awaitable<HttpAnswer> HttpGet(const protocols::sru::HttpUrl& url, const std::string& target,
+                                   std::chrono::seconds timeout, std::uint64_t max_body, HttpAbort* abort = nullptr);
+
+}  // namespace iblsync::daemon

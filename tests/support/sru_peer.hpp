@@ -1,0 +1,64 @@
+#pragma once
+// Real SRU peers for harvesting tests: Index Data's Zebra (zebrasrv, Debian
+// package idzebra-2.0) holding real MARCXML records, and a fault proxy that
+// sits in front of it. The proxy is the one made-up part: it passes requests
+// through to Zebra, or answers as a broken source would (HTTP 500, an HTML
+// page, nothing for a while), since a real server cannot be told to fail.
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/test_env.hpp"
+
+namespace iblsync::test {
+
+class ZebraServer {
+public:
+    explicit ZebraServer(const TempDir& dir);
+    ~ZebraServer();
+    static bool Installed();  // zebrasrv and zebraidx on PATH
+
+    // A new register holding exactly `files` (MARCXML); the server, if
+    // running, is restarted on the same port so that it sees them.
+    bool Load(const std::vector<std::string>& files);
+    bool Start();  // on a free port; waits until explain answers
+    void Stop();
+    int port() const { return port_; }
+    std::string Url() const;  // http://127.0.0.1:PORT/Default
+    std::string Log() const;
+
+private:
+    std::string dir_;
+    int port_ = 0;
+    pid_t pid_ = -1;
+};
+
+class FaultProxy {
+public:
+    enum class Mode { kPass, kError500, kHtml, kSilent, kDelay };
+    // Listens on a free loopback port and forwards to `target_port`.
+    explicit FaultProxy(int target_port);
+    ~FaultProxy();
+    int port() const { return port_; }
+    std::string Url() const;  // http://127.0.0.1:PORT/Default
+    void Set(Mode mode, std::chrono::milliseconds delay = std::chrono::milliseconds(0));
+    int requests() const { return requests_; }
+
+private:
+    void Serve(int client);
+    int listen_fd_ = -1;
+    int port_ = 0;
+    int target_port_;
+    std::atomic<Mode> mode_{Mode::kPass};
+    std::atomic<long long> delay_ms_{0};
+    std::atomic<int> requests_{0};
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+}  // namespace iblsync::test
