@@ -501,30 +501,40 @@ private:
         return out;
     }
 
+    // Records with one of these match keys (protocols::MatchKeys): the
+    // identifiers are looked up in record_key, which holds them for every
+    // live record, by the hash its B-tree indexes.
+    std::string KeyClause(const std::vector<std::string>& keys) {
+        std::string any;
+        for (const auto& k : keys) {
+            const std::string p = params_.Add(k);
+            any += fmt::format("{0}(k.khash = hashtextextended({1}, 0) AND k.key = {1})", any.empty() ? "" : " OR ", p);
+        }
+        return fmt::format("b.id IN (SELECT k.record_id FROM record_key k WHERE {})", any);
+    }
+
     std::string ValueClause(const IndexDef& def, const std::string& v) {
         switch (def.kind) {
             case Kind::kIsbn: {
                 auto isbn = protocols::NormalizeIsbn(v);
                 if (!isbn) Refuse(36, v, fmt::format("'{}' is not an ISBN: {}", v, isbn.error()));
-                return fmt::format("b.isbns @> ARRAY[{}]::text[]", params_.Add(*isbn));
+                return KeyClause({"isbn:" + *isbn});
             }
             case Kind::kIssn: {
                 auto issn = protocols::NormalizeIssn(v);
                 if (!issn) Refuse(36, v, fmt::format("'{}' is not an ISSN: {}", v, issn.error()));
-                return fmt::format("b.issns @> ARRAY[{}]::text[]", params_.Add(*issn));
+                return KeyClause({"issn:" + *issn});
             }
             case Kind::kIdentifier: {
-                std::string sql = fmt::format("b.local_id = {}", params_.Add(v));
-                if (auto isbn = protocols::NormalizeIsbn(v))
-                    sql += fmt::format(" OR b.isbns @> ARRAY[{}]::text[]", params_.Add(*isbn));
-                if (auto issn = protocols::NormalizeIssn(v))
-                    sql += fmt::format(" OR b.issns @> ARRAY[{}]::text[]", params_.Add(*issn));
+                std::vector<std::string> keys;
+                if (auto isbn = protocols::NormalizeIsbn(v)) keys.push_back("isbn:" + *isbn);
+                if (auto issn = protocols::NormalizeIssn(v)) keys.push_back("issn:" + *issn);
                 std::string digits = v;
                 for (const char* p : {"(OCoLC)", "ocm", "ocn", "on"})
                     if (digits.rfind(p, 0) == 0) digits = digits.substr(std::strlen(p));
-                sql += fmt::format(" OR b.oclc @> ARRAY[{0}]::text[] OR b.ppn @> ARRAY[{0}]::text[]",
-                                   params_.Add(digits));
-                return "(" + sql + ")";
+                keys.push_back("oclc:" + digits);
+                keys.push_back("ppn:" + digits);
+                return fmt::format("(b.local_id = {} OR {})", params_.Add(v), KeyClause(keys));
             }
             case Kind::kRecordId: {
                 const auto colon = v.find(':', 3);
