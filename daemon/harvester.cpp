@@ -33,6 +33,7 @@ struct Harvester::Source {
     net::steady_timer timer;
     HttpAbort abort;
     bool failing = false;
+    bool paused = false;
     int failures_in_row = 0;
     std::string last_error;
     Source(net::io_context& ioc, HarvestSource c, sru::HttpUrl u)
@@ -66,6 +67,13 @@ bool Harvester::Wake(const std::string& name) {
     if (it == sources_.end()) return false;
     it->second->timer.cancel();
     return true;
+}
+
+void Harvester::SetPaused(const std::string& name, bool paused) {
+    auto it = sources_.find(name);
+    if (it == sources_.end()) return;
+    it->second->paused = paused;
+    it->second->timer.cancel();
 }
 
 bool Harvester::Has(const std::string& name) const { return sources_.count(name) > 0; }
@@ -174,7 +182,7 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
     long long records = 0, rejected_total = 0;
     std::mt19937_64 random{std::random_device{}()};
     const auto timeout = std::chrono::seconds(s.config.timeout_seconds);
-    while (!stopping_) {
+    while (!stopping_ && !s.paused) {
         req.start = start;
         std::string error;
         bool transient = true;
@@ -259,7 +267,7 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
             if (e.sqlstate() == "IBL01")
                 error += fmt::format(" (register it: iblctl library add {} ...)", s.config.library);
         }
-        if (stopping_) co_return;
+        if (stopping_ || s.paused) co_return;
         Failed(s, error, transient);
         try {
             co_await exec_.Run([&] {

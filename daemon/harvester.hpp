@@ -33,6 +33,9 @@ public:
     void Stop();
     // Ends a source's wait (iblctl sync run|resume). False if not configured.
     bool Wake(const std::string& name);
+    // A paused source stops after the page in hand (its run stays where it
+    // is); iblctl sync pause|resume, after writing it to the database.
+    void SetPaused(const std::string& name, bool paused);
     bool Has(const std::string& name) const;
 
     // Failing sources now (errors since their last good page), for STATUS.

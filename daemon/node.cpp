@@ -412,6 +412,36 @@ struct Node::Impl {
         co_return std::string(buf.GetString(), buf.GetSize());
     }
 
+    net::awaitable<void> HandleSync(const protocols::ControlRequest& req, protocols::ControlResponse& r) {
+        if (req.command == "sync.status") {
+            auto list = co_await exec.Run([&] { return storage::HarvestStatuses(db); });
+            r.ok = true;
+            r.result_json = HarvestStatusJson(list);
+        } else {
+            auto arg = [&](const char* k) {
+                auto it = req.args.find(k);
+                return it == req.args.end() ? std::string() : it->second;
+            };
+            const std::string name = arg("source");
+            if (!harvester.Has(name)) {
+                r.error = fmt::format("no harvest source '{}' in {}", name.substr(0, 64), config->path);
+                r.hint = "'iblctl sync status' lists the sources; add one as a [[harvest]] table and restart";
+            } else {
+                const bool full = arg("full") == "true", allow = arg("allow_deletions") == "true";
+                co_await exec.Run([&] {
+                    if (req.command == "sync.run") return storage::RequestHarvest(db, name, full, allow);
+                    return storage::PauseHarvest(db, name, req.command == "sync.pause");
+                });
+                if (req.command != "sync.run") harvester.SetPaused(name, req.command == "sync.pause");
+                harvester.Wake(name);
+                spdlog::info("harvest {} source={} full={} peer_uid={}", req.command.substr(5), name, full,
+                             arg("_peer_uid"));
+                r.ok = true;
+                r.result_json = fmt::format(R"({{"source":"{}","done":"{}"}})", name, req.command.substr(5));
+            }
+        }
+    }
+
     net::awaitable<protocols::ControlResponse> HandleControl(const protocols::ControlRequest& req) {
         protocols::ControlResponse r;
         if (auto admin = co_await HandleAdminCommand(req, db, exec)) {
@@ -442,30 +472,20 @@ struct Node::Impl {
                 r.error = "config rejected: " + outcome.error;
                 r.hint = "fix the file and run 'iblctl reload' again; the previous configuration stays in force";
             }
-        } else if (req.command == "sync.status") {
-            auto list = co_await exec.Run([&] { return storage::HarvestStatuses(db); });
-            r.ok = true;
-            r.result_json = HarvestStatusJson(list);
-        } else if (req.command == "sync.run" || req.command == "sync.pause" || req.command == "sync.resume") {
-            auto arg = [&](const char* k) {
-                auto it = req.args.find(k);
-                return it == req.args.end() ? std::string() : it->second;
-            };
-            const std::string name = arg("source");
-            if (!harvester.Has(name)) {
-                r.error = fmt::format("no harvest source '{}' in {}", name.substr(0, 64), config->path);
-                r.hint = "'iblctl sync status' lists the sources; add one as a [[harvest]] table and restart";
-            } else {
-                const bool full = arg("full") == "true", allow = arg("allow_deletions") == "true";
-                co_await exec.Run([&] {
-                    if (req.command == "sync.run") return storage::RequestHarvest(db, name, full, allow);
-                    return storage::PauseHarvest(db, name, req.command == "sync.pause");
-                });
-                harvester.Wake(name);
-                spdlog::info("harvest {} source={} full={} peer_uid={}", req.command.substr(5), name, full,
-                             arg("_peer_uid"));
-                r.ok = true;
-                r.result_json = fmt::format(R"({{"source":"{}","done":"{}"}})", name, req.command.substr(5));
+        } else if (req.command == "sync.status" || req.command == "sync.run" || req.command == "sync.pause" ||
+                   req.command == "sync.resume") {
+            bool failed = false;
+            std::string why;
+            try {
+                co_await HandleSync(req, r);
+            } catch (const storage::DatabaseError& e) {
+                failed = true;
+                why = e.what();
+            }
+            if (failed) {
+                r.ok = false;
+                r.error = "database: " + why;
+                r.hint = "harvest state is in the database; 'iblctl status' shows whether it is reachable";
             }
         } else if (req.command == "help") {
             r.ok = true;

@@ -292,6 +292,17 @@ TEST_F(HarvestTest, AFailingSourceIsVisibleLoggedOnceAndRecovers) {
     EXPECT_NE(status.out.find("failing"), std::string::npos) << status.out;
     EXPECT_NE(status.out.find("HTTP 500"), std::string::npos) << status.out;
 
+    // Paused, it asks the source nothing more, across its retries; resumed,
+    // it goes on failing where it was.
+    ASSERT_EQ(d.Iblctl({"sync", "pause", "zebra"}).out, "source zebra is paused; 'iblctl sync resume' harvests it again\n");
+    std::this_thread::sleep_for(300ms);  // a request in flight ends
+    const int asked = proxy.requests();
+    std::this_thread::sleep_for(2500ms);
+    EXPECT_EQ(proxy.requests(), asked);
+    EXPECT_NE(d.Iblctl({"sync", "status"}).out.find("paused"), std::string::npos);
+    ASSERT_EQ(d.Iblctl({"sync", "resume", "zebra"}).exit_code, 0);
+    ASSERT_TRUE(WaitFor([&] { return proxy.requests() > asked; }, 5s));
+
     proxy.Set(FaultProxy::Mode::kHtml);
     ASSERT_TRUE(failing_with("not an SRU response from")) << d.Log();
     EXPECT_NE(State("last_error").find("expected an SRU searchRetrieveResponse, got <html>"), std::string::npos);
