@@ -18,16 +18,25 @@
 namespace iblsync::test {
 namespace {
 
-int FreePort() {
+// A TCP socket bound to a free loopback port; `port` gets the port.
+int BindLoopback(int& port) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
     socklen_t len = sizeof addr;
     getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    close(fd);
-    return ntohs(addr.sin_port);
+    port = ntohs(addr.sin_port);
+    return fd;
+}
+
+int FreePort() {
+    int port = 0;
+    close(BindLoopback(port));
+    return port;
 }
 
 bool Run(const std::vector<std::string>& argv) {
@@ -116,16 +125,7 @@ std::string ZebraServer::Log() const {
 }
 
 FaultProxy::FaultProxy(int target_port) : target_port_(target_port) {
-    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    listen_fd_ = BindLoopback(port_);
     listen(listen_fd_, 16);
     thread_ = std::thread([this] {
         while (!stop_) {
