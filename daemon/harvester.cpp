@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 #include <random>
 
 #include <boost/asio/as_tuple.hpp>
@@ -35,6 +36,8 @@ struct Harvester::Source {
     bool failing = false;
     bool paused = false;
     int failures_in_row = 0;
+    long long records = 0, failures = 0;  // since start
+    double last_success_unix = 0;         // 0: never
     std::string last_error;
     Source(net::io_context& ioc, HarvestSource c, sru::HttpUrl u)
         : config(std::move(c)), url(std::move(u)), timer(ioc) {}
@@ -76,6 +79,24 @@ void Harvester::SetPaused(const std::string& name, bool paused) {
     it->second->timer.cancel();
 }
 
+void Harvester::Render(protocols::PrometheusText& out) const {
+    if (sources_.empty()) return;
+    out.Family("iblsync_harvest_failing", "gauge", "1 while a harvest source's pages fail.");
+    for (const auto& [name, s] : sources_) out.Sample("iblsync_harvest_failing", {{"source", name}}, s->failing ? 1 : 0);
+    out.Family("iblsync_harvest_failures_in_row", "gauge", "Failed attempts since the source's last good page.");
+    for (const auto& [name, s] : sources_) out.Sample("iblsync_harvest_failures_in_row", {{"source", name}}, s->failures_in_row);
+    out.Family("iblsync_harvest_records_total", "counter", "Records applied from the source since start.");
+    for (const auto& [name, s] : sources_)
+        out.Sample("iblsync_harvest_records_total", {{"source", name}}, static_cast<double>(s->records));
+    out.Family("iblsync_harvest_failures_total", "counter", "Failed page attempts since start.");
+    for (const auto& [name, s] : sources_)
+        out.Sample("iblsync_harvest_failures_total", {{"source", name}}, static_cast<double>(s->failures));
+    out.Family("iblsync_harvest_last_success_timestamp_seconds", "gauge",
+               "Unix time the source's last run completed; 0 if never. Lag: time() - this.");
+    for (const auto& [name, s] : sources_)
+        out.Sample("iblsync_harvest_last_success_timestamp_seconds", {{"source", name}}, s->last_success_unix);
+}
+
 bool Harvester::Has(const std::string& name) const { return sources_.count(name) > 0; }
 
 int Harvester::Failing() const {
@@ -97,10 +118,14 @@ net::awaitable<void> Harvester::Sync() {
     net::steady_timer wait(ioc_);
     for (int attempt = 0; !stopping_; ++attempt) {
         try {
-            co_await exec_.Run([&] {
+            auto statuses = co_await exec_.Run([&] {
                 storage::SyncHarvestSources(db_, specs);
-                return 0;
+                return storage::HarvestStatuses(db_);
             });
+            const double now = static_cast<double>(std::time(nullptr));
+            for (const auto& st : statuses)
+                if (auto it = sources_.find(st.name); it != sources_.end() && st.seconds_since_success >= 0)
+                    it->second->last_success_unix = now - static_cast<double>(st.seconds_since_success);
             break;
         } catch (const storage::DatabaseError& e) {
             if (attempt == 0) spdlog::warn("harvest sources not registered yet error={} action=\"retrying\"", Quote(e.what()));
@@ -113,6 +138,7 @@ net::awaitable<void> Harvester::Sync() {
 
 void Harvester::Failed(Source& s, const std::string& error, bool transient) {
     ++s.failures_in_row;
+    ++s.failures;
     // Logged when the source starts failing and when the reason changes,
     // not at every retry.
     if (!s.failing || error != s.last_error)
@@ -240,8 +266,10 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
             });
             Healthy(s);
             records += static_cast<long long>(changes.size());
+            s.records += static_cast<long long>(changes.size());
             rejected_total += rejected;
             if (!after) {
+                s.last_success_unix = static_cast<double>(std::time(nullptr));
                 if (applied.deletions_refused)
                     spdlog::error("harvest deletions held back source={} library={} would_delete={} live={} "
                                   "max_delete_percent={} action=\"check the source; iblctl sync run {} --full "

@@ -15,6 +15,7 @@
 
 #include "daemon/config.hpp"
 #include "daemon/db_executor.hpp"
+#include "protocols/prometheus.hpp"
 #include "storage/harvest.hpp"
 
 namespace iblsync::daemon {
@@ -41,6 +42,12 @@ public:
     // Failing sources now (errors since their last good page), for STATUS.
     int Failing() const;
     int Count() const { return static_cast<int>(sources_.size()); }
+
+    // Per source: failing (0/1), failures in a row, records applied and
+    // failures since start, and the Unix time of the last completed run
+    // (read from the database at start, so alerts on time() - it survive
+    // restarts).
+    void Render(protocols::PrometheusText& out) const;
 
 private:
     struct Source;

@@ -270,6 +270,7 @@ struct Node::Impl {
         out.Sample("iblsync_db_failures_total", {}, static_cast<double>(s.failures));
         out.Family("iblsync_schema_version", "gauge", "Migration version this binary expects.");
         out.Sample("iblsync_schema_version", {}, storage::LatestKnownVersion());
+        harvester.Render(out);
         return out.str();
     }
 

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/daemon_process.hpp"
+#include "tests/support/raw_http.hpp"
 #include "tests/support/sru_peer.hpp"
 
 namespace iblsync::test {
@@ -127,6 +128,14 @@ TEST_F(HarvestTest, FullRunRepeatAndDeletionsFromZebra) {
     auto status = d.Iblctl({"sync", "status"});
     ASSERT_EQ(status.exit_code, 0) << status.err;
     EXPECT_NE(status.out.find("zebra               NL-0000000201    idle"), std::string::npos) << status.out;
+    auto metrics = HttpGet(d.port(), "/metrics");
+    ASSERT_TRUE(metrics);
+    EXPECT_NE(metrics->body.find("iblsync_harvest_records_total{source=\"zebra\"} 71\n"), std::string::npos)
+        << metrics->body;
+    EXPECT_NE(metrics->body.find("iblsync_harvest_failing{source=\"zebra\"} 0\n"), std::string::npos);
+    EXPECT_EQ(metrics->body.find("iblsync_harvest_last_success_timestamp_seconds{source=\"zebra\"} 0\n"),
+              std::string::npos)
+        << "a completed run sets the time";
     auto json = d.Iblctl({"--json", "sync", "status"});
     EXPECT_NE(json.out.find("\"records_total\":71"), std::string::npos) << json.out;
 
@@ -291,6 +300,12 @@ TEST_F(HarvestTest, AFailingSourceIsVisibleLoggedOnceAndRecovers) {
     auto status = d.Iblctl({"sync", "status"});
     EXPECT_NE(status.out.find("failing"), std::string::npos) << status.out;
     EXPECT_NE(status.out.find("HTTP 500"), std::string::npos) << status.out;
+    auto metrics = HttpGet(d.port(), "/metrics");
+    ASSERT_TRUE(metrics);
+    EXPECT_NE(metrics->body.find("iblsync_harvest_failing{source=\"zebra\"} 1\n"), std::string::npos)
+        << metrics->body;
+    EXPECT_NE(metrics->body.find("iblsync_harvest_last_success_timestamp_seconds{source=\"zebra\"} 0\n"),
+              std::string::npos);
 
     // Paused, it asks the source nothing more, across its retries; resumed,
     // it goes on failing where it was.
