@@ -1,6 +1,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -229,33 +230,27 @@ void Stager::Flush() {
         {
             auto hold_out = Open(&LoadSpools::holding, "holding", kHoldingColumns);
             CopyWriter& hold = *hold_out;
+            // Spooled, their change_log lines go along (the merge adds seq).
+            std::optional<CopyWriter> log;
+            if (spools_) log.emplace(spools_->direct_log);
             for (const auto& row : rows_) {
                 if (row.op != 'n') continue;
                 const long long record_id = ids[next_rec++];
                 for (std::size_t i = 0; i < row.record.holdings.size(); ++i) {
                     if (!row.direct[i]) continue;
                     const auto& h = row.record.holdings[i];
-                    hold.Int(hold_ids[next_hold++]).Int(record_id).Text(library_).Nullable(h.branch);
+                    const long long hold_id = hold_ids[next_hold++];
+                    hold.Int(hold_id).Int(record_id).Text(library_).Nullable(h.branch);
                     hold.Nullable(h.shelfmark).Text(h.barcode).Text(protocols::ToString(h.status));
                     hold.Nullable(h.due_date).Nullable(h.changed_at).EndLine();
+                    if (log) {
+                        log->Text("holding").Text("insert").Text(library_).Text(h.barcode);
+                        log->Int(hold_id).Int(1).Text(row.record.local_id).EndLine();
+                    }
                 }
             }
             hold.Complete();
-        }
-        if (spools_) {
-            next_hold = next_rec = 0;
-            CopyWriter log(spools_->direct_log);
-            for (const auto& row : rows_) {
-                if (row.op != 'n') continue;
-                ++next_rec;
-                for (std::size_t i = 0; i < row.record.holdings.size(); ++i) {
-                    if (!row.direct[i]) continue;
-                    // seq is added when the merge numbers the lines.
-                    log.Text("holding").Text("insert").Text(library_).Text(row.record.holdings[i].barcode);
-                    log.Int(hold_ids[next_hold++]).Int(1).Text(row.record.local_id).EndLine();
-                }
-            }
-            log.Complete();
+            if (log) log->Complete();
         }
         if (spools_) {
             // The merge finds these copies by their id range instead: ids
