@@ -11,6 +11,7 @@
 #include "storage/database.hpp"
 #include "storage/detail/connection_pool.hpp"
 #include "storage/detail/sql.hpp"
+#include "storage/detail/write.hpp"
 
 namespace iblsync::storage {
 namespace {
@@ -53,11 +54,6 @@ void Audit(pqxx::work& tx, const std::string& library, const Actor& actor, const
            const std::string& detail) {
     tx.exec_params0("INSERT INTO audit_log (library, actor, action, detail) VALUES ($1, $2, $3, $4)", library,
                     actor.name, action, detail);
-}
-
-void RequireLibrary(pqxx::work& tx, const std::string& isil) {
-    if (tx.exec_params("SELECT 1 FROM library WHERE isil = $1", isil).empty())
-        throw DatabaseError(fmt::format("library {} is not registered", isil), "IBL01");
 }
 
 IssuedToken Issue(pqxx::work& tx, const std::string& isil, const std::string& label) {
@@ -167,7 +163,7 @@ bool SetLibraryEnabled(Database& db, const std::string& isil, bool enabled, cons
 IssuedToken IssueToken(Database& db, const std::string& isil, const std::string& label, const Actor& actor) {
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::work tx(c, "tokenissue");
-        RequireLibrary(tx, isil);
+        detail::RequireLibrary(tx, isil);
         auto out = Issue(tx, isil, label);
         Audit(tx, isil, actor, "token.issue", fmt::format("token_id={} label={}", out.id, label));
         tx.commit();
@@ -178,7 +174,7 @@ IssuedToken IssueToken(Database& db, const std::string& isil, const std::string&
 IssuedToken RotateToken(Database& db, const std::string& isil, int grace_seconds, const Actor& actor) {
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::work tx(c, "tokenrotate");
-        RequireLibrary(tx, isil);
+        detail::RequireLibrary(tx, isil);
         // Tokens already set to expire keep the earlier of the two times.
         auto old = tx.exec_params(
             "UPDATE library_token SET revoked_at = least(coalesce(revoked_at, 'infinity'),"
@@ -197,7 +193,7 @@ IssuedToken RotateToken(Database& db, const std::string& isil, int grace_seconds
 long long RevokeTokens(Database& db, const std::string& isil, long long token_id, const Actor& actor) {
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::work tx(c, "tokenrevoke");
-        RequireLibrary(tx, isil);
+        detail::RequireLibrary(tx, isil);
         auto r = tx.exec_params(
             "UPDATE library_token SET revoked_at = now()"
             " WHERE library = $1 AND ($2 = 0 OR id = $2) AND (revoked_at IS NULL OR revoked_at > now())",

@@ -21,6 +21,7 @@
 #include "storage/detail/errors.hpp"
 #include "storage/detail/copy_writer.hpp"
 #include "storage/detail/merge.hpp"
+#include "storage/detail/write.hpp"
 #include "storage/errors.hpp"
 
 namespace iblsync::storage {
@@ -381,8 +382,7 @@ CatalogueImport::CatalogueImport(const std::string& conninfo, ImportOptions opti
         // the same lock (catalogue_writer.cpp). Under it, what is read next
         // stays true until the commit.
         tx.exec_params("SELECT pg_advisory_xact_lock(hashtext('iblsync.import:' || $1))", impl_->options.library);
-        if (tx.exec_params("SELECT 1 FROM library WHERE isil = $1", impl_->options.library).empty())
-            throw DatabaseError(fmt::format("library {} is not registered", impl_->options.library), "IBL01");
+        detail::RequireLibrary(tx, impl_->options.library);
         // The merge sorts and hashes the whole load; with the default 4 MB it
         // would spill to disk. Scratch tables get buffers of their own (only
         // settable before the session first touches a temporary table).

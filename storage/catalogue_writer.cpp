@@ -19,9 +19,13 @@ void LockLibrary(pqxx::work& tx, const std::string& lib) {
     tx.exec_params("SELECT pg_advisory_xact_lock(hashtext('iblsync.import:' || $1))", lib);
 }
 
-BatchResult ApplyChanges(pqxx::work& tx, const std::string& lib, const std::vector<RecordChange>& changes) {
+void RequireLibrary(pqxx::work& tx, const std::string& lib) {
     if (tx.exec_params("SELECT 1 FROM library WHERE isil = $1", lib).empty())
         throw DatabaseError(fmt::format("library {} is not registered", lib), "IBL01");
+}
+
+BatchResult ApplyChanges(pqxx::work& tx, const std::string& lib, const std::vector<RecordChange>& changes) {
+    RequireLibrary(tx, lib);
     detail::PrepareStage(tx);
     detail::Stager stage(tx, lib);
     for (std::size_t i = 0; i < changes.size(); ++i) {

@@ -14,14 +14,20 @@ namespace {
 
 constexpr const char* kIsoUtc = "YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"";
 
+// A run is known by its start time, to the microsecond, as text that
+// compares equal after a round trip through timestamptz.
+std::string RunId(const char* column) {
+    return fmt::format("to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'", column);
+}
+
 }  // namespace
 
 void SyncHarvestSources(Database& db, const std::vector<HarvestSourceSpec>& sources) {
     db.Pool().With([&](pqxx::connection& c) {
         pqxx::work tx(c, "harvest sources");
-        std::vector<std::string> names;
+        detail::ArrayLiteral names;
         for (const auto& s : sources) {
-            names.push_back(s.name);
+            names.Add(s.name);
             // A source that now points elsewhere starts over: its cursor
             // and what it has seen belong to the old place.
             tx.exec_params(
@@ -34,10 +40,7 @@ void SyncHarvestSources(Database& db, const std::vector<HarvestSourceSpec>& sour
                 "   THEN h.last_run_from END",
                 s.name, s.library, s.url);
         }
-        detail::ArrayLiteral list;
-        for (const auto& n : names) list.Add(n);
-        tx.exec_params("UPDATE harvest_source SET configured = false WHERE NOT (name = ANY($1::text[]))", list.Done());
-        tx.exec0("DELETE FROM harvest_seen s USING harvest_source h WHERE h.name = s.source AND h.run_kind IS NULL");
+        tx.exec_params("UPDATE harvest_source SET configured = false WHERE NOT (name = ANY($1::text[]))", names.Done());
         tx.commit();
         return 0;
     });
@@ -48,8 +51,8 @@ std::optional<HarvestRun> StartOrResumeRun(Database& db, const std::string& sour
     return db.Pool().With([&](pqxx::connection& c) -> std::optional<HarvestRun> {
         pqxx::work tx(c, "harvest run");
         auto rows = tx.exec_params(
-            "SELECT h.run_kind, h.next_position, to_char(h.run_started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00',"
-            " to_char(h.run_since AT TIME ZONE 'UTC', $2), h.paused,"
+            "SELECT h.run_kind, h.next_position, " + RunId("h.run_started_at") +
+                ", to_char(h.run_since AT TIME ZONE 'UTC', $2), h.paused,"
             // seconds until the next run is due (<= 0: due now)
             " CASE WHEN h.last_success_at IS NULL OR h.full_requested OR h.run_requested THEN 0"
             "  ELSE extract(epoch FROM (h.last_run_from + make_interval(secs => $3::float8)) - now()) END,"
@@ -89,7 +92,7 @@ std::optional<HarvestRun> StartOrResumeRun(Database& db, const std::string& sour
             "UPDATE harvest_source SET run_kind = $2, run_started_at = clock_timestamp(),"
             " run_since = CASE WHEN $2 = 'incremental' THEN last_run_from END, next_position = 1, run_total = NULL,"
             " run_records = 0, run_rejected = 0, run_requested = false, full_requested = false WHERE name = $1"
-            " RETURNING to_char(run_started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'",
+            " RETURNING " + RunId("run_started_at"),
             source, run.kind == RunKind::kFull ? "full" : "incremental");
         run.started_at = started[0].as<std::string>();
         tx.exec_params("DELETE FROM harvest_seen WHERE source = $1", source);
@@ -116,8 +119,7 @@ PageApplied ApplyHarvestPage(Database& db, const std::string& source, const std:
         detail::LockLibrary(tx, library);
         PageApplied out;
         if (!changes.empty()) out.summary = detail::ApplyChanges(tx, library, changes).summary;
-        else if (tx.exec_params("SELECT 1 FROM library WHERE isil = $1", library).empty())
-            throw DatabaseError(fmt::format("library {} is not registered", library), "IBL01");
+        else detail::RequireLibrary(tx, library);
         if (full && !changes.empty()) {
             detail::ArrayLiteral ids;
             for (const auto& ch : changes) ids.Add(ch.record.local_id);
@@ -138,23 +140,20 @@ PageApplied ApplyHarvestPage(Database& db, const std::string& source, const std:
             // The run saw the whole source: what it did not see is gone,
             // unless that is so much of the library that a broken source
             // (an empty result, a wrong query) is the likelier cause.
-            auto counts = tx.exec_params1(
-                "SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM harvest_seen s WHERE s.source = $1"
-                "  AND s.local_id = b.local_id)), count(*)"
-                " FROM bib_record b WHERE b.library = $2 AND NOT b.deleted",
+            const auto unseen = tx.exec_params(
+                "SELECT local_id FROM bib_record b WHERE b.library = $2 AND NOT b.deleted"
+                " AND NOT EXISTS (SELECT 1 FROM harvest_seen s WHERE s.source = $1 AND s.local_id = b.local_id)",
                 source, library);
-            out.would_delete = counts[0].as<long long>();
-            out.live_before = counts[1].as<long long>();
+            out.would_delete = static_cast<long long>(unseen.size());
+            out.live_before =
+                tx.exec_params1("SELECT count(*) FROM bib_record WHERE library = $1 AND NOT deleted", library)[0]
+                    .as<long long>();
             if (out.would_delete > 0 && !allow_mass_delete &&
                 out.would_delete * 100 > out.live_before * max_delete_percent) {
                 out.deletions_refused = true;
             } else if (out.would_delete > 0) {
                 std::vector<RecordChange> gone;
-                for (const auto& r : tx.exec_params(
-                         "SELECT local_id FROM bib_record b WHERE b.library = $2 AND NOT b.deleted"
-                         " AND NOT EXISTS (SELECT 1 FROM harvest_seen s WHERE s.source = $1 AND s.local_id = b.local_id)",
-                         source, library))
-                    gone.push_back(RecordChange::Delete(r[0].as<std::string>()));
+                for (const auto& r : unseen) gone.push_back(RecordChange::Delete(r[0].as<std::string>()));
                 auto del = detail::ApplyChanges(tx, library, gone).summary;
                 out.deleted_absent = del.deleted;
                 out.summary.deleted += del.deleted;

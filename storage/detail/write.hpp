@@ -15,6 +15,9 @@ namespace iblsync::storage::detail {
 // Takes the library's write lock (the one bulk loads take) until the commit.
 void LockLibrary(pqxx::work& tx, const std::string& library);
 
+// Throws DatabaseError (sqlstate IBL01) if `library` is not registered.
+void RequireLibrary(pqxx::work& tx, const std::string& library);
+
 // Stages and merges `changes` (the lock must be held); does not commit.
 BatchResult ApplyChanges(pqxx::work& tx, const std::string& library, const std::vector<RecordChange>& changes);
 
