@@ -75,38 +75,45 @@ Setting Make(std::string section,
     };
 }
 
+// Value readers, shared by the settings table and the [[harvest]] keys:
+// each returns the problem with the value, or fills `out`.
 template <class T>
-Setting Integer(std::string section, std::string key, bool reloadable, T Config::*field, long long lo,
-                long long hi) {
-    return Make<T>(
-        std::move(section), std::move(key), reloadable, false, field,
-        [lo, hi](const toml::node& n, T& out) -> Problem {
-            auto v = n.value_exact<int64_t>();
-            if (!v) return fmt::format("expected an integer, got {}", TypeName(n));
-            if (*v < lo || *v > hi) return fmt::format("{} is out of range {}..{}", *v, lo, hi);
-            out = static_cast<T>(*v);
-            return std::nullopt;
-        },
-        [](const T& v) { return std::to_string(v); });
+std::function<Problem(const toml::node&, T&)> IntegerValue(long long lo, long long hi) {
+    return [lo, hi](const toml::node& n, T& out) -> Problem {
+        auto v = n.value_exact<int64_t>();
+        if (!v) return fmt::format("expected an integer, got {}", TypeName(n));
+        if (*v < lo || *v > hi) return fmt::format("{} is out of range {}..{}", *v, lo, hi);
+        out = static_cast<T>(*v);
+        return std::nullopt;
+    };
 }
 
 using StringCheck = std::function<Problem(std::string&)>;
 
+std::function<Problem(const toml::node&, std::string&)> StringValue(StringCheck check) {
+    return [check](const toml::node& n, std::string& out) -> Problem {
+        auto v = n.value_exact<std::string>();
+        if (!v) return fmt::format("expected a string, got {}", TypeName(n));
+        std::string s = *v;
+        if (check) {
+            if (auto p = check(s)) return p;
+        }
+        out = std::move(s);
+        return std::nullopt;
+    };
+}
+
+template <class T>
+Setting Integer(std::string section, std::string key, bool reloadable, T Config::*field, long long lo,
+                long long hi) {
+    return Make<T>(std::move(section), std::move(key), reloadable, false, field, IntegerValue<T>(lo, hi),
+                   [](const T& v) { return std::to_string(v); });
+}
+
 Setting String(std::string section, std::string key, bool reloadable, bool required,
                std::string Config::*field, StringCheck check) {
-    return Make<std::string>(
-        std::move(section), std::move(key), reloadable, required, field,
-        [check](const toml::node& n, std::string& out) -> Problem {
-            auto v = n.value_exact<std::string>();
-            if (!v) return fmt::format("expected a string, got {}", TypeName(n));
-            std::string s = *v;
-            if (check) {
-                if (auto p = check(s)) return p;
-            }
-            out = std::move(s);
-            return std::nullopt;
-        },
-        [](const std::string& v) { return v; });
+    return Make<std::string>(std::move(section), std::move(key), reloadable, required, field,
+                             StringValue(std::move(check)), [](const std::string& v) { return v; });
 }
 
 Problem ParseListen(const std::string& s, ListenAddress& out) {
@@ -296,100 +303,94 @@ std::string Suggest(const std::string& wrong, const std::vector<std::string>& kn
     return best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best);
 }
 
+// The keys of a [[harvest]] table: name, and the reader of its value.
+struct HarvestKey {
+    std::string name;
+    std::function<Problem(const toml::node&, HarvestSource&)> parse;
+};
+
+template <class T>
+HarvestKey HarvestField(std::string name, T HarvestSource::*field, std::function<Problem(const toml::node&, T&)> read) {
+    return {std::move(name), [field, read](const toml::node& n, HarvestSource& s) { return read(n, s.*field); }};
+}
+
+Problem NotEmpty(std::string& v) {
+    if (v.empty()) return std::string("must not be empty");
+    return std::nullopt;
+}
+
+const std::vector<HarvestKey>& HarvestKeys() {
+    static const std::vector<HarvestKey> kKeys = [] {
+        using S = HarvestSource;
+        std::vector<HarvestKey> k;
+        k.push_back(HarvestField<std::string>("name", &S::name, StringValue([](std::string& v) -> Problem {
+            const bool ok = !v.empty() && v.size() <= 64 && v.front() != '-' && v.front() != '_' &&
+                            std::all_of(v.begin(), v.end(), [](char c) {
+                                return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+                            });
+            if (!ok) return std::string("must be 1..64 of a-z 0-9 - _, starting with a letter or digit");
+            return std::nullopt;
+        })));
+        k.push_back(HarvestField<std::string>("library", &S::library, StringValue([](std::string& v) -> Problem {
+            auto isil = protocols::NormalizeIsil(v);
+            if (!isil) return isil.error();
+            v = isil.value();
+            return std::nullopt;
+        })));
+        k.push_back(HarvestField<std::string>("url", &S::url, StringValue([](std::string& v) -> Problem {
+            auto url = protocols::sru::ParseHttpUrl(v);
+            if (!url) return url.error();
+            return std::nullopt;
+        })));
+        k.push_back(HarvestField<std::string>("version", &S::version, StringValue([](std::string& v) -> Problem {
+            if (v != "1.1" && v != "1.2" && v != "2.0") return std::string("must be \"1.1\", \"1.2\" or \"2.0\"");
+            return std::nullopt;
+        })));
+        k.push_back(HarvestField<std::string>("record_schema", &S::record_schema, StringValue(NotEmpty)));
+        k.push_back(HarvestField<std::string>("query", &S::query, StringValue(NotEmpty)));
+        k.push_back(HarvestField<std::string>(
+            "incremental_query", &S::incremental_query, StringValue([](std::string& v) -> Problem {
+                if (!v.empty() && v.find("{since}") == std::string::npos)
+                    return std::string("must contain {since}, e.g. \"rec.lastModificationDate > {since}\"");
+                return std::nullopt;
+            })));
+        k.push_back(HarvestField<int>("page_size", &S::page_size, IntegerValue<int>(1, 10000)));
+        k.push_back(HarvestField<int>("interval_minutes", &S::interval_minutes, IntegerValue<int>(1, 525600)));
+        k.push_back(HarvestField<int>("full_interval_hours", &S::full_interval_hours, IntegerValue<int>(0, 87600)));
+        k.push_back(HarvestField<int>("timeout_seconds", &S::timeout_seconds, IntegerValue<int>(1, 3600)));
+        k.push_back(HarvestField<int>("retry_max_seconds", &S::retry_max_seconds, IntegerValue<int>(1, 86400)));
+        k.push_back(HarvestField<int>("max_delete_percent", &S::max_delete_percent, IntegerValue<int>(0, 100)));
+        k.push_back(HarvestField<std::uint64_t>("max_page_bytes", &S::max_page_bytes,
+                                                IntegerValue<std::uint64_t>(4096, 1LL << 31)));
+        return k;
+    }();
+    return kKeys;
+}
+
 // [[harvest]]: an array of tables, one per source. Returns an error as
 // "path:line: harvest[N].key: message" (N counted from 1).
 Problem ParseHarvest(const toml::node& node, const std::string& path, std::vector<HarvestSource>& out) {
-    auto at = [&](const toml::source_region& where, std::size_t i, const std::string& key, const std::string& msg) {
-        return fmt::format("{}:{}: harvest[{}]{}{}: {}", path, where.begin.line, i, key.empty() ? "" : ".", key, msg);
-    };
     const auto* arr = node.as_array();
     if (!arr || !arr->is_array_of_tables())
         return fmt::format("{}:{}: harvest: must be written as [[harvest]] tables, one per source", path,
                            node.source().begin.line);
+    std::vector<std::string> names;
+    for (const auto& k : HarvestKeys()) names.push_back(k.name);
     std::size_t i = 0;
     for (const auto& entry : *arr) {
         ++i;
         const auto& table = *entry.as_table();
         HarvestSource src;
         src.line = static_cast<int>(table.source().begin.line);
-        auto text = [&](const toml::node& n, const std::string& key, std::string& field) -> Problem {
-            auto v = n.value_exact<std::string>();
-            if (!v) return at(n.source(), i, key, fmt::format("expected a string, got {}", TypeName(n)));
-            field = *v;
-            return std::nullopt;
-        };
-        auto number = [&](const toml::node& n, const std::string& key, auto& field, long long lo,
-                          long long hi) -> Problem {
-            auto v = n.value_exact<int64_t>();
-            if (!v) return at(n.source(), i, key, fmt::format("expected an integer, got {}", TypeName(n)));
-            if (*v < lo || *v > hi) return at(n.source(), i, key, fmt::format("{} is out of range {}..{}", *v, lo, hi));
-            field = static_cast<std::remove_reference_t<decltype(field)>>(*v);
-            return std::nullopt;
-        };
-        static const std::vector<std::string> kKeys{"name",          "library",           "url",
-                                                    "version",       "record_schema",     "query",
-                                                    "incremental_query", "page_size",     "interval_minutes",
-                                                    "full_interval_hours", "timeout_seconds", "retry_max_seconds",
-                                                    "max_delete_percent", "max_page_bytes"};
         for (const auto& [k, n] : table) {
             const std::string key(k.str());
-            Problem p;
-            if (key == "name") {
-                p = text(n, key, src.name);
-                if (!p && (src.name.empty() || src.name.size() > 64 ||
-                           !std::all_of(src.name.begin(), src.name.end(),
-                                        [](char c) {
-                                            return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-                                                   c == '_';
-                                        }) ||
-                           src.name.front() == '-' || src.name.front() == '_'))
-                    p = at(n.source(), i, key, "must be 1..64 of a-z 0-9 - _, starting with a letter or digit");
-            } else if (key == "library") {
-                p = text(n, key, src.library);
-                if (!p) {
-                    auto isil = protocols::NormalizeIsil(src.library);
-                    if (!isil) p = at(n.source(), i, key, isil.error());
-                    else src.library = isil.value();
-                }
-            } else if (key == "url") {
-                p = text(n, key, src.url);
-                if (!p) {
-                    auto url = protocols::sru::ParseHttpUrl(src.url);
-                    if (!url) p = at(n.source(), i, key, url.error());
-                }
-            } else if (key == "version") {
-                p = text(n, key, src.version);
-                if (!p && src.version != "1.1" && src.version != "1.2" && src.version != "2.0")
-                    p = at(n.source(), i, key, "must be \"1.1\", \"1.2\" or \"2.0\"");
-            } else if (key == "record_schema") {
-                p = text(n, key, src.record_schema);
-                if (!p && src.record_schema.empty()) p = at(n.source(), i, key, "must not be empty");
-            } else if (key == "query") {
-                p = text(n, key, src.query);
-                if (!p && src.query.empty()) p = at(n.source(), i, key, "must not be empty");
-            } else if (key == "incremental_query") {
-                p = text(n, key, src.incremental_query);
-                if (!p && !src.incremental_query.empty() && src.incremental_query.find("{since}") == std::string::npos)
-                    p = at(n.source(), i, key,
-                           "must contain {since}, e.g. \"rec.lastModificationDate > {since}\"");
-            } else if (key == "page_size") {
-                p = number(n, key, src.page_size, 1, 10000);
-            } else if (key == "interval_minutes") {
-                p = number(n, key, src.interval_minutes, 1, 525600);
-            } else if (key == "full_interval_hours") {
-                p = number(n, key, src.full_interval_hours, 0, 87600);
-            } else if (key == "timeout_seconds") {
-                p = number(n, key, src.timeout_seconds, 1, 3600);
-            } else if (key == "retry_max_seconds") {
-                p = number(n, key, src.retry_max_seconds, 1, 86400);
-            } else if (key == "max_delete_percent") {
-                p = number(n, key, src.max_delete_percent, 0, 100);
-            } else if (key == "max_page_bytes") {
-                p = number(n, key, src.max_page_bytes, 4096, 1LL << 31);
-            } else {
-                p = at(k.source(), i, key, "unknown key" + Suggest(key, kKeys));
-            }
-            if (p) return p;
+            auto known = std::find_if(HarvestKeys().begin(), HarvestKeys().end(),
+                                      [&](const HarvestKey& h) { return h.name == key; });
+            Problem p = known == HarvestKeys().end() ? Problem("unknown key" + Suggest(key, names))
+                                                     : known->parse(n, src);
+            if (p)
+                return fmt::format("{}:{}: harvest[{}].{}: {}", path,
+                                   (known == HarvestKeys().end() ? k.source() : n.source()).begin.line, i, key, *p);
         }
         for (const char* required : {"name", "library", "url"})
             if (!table.contains(required))
