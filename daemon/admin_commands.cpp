@@ -34,11 +34,6 @@ ControlResponse Ok(const rapidjson::StringBuffer& buf) {
     return r;
 }
 
-std::string Arg(const protocols::ControlRequest& req, const char* key) {
-    auto it = req.args.find(key);
-    return it == req.args.end() ? std::string() : it->second;
-}
-
 void Str(Writer& w, const char* k, const std::string& v) {
     w.Key(k);
     w.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
@@ -80,7 +75,7 @@ net::awaitable<std::optional<ControlResponse>> HandleAdminCommand(const protocol
     if (cmd == "changes") {
         long long since = 0;
         int limit = 100;
-        auto s = Arg(req, "since"), l = Arg(req, "limit");
+        auto s = req.Arg("since"), l = req.Arg("limit");
         auto [e1, ec1] = std::from_chars(s.data(), s.data() + s.size(), since);
         auto [e2, ec2] = std::from_chars(l.data(), l.data() + l.size(), limit);
         if ((!s.empty() && (ec1 != std::errc() || since < 0)) || (!l.empty() && (ec2 != std::errc() || limit < 1 || limit > 10000)))
@@ -96,7 +91,7 @@ net::awaitable<std::optional<ControlResponse>> HandleAdminCommand(const protocol
         }
     }
     if (cmd.rfind("library.", 0) != 0 && cmd.rfind("token.", 0) != 0) co_return std::nullopt;
-    const storage::Actor actor{fmt::format("control:uid={}", Arg(req, "_peer_uid"))};
+    const storage::Actor actor{fmt::format("control:uid={}", req.Arg("_peer_uid"))};
 
     if (cmd == "library.list") {
         auto libs = co_await exec.Run([&db] { return storage::ListLibraries(db); });
@@ -111,9 +106,9 @@ net::awaitable<std::optional<ControlResponse>> HandleAdminCommand(const protocol
         co_return Ok(buf);
     }
 
-    auto isil = protocols::NormalizeIsil(Arg(req, "isil"));
+    auto isil = protocols::NormalizeIsil(req.Arg("isil"));
     if (!isil)
-        co_return Refuse(fmt::format("'{}' is not a valid ISIL: {}", Arg(req, "isil").substr(0, 40), isil.error()),
+        co_return Refuse(fmt::format("'{}' is not a valid ISIL: {}", req.Arg("isil").substr(0, 40), isil.error()),
                          "an ISIL in this network looks like NL-0600670000: 'NL-' and at most 13 of A-Z 0-9 / - :");
     const std::string lib = isil.value();
     const auto not_registered = [&] {
@@ -125,15 +120,15 @@ net::awaitable<std::optional<ControlResponse>> HandleAdminCommand(const protocol
         if (cmd == "library.add") {
             storage::Library l;
             l.isil = lib;
-            l.name = Arg(req, "name");
+            l.name = req.Arg("name");
             if (l.name.empty() || l.name.size() > 200)
                 co_return Refuse("a library needs a name of 1 to 200 characters", "add --name \"Bibliotheek …\"");
-            if (auto p = Arg(req, "province"); !p.empty()) {
+            if (auto p = req.Arg("province"); !p.empty()) {
                 auto prov = protocols::NormalizeProvince(p);
                 if (!prov) co_return Refuse(prov.error(), "give an ISO 3166-2:NL code such as NL-GE or NL-NH");
                 l.province = prov.value();
             }
-            if (auto p = Arg(req, "poi"); !p.empty()) {
+            if (auto p = req.Arg("poi"); !p.empty()) {
                 auto poi = protocols::NormalizeIsil(p);
                 if (!poi) co_return Refuse(fmt::format("--poi: {}", poi.error()), "give the ISIL of the POI");
                 l.poi = poi.value();
@@ -163,7 +158,7 @@ net::awaitable<std::optional<ControlResponse>> HandleAdminCommand(const protocol
             co_return Ok(buf);
         }
         if (cmd == "token.issue") {
-            std::string label = Arg(req, "label");
+            std::string label = req.Arg("label");
             if (label.size() > 200) co_return Refuse("a token label has at most 200 characters", "shorten --label");
             auto t = co_await exec.Run([&] { return storage::IssueToken(db, lib, label, actor); });
             rapidjson::StringBuffer buf;
@@ -175,7 +170,7 @@ net::awaitable<std::optional<ControlResponse>> HandleAdminCommand(const protocol
         }
         if (cmd == "token.rotate") {
             int grace = 0;
-            if (auto g = Arg(req, "grace_seconds"); !g.empty()) {
+            if (auto g = req.Arg("grace_seconds"); !g.empty()) {
                 auto [end, ec] = std::from_chars(g.data(), g.data() + g.size(), grace);
                 if (ec != std::errc() || end != g.data() + g.size() || grace < 0 || grace > 30 * 86400)
                     co_return Refuse(fmt::format("grace '{}' is not 0..2592000 seconds", g.substr(0, 20)),
@@ -197,7 +192,7 @@ net::awaitable<std::optional<ControlResponse>> HandleAdminCommand(const protocol
         }
         if (cmd == "token.revoke") {
             long long id = 0;
-            const std::string which = Arg(req, "token_id");
+            const std::string which = req.Arg("token_id");
             if (which != "all") {
                 auto [end, ec] = std::from_chars(which.data(), which.data() + which.size(), id);
                 if (which.empty() || ec != std::errc() || end != which.data() + which.size() || id <= 0)

@@ -419,16 +419,12 @@ struct Node::Impl {
             r.ok = true;
             r.result_json = HarvestStatusJson(list);
         } else {
-            auto arg = [&](const char* k) {
-                auto it = req.args.find(k);
-                return it == req.args.end() ? std::string() : it->second;
-            };
-            const std::string name = arg("source");
+            const std::string name = req.Arg("source");
             if (!harvester.Has(name)) {
                 r.error = fmt::format("no harvest source '{}' in {}", name.substr(0, 64), config->path);
                 r.hint = "'iblctl sync status' lists the sources; add one as a [[harvest]] table and restart";
             } else {
-                const bool full = arg("full") == "true", allow = arg("allow_deletions") == "true";
+                const bool full = req.Arg("full") == "true", allow = req.Arg("allow_deletions") == "true";
                 co_await exec.Run([&] {
                     if (req.command == "sync.run") return storage::RequestHarvest(db, name, full, allow);
                     return storage::PauseHarvest(db, name, req.command == "sync.pause");
@@ -436,7 +432,7 @@ struct Node::Impl {
                 if (req.command != "sync.run") harvester.SetPaused(name, req.command == "sync.pause");
                 harvester.Wake(name);
                 spdlog::info("harvest {} source={} full={} peer_uid={}", req.command.substr(5), name, full,
-                             arg("_peer_uid"));
+                             req.Arg("_peer_uid"));
                 r.ok = true;
                 r.result_json = fmt::format(R"({{"source":"{}","done":"{}"}})", name, req.command.substr(5));
             }

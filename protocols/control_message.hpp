@@ -20,6 +20,12 @@ inline constexpr std::size_t kMaxControlLine = 64 * 1024;
 struct ControlRequest {
     std::string command;
     std::map<std::string, std::string> args;
+
+    // The argument `key`, or "" if it was not given.
+    std::string Arg(const std::string& key) const {
+        auto it = args.find(key);
+        return it == args.end() ? std::string() : it->second;
+    }
 };
 
 struct ControlResponse {
