@@ -6,14 +6,10 @@
 #include <pugixml.hpp>
 
 #include "protocols/utf8.hpp"
+#include "protocols/xml_names.hpp"
 
 namespace iblsync::protocols::marc {
 namespace {
-
-std::string_view LocalName(std::string_view name) {
-    auto colon = name.find(':');
-    return colon == std::string_view::npos ? name : name.substr(colon + 1);
-}
 
 bool IsNameChar(char c) {
     return !(c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '>' || c == '/');

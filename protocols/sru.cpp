@@ -12,6 +12,7 @@
 #include "protocols/dublin_core.hpp"
 #include "protocols/marcxml.hpp"
 #include "protocols/utf8.hpp"
+#include "protocols/xml_names.hpp"
 
 namespace iblsync::protocols::sru {
 namespace {
@@ -522,11 +523,7 @@ std::optional<std::vector<std::pair<std::string, std::string>>> ParseSoapRequest
         error = fmt::format("the request is not well-formed XML: {} at byte {}", parsed.description(), parsed.offset);
         return std::nullopt;
     }
-    auto local = [](const pugi::xml_node& n) {
-        std::string_view name = n.name();
-        const auto colon = name.find(':');
-        return std::string(colon == std::string_view::npos ? name : name.substr(colon + 1));
-    };
+    auto local = [](const pugi::xml_node& n) { return std::string(LocalName(n.name())); };
     pugi::xml_node request;
     auto envelope = doc.document_element();
     if (local(envelope) != "Envelope") {

@@ -9,15 +9,12 @@
 
 #include "protocols/url.hpp"
 #include "protocols/utf8.hpp"
+#include "protocols/xml_names.hpp"
 
 namespace iblsync::protocols::sru {
 namespace {
 
-std::string_view Local(const pugi::xml_node& n) {
-    std::string_view name = n.name();
-    const auto colon = name.find(':');
-    return colon == std::string_view::npos ? name : name.substr(colon + 1);
-}
+std::string_view Local(const pugi::xml_node& n) { return LocalName(n.name()); }
 
 pugi::xml_node Child(const pugi::xml_node& parent, std::string_view local) {
     for (auto c : parent.children())
@@ -30,10 +27,10 @@ std::string Text(const pugi::xml_node& n) { return n ? std::string(n.child_value
 std::optional<long long> Number(const pugi::xml_node& n) {
     if (!n) return std::nullopt;
     std::string_view v = n.child_value();
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\n' || v.front() == '\t' || v.front() == '\r'))
-        v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\n' || v.back() == '\t' || v.back() == '\r'))
-        v.remove_suffix(1);
+    constexpr std::string_view kSpace = " \t\r\n";
+    const auto first = v.find_first_not_of(kSpace);
+    if (first == std::string_view::npos) return std::nullopt;
+    v = v.substr(first, v.find_last_not_of(kSpace) - first + 1);
     long long out = 0;
     auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
     if (ec != std::errc() || end != v.data() + v.size() || v.empty()) return std::nullopt;
@@ -180,7 +177,8 @@ Result<Page> ParsePage(std::string_view body) {
     Page page;
     if (auto diags = Child(root, "diagnostics"))
         for (auto d : diags.children())
-            if (d.type() == pugi::node_element && Local(d) == "diagnostic") page.diagnostics.push_back(ReadDiagnostic(d));
+            if (d.type() == pugi::node_element && Local(d) == "diagnostic")
+                page.diagnostics.push_back(ReadDiagnostic(d));
     auto count = Number(Child(root, "numberOfRecords"));
     if (!count && page.diagnostics.empty()) return Fail("the response has no numberOfRecords");
     page.number_of_records = count.value_or(0);
