@@ -33,7 +33,6 @@ struct Harvester::Source {
     sru::HttpUrl url;
     net::steady_timer timer;
     HttpAbort abort;
-    bool failing = false;
     bool paused = false;
     int failures_in_row = 0;
     long long records = 0, failures = 0;  // since start
@@ -82,9 +81,11 @@ void Harvester::SetPaused(const std::string& name, bool paused) {
 void Harvester::Render(protocols::PrometheusText& out) const {
     if (sources_.empty()) return;
     out.Family("iblsync_harvest_failing", "gauge", "1 while a harvest source's pages fail.");
-    for (const auto& [name, s] : sources_) out.Sample("iblsync_harvest_failing", {{"source", name}}, s->failing ? 1 : 0);
+    for (const auto& [name, s] : sources_)
+        out.Sample("iblsync_harvest_failing", {{"source", name}}, s->failures_in_row > 0 ? 1 : 0);
     out.Family("iblsync_harvest_failures_in_row", "gauge", "Failed attempts since the source's last good page.");
-    for (const auto& [name, s] : sources_) out.Sample("iblsync_harvest_failures_in_row", {{"source", name}}, s->failures_in_row);
+    for (const auto& [name, s] : sources_)
+        out.Sample("iblsync_harvest_failures_in_row", {{"source", name}}, s->failures_in_row);
     out.Family("iblsync_harvest_records_total", "counter", "Records applied from the source since start.");
     for (const auto& [name, s] : sources_)
         out.Sample("iblsync_harvest_records_total", {{"source", name}}, static_cast<double>(s->records));
@@ -101,7 +102,7 @@ bool Harvester::Has(const std::string& name) const { return sources_.count(name)
 
 int Harvester::Failing() const {
     return static_cast<int>(std::count_if(sources_.begin(), sources_.end(),
-                                          [](const auto& kv) { return kv.second->failing; }));
+                                          [](const auto& kv) { return kv.second->failures_in_row > 0; }));
 }
 
 net::awaitable<void> Harvester::Sleep(Source& s, std::chrono::milliseconds d) {
@@ -128,7 +129,8 @@ net::awaitable<void> Harvester::Sync() {
                     it->second->last_success_unix = now - static_cast<double>(st.seconds_since_success);
             break;
         } catch (const storage::DatabaseError& e) {
-            if (attempt == 0) spdlog::warn("harvest sources not registered yet error={} action=\"retrying\"", Quote(e.what()));
+            if (attempt == 0)
+                spdlog::warn("harvest sources not registered yet error={} action=\"retrying\"", Quote(e.what()));
         }
         wait.expires_after(std::chrono::seconds(2));
         co_await wait.async_wait(kTuple);
@@ -137,28 +139,25 @@ net::awaitable<void> Harvester::Sync() {
 }
 
 void Harvester::Failed(Source& s, const std::string& error, bool transient) {
+    const bool news = s.failures_in_row == 0;
     ++s.failures_in_row;
     ++s.failures;
     // Logged when the source starts failing and when the reason changes,
     // not at every retry.
-    if (!s.failing || error != s.last_error)
+    if (news || error != s.last_error)
         spdlog::warn("harvest failing source={} library={} error={} transient={} action=\"retrying with backoff\"",
                      s.config.name, s.config.library, Quote(error), transient);
-    const bool news = !s.failing;
-    s.failing = true;
     s.last_error = error;
     if (news && changed_) changed_();
 }
 
 void Harvester::Healthy(Source& s) {
-    if (s.failing)
-        spdlog::info("harvest recovered source={} library={} after_failures={}", s.config.name, s.config.library,
-                     s.failures_in_row);
-    const bool news = s.failing;
-    s.failing = false;
+    if (s.failures_in_row == 0) return;
+    spdlog::info("harvest recovered source={} library={} after_failures={}", s.config.name, s.config.library,
+                 s.failures_in_row);
     s.failures_in_row = 0;
     s.last_error.clear();
-    if (news && changed_) changed_();
+    if (changed_) changed_();
 }
 
 net::awaitable<void> Harvester::Loop(Source& s) {
@@ -196,8 +195,8 @@ net::awaitable<void> Harvester::Loop(Source& s) {
 
 net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& run) {
     const bool full = run.kind == storage::RunKind::kFull;
-    auto mapping = protocols::ParseHoldingsMapping(run.holdings_mapping.empty() ? "none" : run.holdings_mapping);
-    if (!mapping) mapping = protocols::ParseHoldingsMapping("none");
+    auto mapping = protocols::ParseHoldingsMapping(run.holdings_mapping);
+    if (!mapping) mapping = protocols::ParseHoldingsMapping("none");  // as the push API does
     sru::PageRequest req;
     req.version = s.config.version;
     req.record_schema = s.config.record_schema;

@@ -69,17 +69,21 @@ bool ZebraServer::Load(const std::vector<std::string>& files) {
                                                dir_));
     // Zebra's MARC 21 filter reads ISO 2709; YAZ converts the MARCXML
     // (UTF-8 stays UTF-8; Zebra hands it out as MARCXML again).
-    std::vector<std::string> update{"/usr/bin/zebraidx", "-c", dir_ + "/zebra.cfg", "-l", dir_ + "/index.log", "update"};
+    const std::vector<std::string> zebraidx{"/usr/bin/zebraidx", "-c", dir_ + "/zebra.cfg", "-l", dir_ + "/index.log"};
+    auto index = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), zebraidx.begin(), zebraidx.end());
+        return Run(args);
+    };
+    std::vector<std::string> update{"update"};
     for (std::size_t i = 0; i < files.size(); ++i) {
-        auto mrc = RunCommand({"/usr/bin/yaz-marcdump", "-i", "marcxml", "-o", "marc", files[i]}, std::chrono::seconds(60));
+        auto mrc = RunCommand({"/usr/bin/yaz-marcdump", "-i", "marcxml", "-o", "marc", files[i]},
+                              std::chrono::seconds(60));
         if (mrc.exit_code != 0) return false;
         const std::string path = fmt::format("{}/{}.mrc", dir_, i);
         WriteFile(path, mrc.out);
         update.push_back(path);
     }
-    if (!Run({"/usr/bin/zebraidx", "-c", dir_ + "/zebra.cfg", "-l", dir_ + "/index.log", "init"}) || !Run(update) ||
-        !Run({"/usr/bin/zebraidx", "-c", dir_ + "/zebra.cfg", "-l", dir_ + "/index.log", "commit"}))
-        return false;
+    if (!index({"init"}) || !index(update) || !index({"commit"})) return false;
     return was_running ? Start() : true;
 }
 

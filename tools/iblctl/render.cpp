@@ -155,12 +155,13 @@ std::string RenderSyncStatus(const std::string& json) {
     const auto& sources = Obj(d, "sources");
     if (!sources.IsArray()) return json + "\n";
     if (sources.Empty()) return "no harvest sources; add [[harvest]] tables to the config and restart\n";
-    std::string out = fmt::format("{:<20}{:<17}{:<9}{:<13}{:>10}{:>10}  {:<14}{:>7}  {}\n", "SOURCE", "LIBRARY", "STATE",
-                                  "RUN", "POSITION", "RECORDS", "LAST SUCCESS", "ERRORS", "LAST ERROR");
+    constexpr const char* kRow = "{:<20}{:<17}{:<9}{:<13}{:>10}{:>10}  {:<14}{:>7}  {}\n";
+    std::string out = fmt::format(fmt::runtime(kRow), "SOURCE", "LIBRARY", "STATE", "RUN", "POSITION", "RECORDS", "LAST SUCCESS",
+                                  "ERRORS", "LAST ERROR");
     for (const auto& s : sources.GetArray()) {
         const std::string since = Str(s, "seconds_since_success");
         const std::string run = Str(s, "run");
-        out += fmt::format("{:<20}{:<17}{:<9}{:<13}{:>10}{:>10}  {:<14}{:>7}  {}\n", Str(s, "name"), Str(s, "library"),
+        out += fmt::format(fmt::runtime(kRow), Str(s, "name"), Str(s, "library"),
                            Str(s, "configured") == "no" ? "removed" : Str(s, "state"), run.empty() ? "-" : run,
                            run.empty() ? "-" : fmt::format("{}/{}", Str(s, "position"), Str(s, "source_records")),
                            Str(s, "records_total"),

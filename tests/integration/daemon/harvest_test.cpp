@@ -309,7 +309,8 @@ TEST_F(HarvestTest, AFailingSourceIsVisibleLoggedOnceAndRecovers) {
 
     // Paused, it asks the source nothing more, across its retries; resumed,
     // it goes on failing where it was.
-    ASSERT_EQ(d.Iblctl({"sync", "pause", "zebra"}).out, "source zebra is paused; 'iblctl sync resume' harvests it again\n");
+    ASSERT_EQ(d.Iblctl({"sync", "pause", "zebra"}).out,
+              "source zebra is paused; 'iblctl sync resume' harvests it again\n");
     std::this_thread::sleep_for(300ms);  // a request in flight ends
     const int asked = proxy.requests();
     std::this_thread::sleep_for(2500ms);
