@@ -6,6 +6,7 @@
 
 #include "storage/database.hpp"
 #include "storage/detail/connection_pool.hpp"
+#include "storage/detail/merge.hpp"
 #include "storage/detail/sql.hpp"
 #include "storage/detail/write.hpp"
 
@@ -154,6 +155,10 @@ PageApplied ApplyHarvestPage(Database& db, const std::string& source, const std:
             } else if (out.would_delete > 0) {
                 std::vector<RecordChange> gone;
                 for (const auto& r : unseen) gone.push_back(RecordChange::Delete(r[0].as<std::string>()));
+                // The page's merge left its scratch rows; a second merge in
+                // the same transaction must not see them (its new works would
+                // be created twice).
+                if (!changes.empty()) detail::ClearStage(tx);
                 auto del = detail::ApplyChanges(tx, library, gone).summary;
                 out.deleted_absent = del.deleted;
                 out.summary.deleted += del.deleted;

@@ -300,6 +300,17 @@ void PrepareStage(pqxx::work& tx) {
         for (const char* sql : kScratchTables) tx.exec0(sql);
 }
 
+void ClearStage(pqxx::work& tx) {
+    std::string tables;
+    for (std::string_view sql : kScratchTables) {
+        constexpr std::string_view kCreate = "CREATE TEMP TABLE ";
+        if (sql.substr(0, kCreate.size()) != kCreate) continue;  // an index
+        sql.remove_prefix(kCreate.size());
+        tables += (tables.empty() ? "" : ", ") + std::string(sql.substr(0, sql.find(' ')));
+    }
+    tx.exec0("TRUNCATE " + tables);
+}
+
 MergeCounts Merge(pqxx::work& tx, const std::string& lib, const MergeOptions& options) {
     MergeCounts c;
     const bool full = options.full;

@@ -90,6 +90,9 @@ private:
 // Creates the scratch tables once per session (temporary, emptied at every
 // commit).
 void PrepareStage(pqxx::work& tx);
+// Empties the scratch tables, for a transaction that merges more than once
+// (one peer page touches several libraries).
+void ClearStage(pqxx::work& tx);
 
 struct MergeCounts {
     long long duplicates = 0;  // staged rows superseded by a later one with the same local id
