@@ -303,15 +303,17 @@ std::string Suggest(const std::string& wrong, const std::vector<std::string>& kn
     return best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best);
 }
 
-// The keys of a [[harvest]] table: name, and the reader of its value.
-struct HarvestKey {
+// The keys of an array-of-tables section ([[harvest]], [[peer]]): name, and
+// the reader of its value into the entry.
+template <class Entry>
+struct TableKey {
     std::string name;
-    std::function<Problem(const toml::node&, HarvestSource&)> parse;
+    std::function<Problem(const toml::node&, Entry&)> parse;
 };
 
-template <class T>
-HarvestKey HarvestField(std::string name, T HarvestSource::*field, std::function<Problem(const toml::node&, T&)> read) {
-    return {std::move(name), [field, read](const toml::node& n, HarvestSource& s) { return read(n, s.*field); }};
+template <class Entry, class T>
+TableKey<Entry> Field(std::string name, T Entry::*field, std::function<Problem(const toml::node&, T&)> read) {
+    return {std::move(name), [field, read](const toml::node& n, Entry& s) { return read(n, s.*field); }};
 }
 
 Problem NotEmpty(std::string& v) {
@@ -319,86 +321,115 @@ Problem NotEmpty(std::string& v) {
     return std::nullopt;
 }
 
-const std::vector<HarvestKey>& HarvestKeys() {
-    static const std::vector<HarvestKey> kKeys = [] {
+Problem EntryName(std::string& v) {
+    const bool ok = !v.empty() && v.size() <= 64 && v.front() != '-' && v.front() != '_' &&
+                    std::all_of(v.begin(), v.end(), [](char c) {
+                        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+                    });
+    if (!ok) return std::string("must be 1..64 of a-z 0-9 - _, starting with a letter or digit");
+    return std::nullopt;
+}
+
+Problem CanonicalIsil(std::string& v) {
+    auto isil = protocols::NormalizeIsil(v);
+    if (!isil) return isil.error();
+    v = isil.value();
+    return std::nullopt;
+}
+
+Problem HttpUrlValue(std::string& v) {
+    auto url = protocols::sru::ParseHttpUrl(v);
+    if (!url) return url.error();
+    return std::nullopt;
+}
+
+const std::vector<TableKey<HarvestSource>>& HarvestKeys() {
+    static const std::vector<TableKey<HarvestSource>> kKeys = [] {
         using S = HarvestSource;
-        std::vector<HarvestKey> k;
-        k.push_back(HarvestField<std::string>("name", &S::name, StringValue([](std::string& v) -> Problem {
-            const bool ok = !v.empty() && v.size() <= 64 && v.front() != '-' && v.front() != '_' &&
-                            std::all_of(v.begin(), v.end(), [](char c) {
-                                return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-                            });
-            if (!ok) return std::string("must be 1..64 of a-z 0-9 - _, starting with a letter or digit");
-            return std::nullopt;
-        })));
-        k.push_back(HarvestField<std::string>("library", &S::library, StringValue([](std::string& v) -> Problem {
-            auto isil = protocols::NormalizeIsil(v);
-            if (!isil) return isil.error();
-            v = isil.value();
-            return std::nullopt;
-        })));
-        k.push_back(HarvestField<std::string>("url", &S::url, StringValue([](std::string& v) -> Problem {
-            auto url = protocols::sru::ParseHttpUrl(v);
-            if (!url) return url.error();
-            return std::nullopt;
-        })));
-        k.push_back(HarvestField<std::string>("version", &S::version, StringValue([](std::string& v) -> Problem {
+        std::vector<TableKey<S>> k;
+        k.push_back(Field<S, std::string>("name", &S::name, StringValue(EntryName)));
+        k.push_back(Field<S, std::string>("library", &S::library, StringValue(CanonicalIsil)));
+        k.push_back(Field<S, std::string>("url", &S::url, StringValue(HttpUrlValue)));
+        k.push_back(Field<S, std::string>("version", &S::version, StringValue([](std::string& v) -> Problem {
             if (v != "1.1" && v != "1.2" && v != "2.0") return std::string("must be \"1.1\", \"1.2\" or \"2.0\"");
             return std::nullopt;
         })));
-        k.push_back(HarvestField<std::string>("record_schema", &S::record_schema, StringValue(NotEmpty)));
-        k.push_back(HarvestField<std::string>("query", &S::query, StringValue(NotEmpty)));
-        k.push_back(HarvestField<std::string>(
+        k.push_back(Field<S, std::string>("record_schema", &S::record_schema, StringValue(NotEmpty)));
+        k.push_back(Field<S, std::string>("query", &S::query, StringValue(NotEmpty)));
+        k.push_back(Field<S, std::string>(
             "incremental_query", &S::incremental_query, StringValue([](std::string& v) -> Problem {
                 if (!v.empty() && v.find("{since}") == std::string::npos)
                     return std::string("must contain {since}, e.g. \"rec.lastModificationDate > {since}\"");
                 return std::nullopt;
             })));
-        k.push_back(HarvestField<int>("page_size", &S::page_size, IntegerValue<int>(1, 10000)));
-        k.push_back(HarvestField<int>("interval_minutes", &S::interval_minutes, IntegerValue<int>(1, 525600)));
-        k.push_back(HarvestField<int>("full_interval_hours", &S::full_interval_hours, IntegerValue<int>(0, 87600)));
-        k.push_back(HarvestField<int>("timeout_seconds", &S::timeout_seconds, IntegerValue<int>(1, 3600)));
-        k.push_back(HarvestField<int>("retry_max_seconds", &S::retry_max_seconds, IntegerValue<int>(1, 86400)));
-        k.push_back(HarvestField<int>("max_delete_percent", &S::max_delete_percent, IntegerValue<int>(0, 100)));
-        k.push_back(HarvestField<std::uint64_t>("max_page_bytes", &S::max_page_bytes,
-                                                IntegerValue<std::uint64_t>(4096, 1LL << 31)));
+        k.push_back(Field<S, int>("page_size", &S::page_size, IntegerValue<int>(1, 10000)));
+        k.push_back(Field<S, int>("interval_minutes", &S::interval_minutes, IntegerValue<int>(1, 525600)));
+        k.push_back(Field<S, int>("full_interval_hours", &S::full_interval_hours, IntegerValue<int>(0, 87600)));
+        k.push_back(Field<S, int>("timeout_seconds", &S::timeout_seconds, IntegerValue<int>(1, 3600)));
+        k.push_back(Field<S, int>("retry_max_seconds", &S::retry_max_seconds, IntegerValue<int>(1, 86400)));
+        k.push_back(Field<S, int>("max_delete_percent", &S::max_delete_percent, IntegerValue<int>(0, 100)));
+        k.push_back(Field<S, std::uint64_t>("max_page_bytes", &S::max_page_bytes,
+                                            IntegerValue<std::uint64_t>(4096, 1LL << 31)));
         return k;
     }();
     return kKeys;
 }
 
-// [[harvest]]: an array of tables, one per source. Returns an error as
-// "path:line: harvest[N].key: message" (N counted from 1).
-Problem ParseHarvest(const toml::node& node, const std::string& path, std::vector<HarvestSource>& out) {
+const std::vector<TableKey<Peer>>& PeerKeys() {
+    static const std::vector<TableKey<Peer>> kKeys = [] {
+        std::vector<TableKey<Peer>> k;
+        k.push_back(Field<Peer, std::string>("name", &Peer::name, StringValue(EntryName)));
+        k.push_back(Field<Peer, std::string>("isil", &Peer::isil, StringValue(CanonicalIsil)));
+        k.push_back(Field<Peer, std::string>("url", &Peer::url, StringValue(HttpUrlValue)));
+        k.push_back(Field<Peer, std::string>("token", &Peer::token, StringValue([](std::string& v) -> Problem {
+            if (v.rfind("iblt_", 0) != 0 || v.size() > 200)
+                return std::string("must be an API token iblt_…, issued on the peer with iblctl token issue");
+            return std::nullopt;
+        })));
+        k.push_back(Field<Peer, int>("page_size", &Peer::page_size, IntegerValue<int>(1, 10000)));
+        k.push_back(Field<Peer, int>("wait_seconds", &Peer::wait_seconds, IntegerValue<int>(0, 300)));
+        k.push_back(Field<Peer, int>("timeout_seconds", &Peer::timeout_seconds, IntegerValue<int>(1, 3600)));
+        k.push_back(Field<Peer, int>("retry_max_seconds", &Peer::retry_max_seconds, IntegerValue<int>(1, 86400)));
+        k.push_back(Field<Peer, std::uint64_t>("max_page_bytes", &Peer::max_page_bytes,
+                                               IntegerValue<std::uint64_t>(4096, 1LL << 31)));
+        return k;
+    }();
+    return kKeys;
+}
+
+// An array of tables, one entry each. Returns an error as
+// "path:line: section[N].key: message" (N counted from 1).
+template <class Entry>
+Problem ParseTables(const toml::node& node, const std::string& path, const char* section,
+                    const std::vector<TableKey<Entry>>& keys, std::initializer_list<const char*> required,
+                    std::vector<Entry>& out) {
     const auto* arr = node.as_array();
     if (!arr || !arr->is_array_of_tables())
-        return fmt::format("{}:{}: harvest: must be written as [[harvest]] tables, one per source", path,
-                           node.source().begin.line);
+        return fmt::format("{}:{}: {}: must be written as [[{}]] tables, one each", path, node.source().begin.line,
+                           section, section);
     std::vector<std::string> names;
-    for (const auto& k : HarvestKeys()) names.push_back(k.name);
+    for (const auto& k : keys) names.push_back(k.name);
     std::size_t i = 0;
     for (const auto& entry : *arr) {
         ++i;
         const auto& table = *entry.as_table();
-        HarvestSource src;
+        Entry src;
         src.line = static_cast<int>(table.source().begin.line);
         for (const auto& [k, n] : table) {
             const std::string key(k.str());
-            auto known = std::find_if(HarvestKeys().begin(), HarvestKeys().end(),
-                                      [&](const HarvestKey& h) { return h.name == key; });
-            Problem p = known == HarvestKeys().end() ? Problem("unknown key" + Suggest(key, names))
-                                                     : known->parse(n, src);
+            auto known = std::find_if(keys.begin(), keys.end(), [&](const auto& h) { return h.name == key; });
+            Problem p = known == keys.end() ? Problem("unknown key" + Suggest(key, names)) : known->parse(n, src);
             if (p)
-                return fmt::format("{}:{}: harvest[{}].{}: {}", path,
-                                   (known == HarvestKeys().end() ? k.source() : n.source()).begin.line, i, key, *p);
+                return fmt::format("{}:{}: {}[{}].{}: {}", path,
+                                   (known == keys.end() ? k.source() : n.source()).begin.line, section, i, key, *p);
         }
-        for (const char* required : {"name", "library", "url"})
-            if (!table.contains(required))
-                return fmt::format("{}:{}: harvest[{}].{}: required key is missing", path, src.line, i, required);
+        for (const char* r : required)
+            if (!table.contains(r))
+                return fmt::format("{}:{}: {}[{}].{}: required key is missing", path, src.line, section, i, r);
         for (const auto& other : out)
             if (other.name == src.name)
-                return fmt::format("{}:{}: harvest[{}].name: '{}' is already the name of the source at line {}", path,
-                                   src.line, i, src.name, other.line);
+                return fmt::format("{}:{}: {}[{}].name: '{}' is already the name of the entry at line {}", path,
+                                   src.line, section, i, src.name, other.line);
         out.push_back(std::move(src));
     }
     return std::nullopt;
@@ -421,7 +452,8 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     for (const auto& s : Settings())
         if (std::find(sections.begin(), sections.end(), s.section) == sections.end())
             sections.push_back(s.section);
-    sections.push_back("harvest");  // [[harvest]], read by ParseHarvest
+    sections.push_back("harvest");  // [[harvest]] and [[peer]], read by ParseTables
+    sections.push_back("peer");
 
     Config cfg;
     cfg.path = path;
@@ -429,7 +461,15 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     for (const auto& [section_key, section_node] : root) {
         std::string section(section_key.str());
         if (section == "harvest") {
-            if (auto p = ParseHarvest(section_node, path, cfg.harvest)) return Fail(*p);
+            if (auto p = ParseTables(section_node, path, "harvest", HarvestKeys(), {"name", "library", "url"},
+                                     cfg.harvest))
+                return Fail(*p);
+            continue;
+        }
+        if (section == "peer") {
+            if (auto p = ParseTables(section_node, path, "peer", PeerKeys(), {"name", "isil", "url", "token"},
+                                     cfg.peers))
+                return Fail(*p);
             continue;
         }
         if (std::find(sections.begin(), sections.end(), section) == sections.end())
@@ -468,6 +508,12 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
         return Fail(fmt::format("{}: node.provinces: a node with role \"poi\" must list the "
                                 "provinces it serves, e.g. provinces = [\"NL-GE\"]",
                                 path));
+    if (cfg.role == Role::kPoi && cfg.peers.size() > 1)
+        return Fail(fmt::format("{}:{}: peer[2]: a POI node follows one national node; it has {} [[peer]] tables",
+                                path, cfg.peers[1].line, cfg.peers.size()));
+    for (const auto& p : cfg.peers)
+        if (p.isil == cfg.isil)
+            return Fail(fmt::format("{}:{}: peer.isil: {} is this node's own ISIL", path, p.line, p.isil));
     if (cfg.name.empty()) cfg.name = cfg.isil;
     return cfg;
 }
@@ -487,11 +533,12 @@ ConfigDiff Diff(const Config& before, const Config& after) {
         (s.reloadable ? d.applied : d.need_restart).push_back(s.Name());
     }
     // Where a source sits in the file is no change to it.
-    auto unplaced = [](std::vector<HarvestSource> v) {
+    auto unplaced = [](auto v) {
         for (auto& s : v) s.line = 0;
         return v;
     };
     if (unplaced(before.harvest) != unplaced(after.harvest)) d.need_restart.push_back("harvest");
+    if (unplaced(before.peers) != unplaced(after.peers)) d.need_restart.push_back("peer");
     return d;
 }
 

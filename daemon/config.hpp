@@ -40,6 +40,23 @@ struct HarvestSource {
     bool operator==(const HarvestSource&) const = default;
 };
 
+// One [[peer]] table: another node whose change feed this one applies. At
+// the national node every POI node is a peer; a POI node has the national
+// node as its one peer.
+struct Peer {
+    std::string name;   // as for [[harvest]]; iblctl sync names it
+    std::string isil;   // the peer node's ISIL (its [node] isil)
+    std::string url;    // the peer's base URL, http://host:port
+    std::string token;  // an API token issued on the peer (iblctl token issue), sent as Bearer
+    int page_size = 500;        // changes per request (the peer caps it at its api.max_changes)
+    int wait_seconds = 25;      // long-poll: how long the peer holds a request without changes
+    int timeout_seconds = 60;   // per request, on top of wait_seconds
+    int retry_max_seconds = 60; // longest wait between retries of a failing peer
+    std::uint64_t max_page_bytes = 256ULL << 20;
+    int line = 0;
+    bool operator==(const Peer&) const = default;
+};
+
 struct Config {
     std::string path;  // the file it was read from
 
@@ -91,6 +108,8 @@ struct Config {
 
     // [[harvest]], in file order
     std::vector<HarvestSource> harvest;
+    // [[peer]], in file order
+    std::vector<Peer> peers;
 };
 
 // Reads and validates a config file. On failure the message names the file,

@@ -35,7 +35,8 @@ std::string Why(const boost::system::error_code& ec, std::chrono::seconds timeou
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 net::awaitable<HttpAnswer> HttpGet(const protocols::sru::HttpUrl& url, const std::string& target,
-                                   std::chrono::seconds timeout, std::uint64_t max_body, HttpAbort* abort) {
+                                   std::chrono::seconds timeout, std::uint64_t max_body, HttpAbort* abort,
+                                   const HttpHeaders* headers) {
     auto ex = co_await net::this_coro::executor;
     tcp::resolver resolver(ex);
     beast::tcp_stream stream(ex);
@@ -68,7 +69,10 @@ net::awaitable<HttpAnswer> HttpGet(const protocols::sru::HttpUrl& url, const std
     http::request<http::empty_body> req{http::verb::get, target, 11};
     req.set(http::field::host, url.port == "80" ? url.host : url.host + ":" + url.port);
     req.set(http::field::user_agent, fmt::format("iblsyncd/{}", kVersion));
-    req.set(http::field::accept, "application/sru+xml, text/xml, application/xml");
+    static const HttpHeaders kDefaults;
+    const HttpHeaders& h = headers ? *headers : kDefaults;
+    req.set(http::field::accept, h.accept);
+    if (!h.authorization.empty()) req.set(http::field::authorization, h.authorization);
     req.set(http::field::connection, "close");
     auto [wec, written] = co_await http::async_write(stream, req, kTuple);
     (void)written;

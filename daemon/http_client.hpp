@@ -40,7 +40,16 @@ struct HttpAbort {
     }
 };
 
+// Headers other than the defaults. Passed by pointer: g++ 12 mishandles a
+// class-type coroutine parameter that has a default argument (the frame's
+// copy is freed twice).
+struct HttpHeaders {
+    std::string accept = "application/sru+xml, text/xml, application/xml";
+    std::string authorization;  // sent when not empty ("Bearer iblt_…")
+};
+
 net::awaitable<HttpAnswer> HttpGet(const protocols::sru::HttpUrl& url, const std::string& target,
-                                   std::chrono::seconds timeout, std::uint64_t max_body, HttpAbort* abort = nullptr);
+                                   std::chrono::seconds timeout, std::uint64_t max_body, HttpAbort* abort = nullptr,
+                                   const HttpHeaders* headers = nullptr);
 
 }  // namespace iblsync::daemon

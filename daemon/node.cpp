@@ -24,6 +24,7 @@
 #include "daemon/control_server.hpp"
 #include "daemon/db_executor.hpp"
 #include "daemon/harvester.hpp"
+#include "daemon/peer_sync.hpp"
 #include "daemon/http_server.hpp"
 #include "daemon/log.hpp"
 #include "daemon/metrics.hpp"
@@ -35,7 +36,9 @@
 #include "daemon/version.hpp"
 #include "storage/access.hpp"
 #include "storage/database.hpp"
+#include "protocols/isil.hpp"
 #include "storage/harvest.hpp"
+#include "storage/peer_sync.hpp"
 #include "storage/push.hpp"
 #include "storage/migrations.hpp"
 
@@ -46,8 +49,9 @@ using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 namespace {
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 
-// `iblctl sync status --json`: one object per source.
-std::string HarvestStatusJson(const std::vector<storage::HarvestStatus>& list) {
+// `iblctl sync status --json`: one object per source and per peer.
+std::string SyncStatusJson(const std::vector<storage::HarvestStatus>& list,
+                           const std::vector<storage::PeerStatus>& peers) {
     rapidjson::StringBuffer buf;
     JsonWriter w(buf);
     w.StartObject();
@@ -86,6 +90,91 @@ std::string HarvestStatusJson(const std::vector<storage::HarvestStatus>& list) {
         w.EndObject();
     }
     w.EndArray();
+    w.Key("peers");
+    w.StartArray();
+    for (const auto& p : peers) {
+        auto str = [&](const char* k, const std::string& v) {
+            w.Key(k);
+            if (v.empty()) w.Null();
+            else w.String(v);
+        };
+        auto num = [&](const char* k, long long v) {
+            w.Key(k);
+            w.Int64(v);
+        };
+        w.StartObject();
+        str("name", p.name);
+        str("isil", p.isil);
+        str("url", p.url);
+        str("direction", p.direction);
+        str("state", !p.configured ? "removed" : p.paused ? "paused" : p.errors_in_row > 0 ? "failing" : "following");
+        w.Key("configured");
+        w.Bool(p.configured);
+        num("cursor", p.cursor);
+        num("peer_head", p.peer_head);
+        num("lag_changes", std::max(0LL, p.peer_head - p.cursor));
+        str("last_success_at", p.last_success_at);
+        w.Key("seconds_since_success");
+        if (p.seconds_since_success < 0) w.Null();
+        else w.Int64(p.seconds_since_success);
+        str("last_change_at", p.last_change_at);
+        num("changes_total", p.changes_total);
+        num("records_total", p.records_total);
+        num("refused_total", p.refused_total);
+        num("errors_total", p.errors_total);
+        num("errors_in_row", p.errors_in_row);
+        str("last_error", p.last_error);
+        str("last_error_at", p.last_error_at);
+        w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    return std::string(buf.GetString(), buf.GetSize());
+}
+
+// `iblctl sync verify --json`.
+std::string VerifiedJson(const std::string& peer, const PeerSync::Verified& v) {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    w.StartObject();
+    w.Key("peer");
+    w.String(peer);
+    w.Key("libraries");
+    w.Int64(static_cast<long long>(std::max(v.here.size(), v.peer.size())));
+    auto totals = [&](const char* key, const std::vector<protocols::feed::LibraryDigest>& list) {
+        long long records = 0, holdings = 0;
+        for (const auto& l : list) records += l.records, holdings += l.holdings;
+        w.Key(key);
+        w.StartObject();
+        w.Key("records");
+        w.Int64(records);
+        w.Key("holdings");
+        w.Int64(holdings);
+        w.EndObject();
+    };
+    totals("here", v.here);
+    totals("at_peer", v.peer);
+    w.Key("identical");
+    w.Bool(v.differences.empty());
+    w.Key("differences");
+    w.StartArray();
+    for (const auto& d : v.differences) {
+        w.StartObject();
+        w.Key("library");
+        w.String(d.library);
+        w.Key("what");
+        w.String(d.what);
+        if (auto it = v.records.find(d.library); it != v.records.end()) {
+            w.Key("records_differing");
+            w.Int64(static_cast<long long>(v.records_total.at(d.library)));
+            w.Key("first_ids");
+            w.StartArray();
+            for (const auto& id : it->second) w.String(id);
+            w.EndArray();
+        }
+        w.EndObject();
+    }
+    w.EndArray();
     w.EndObject();
     return std::string(buf.GetString(), buf.GetSize());
 }
@@ -104,6 +193,7 @@ struct Node::Impl {
     HttpServer http;
     ControlServer control;
     Harvester harvester;
+    PeerSync peers;
     net::signal_set signals{ioc, SIGTERM, SIGINT, SIGHUP};
     net::steady_timer monitor_timer{ioc};
     net::steady_timer watchdog_timer{ioc};
@@ -133,15 +223,18 @@ struct Node::Impl {
           http(ioc, [this](const HttpRequest& r) { return routes.Handle(r); }, metrics,
                LimitsFrom(*config)),
           control(ioc, [this](const protocols::ControlRequest& r) { return HandleControl(r); }),
-          harvester(ioc, db, exec, [this] { notify::Status(StatusLine()); }) {}
+          harvester(ioc, db, exec, [this] { notify::Status(StatusLine()); }),
+          peers(ioc, db, exec, [this] { notify::Status(StatusLine()); }, [this] { api.ChangesCommitted(); }) {}
 
     std::string StatusLine() const {
-        return fmt::format("{} {} role={} http={}{} db={}{}", config->isil, config->name, RoleName(config->role),
+        return fmt::format("{} {} role={} http={}{} db={}{}{}", config->isil, config->name, RoleName(config->role),
                            fmt::join(http_bound, ","),
                            https_bound.empty() ? "" : fmt::format(" https={}", fmt::join(https_bound, ",")), db_state,
                            harvester.Count() == 0
                                ? ""
-                               : fmt::format(" harvest={} failing={}", harvester.Count(), harvester.Failing()));
+                               : fmt::format(" harvest={} failing={}", harvester.Count(), harvester.Failing()),
+                           peers.Count() == 0 ? ""
+                                              : fmt::format(" peers={} peers_failing={}", peers.Count(), peers.Failing()));
     }
 
     void SetDbState(const std::string& state, const std::string& detail) {
@@ -271,6 +364,7 @@ struct Node::Impl {
         out.Family("iblsync_schema_version", "gauge", "Migration version this binary expects.");
         out.Sample("iblsync_schema_version", {}, storage::LatestKnownVersion());
         harvester.Render(out);
+        peers.Render(out);
         return out.str();
     }
 
@@ -415,14 +509,61 @@ struct Node::Impl {
 
     net::awaitable<void> HandleSync(const protocols::ControlRequest& req, protocols::ControlResponse& r) {
         if (req.command == "sync.status") {
-            auto list = co_await exec.Run([&] { return storage::HarvestStatuses(db); });
+            std::vector<storage::HarvestStatus> list;
+            std::vector<storage::PeerStatus> peer_list;
+            co_await exec.Run([&] {
+                list = storage::HarvestStatuses(db);
+                peer_list = storage::PeerStatuses(db);
+                return 0;
+            });
             r.ok = true;
-            r.result_json = HarvestStatusJson(list);
+            r.result_json = SyncStatusJson(list, peer_list);
+        } else if (req.command == "sync.verify") {
+            const std::string name = req.Arg("source");
+            if (!peers.Has(name)) {
+                r.error = fmt::format("no peer '{}' in {}", name.substr(0, 64), config->path);
+                r.hint = "'iblctl sync status' lists the peers; add one as a [[peer]] table and restart";
+                co_return;
+            }
+            std::string origin, library;
+            for (auto [key, out] : {std::pair{"origin", &origin}, std::pair{"library", &library}}) {
+                const std::string v = req.Arg(key);
+                if (v.empty()) continue;
+                auto isil = protocols::NormalizeIsil(v);
+                if (!isil) {
+                    r.error = fmt::format("--{} {}: {}", key, v.substr(0, 64), isil.error());
+                    r.hint = "give an ISIL such as NL-0600670000";
+                    co_return;
+                }
+                *out = *isil;
+            }
+            auto v = co_await peers.Verify(name, origin, library);
+            if (!v.error.empty()) {
+                r.error = v.error;
+                r.hint = "check the peer's url and token in the config and that the peer is up ('iblctl sync status')";
+                co_return;
+            }
+            spdlog::info("sync verify peer={} libraries={} differences={} peer_uid={}", name,
+                         std::max(v.here.size(), v.peer.size()), v.differences.size(), req.Arg("_peer_uid"));
+            r.ok = true;
+            r.result_json = VerifiedJson(name, v);
+        } else if (peers.Has(req.Arg("source"))) {
+            const std::string name = req.Arg("source");
+            if (req.command == "sync.run") {
+                peers.Wake(name);  // a peer is followed all the time; this only ends a backoff wait
+            } else {
+                const bool pause = req.command == "sync.pause";
+                co_await exec.Run([&] { return storage::PausePeer(db, name, pause); });
+                peers.SetPaused(name, pause);
+            }
+            spdlog::info("peer {} peer={} peer_uid={}", req.command.substr(5), name, req.Arg("_peer_uid"));
+            r.ok = true;
+            r.result_json = fmt::format(R"({{"source":"{}","kind":"peer","done":"{}"}})", name, req.command.substr(5));
         } else {
             const std::string name = req.Arg("source");
             if (!harvester.Has(name)) {
-                r.error = fmt::format("no harvest source '{}' in {}", name.substr(0, 64), config->path);
-                r.hint = "'iblctl sync status' lists the sources; add one as a [[harvest]] table and restart";
+                r.error = fmt::format("no harvest source or peer '{}' in {}", name.substr(0, 64), config->path);
+                r.hint = "'iblctl sync status' lists them; add a [[harvest]] or [[peer]] table and restart";
             } else {
                 const bool full = req.Arg("full") == "true", allow = req.Arg("allow_deletions") == "true";
                 co_await exec.Run([&] {
@@ -470,7 +611,7 @@ struct Node::Impl {
                 r.hint = "fix the file and run 'iblctl reload' again; the previous configuration stays in force";
             }
         } else if (req.command == "sync.status" || req.command == "sync.run" || req.command == "sync.pause" ||
-                   req.command == "sync.resume") {
+                   req.command == "sync.resume" || req.command == "sync.verify") {
             bool failed = false;
             std::string why;
             try {
@@ -495,9 +636,11 @@ struct Node::Impl {
                 R"j("token.rotate":"a new token; the old ones end after grace_seconds",)j"
                 R"j("token.revoke":"end one token (token_id) or all of a library's",)j"
                 R"j("changes":"the change feed after since (limit)",)j"
-                R"j("sync.status":"harvest sources: state, cursor, last success, errors",)j"
+                R"j("sync.status":"harvest sources and peers: state, cursor, lag, last success, errors",)j"
                 R"j("sync.run":"harvest a source now (source, full, allow_deletions)",)j"
-                R"j("sync.pause":"stop harvesting a source (source)","sync.resume":"harvest it again (source)"}})j";
+                R"j("sync.pause":"stop harvesting a source or following a peer (source)",)j"
+                R"j("sync.resume":"harvest or follow it again (source)",)j"
+                R"j("sync.verify":"compare record and copy counts and checksums with a peer (source, origin, library)"}})j";
         } else {
             r.error = fmt::format("unknown command '{}'", req.command.substr(0, 64));
             r.hint = "'iblctl commands' lists the commands";
@@ -573,6 +716,7 @@ struct Node::Impl {
         control.Stop();
         api.Stop();
         harvester.Stop();
+        peers.Stop();
         monitor_timer.cancel();
         watchdog_timer.cancel();
         housekeeping_timer.cancel();
@@ -625,6 +769,7 @@ struct Node::Impl {
         http.Start();
         control.Start();
         harvester.Start(config->harvest);
+        peers.Start(*config);
         net::co_spawn(ioc, HandleSignals(), LogFailure{"signals"});
         net::co_spawn(ioc, MonitorDatabase(), LogFailure{"database monitor"});
         net::co_spawn(ioc, Housekeeping(), LogFailure{"housekeeping"});

@@ -31,6 +31,7 @@
 #include "protocols/url.hpp"
 #include "storage/access.hpp"
 #include "storage/database.hpp"
+#include "storage/peer_sync.hpp"
 #include "storage/push.hpp"
 
 namespace iblsync::daemon {
@@ -794,10 +795,25 @@ struct PushApi::Impl {
         auto q = ParseQuery(req.query, qerr);
         if (!qerr.empty()) co_return Problem(400, "bad-parameter", "Bad parameter", qerr);
         for (const auto& [k, v] : q)
-            if (k != "since" && k != "limit" && k != "wait")
+            if (k != "since" && k != "limit" && k != "wait" && k != "embed" && k != "origin" && k != "exclude_origin")
                 co_return Problem(400, "bad-parameter", "Bad parameter",
-                                  fmt::format("unknown parameter '{}'; /v1/changes takes since, limit and wait",
+                                  fmt::format("unknown parameter '{}'; /v1/changes takes since, limit, wait, embed, "
+                                              "origin and exclude_origin",
                                               Printable(k)));
+        storage::ChangeFilter filter;
+        if (auto it = q.find("embed"); it != q.end()) {
+            if (it->second != "records" && it->second != "none")
+                co_return Problem(400, "bad-parameter", "Bad parameter", "embed takes records or none");
+            filter.embed = it->second == "records";
+        }
+        for (auto [key, out] : {std::pair{"origin", &filter.origin}, std::pair{"exclude_origin", &filter.exclude_origin}})
+            if (auto it = q.find(key); it != q.end()) {
+                auto isil = protocols::NormalizeIsil(it->second);
+                if (!isil)
+                    co_return Problem(400, "bad-parameter", "Bad parameter",
+                                      fmt::format("{}={} is not an ISIL: {}", key, Printable(it->second), isil.error()));
+                *out = *isil;
+            }
         auto number = [&](const char* key, long long dflt, long long lo, long long& out) -> std::optional<HttpResponse> {
             auto it = q.find(key);
             if (it == q.end()) {
@@ -822,7 +838,7 @@ struct PushApi::Impl {
         const auto deadline = Clock::now() + std::chrono::seconds(wait);
         const int lim = static_cast<int>(limit);
         for (;;) {
-            auto page = co_await exec.Run([&] { return storage::ReadChanges(db, since, lim); });
+            auto page = co_await exec.Run([&] { return storage::ReadChanges(db, since, lim, filter); });
             if (since > page.head) {
                 auto p = protocols::MakeProblem(
                     409, "since-beyond-head", "Cursor beyond the end of the feed",
@@ -841,7 +857,8 @@ struct PushApi::Impl {
                 p.extensions.emplace_back("oldest", std::to_string(page.oldest));
                 co_return ProblemResponse(p);
             }
-            if (!page.changes.empty() || stopped || Clock::now() >= deadline) co_return JsonResponse(200, ChangePageJson(page, since));
+            if (!page.changes.empty() || stopped || Clock::now() >= deadline)
+                co_return JsonResponse(200, ChangePageJson(page, since, filter.embed));
             // Our own commits wake us at once; another writer's (a bulk load)
             // within a second.
             net::steady_timer timer(co_await net::this_coro::executor);
@@ -852,6 +869,32 @@ struct PushApi::Impl {
         }
     }
 
+
+    // GET /v1/digest[?origin=ISIL | ?library=ISIL]: what `iblctl sync verify` compares.
+    net::awaitable<HttpResponse> GetDigest(const HttpRequest& req) {
+        std::string qerr;
+        auto q = ParseQuery(req.query, qerr);
+        if (!qerr.empty()) co_return Problem(400, "bad-parameter", "Bad parameter", qerr);
+        std::string origin, library;
+        for (const auto& [k, v] : q) {
+            if (k != "origin" && k != "library")
+                co_return Problem(400, "bad-parameter", "Bad parameter",
+                                  fmt::format("unknown parameter '{}'; /v1/digest takes origin or library", Printable(k)));
+            auto isil = protocols::NormalizeIsil(v);
+            if (!isil)
+                co_return Problem(400, "bad-parameter", "Bad parameter",
+                                  fmt::format("{}={} is not an ISIL: {}", k, Printable(v), isil.error()));
+            (k == "origin" ? origin : library) = *isil;
+        }
+        std::vector<protocols::feed::LibraryDigest> libs;
+        std::vector<protocols::feed::RecordDigest> recs;
+        co_await exec.Run([&] {
+            libs = storage::LibraryDigests(db, origin);
+            if (!library.empty()) recs = storage::RecordDigests(db, library);
+            return 0;
+        });
+        co_return JsonResponse(200, DigestJson(libs, recs, !library.empty()));
+    }
 
     // --- routing ---------------------------------------------------------
 
@@ -883,8 +926,9 @@ struct PushApi::Impl {
                                        Printable(req.path)));
         };
         // Which route, before anything else, so that metrics and errors name it.
-        enum class R { kNone, kChanges, kWork, kRecords, kRecord, kHoldings, kAvailability } which = R::kNone;
+        enum class R { kNone, kChanges, kDigest, kWork, kRecords, kRecord, kHoldings, kAvailability } which = R::kNone;
         if (seg.size() == 1 && seg[0] == "changes") which = R::kChanges, route = "/v1/changes";
+        else if (seg.size() == 1 && seg[0] == "digest") which = R::kDigest, route = "/v1/digest";
         else if (seg.size() == 2 && seg[0] == "works") which = R::kWork, route = "/v1/works/{id}";
         else if (seg.size() >= 3 && seg[0] == "libraries") {
             if (seg.size() == 3 && seg[2] == "records") which = R::kRecords, route = "/v1/libraries/{isil}/records";
@@ -907,6 +951,7 @@ struct PushApi::Impl {
         if (auto* r = std::get_if<HttpResponse>(&auth)) co_return *r;
         const auto& who = std::get<storage::TokenIdentity>(auth);
         if (which == R::kChanges) co_return co_await GetChanges(req);
+        if (which == R::kDigest) co_return co_await GetDigest(req);
         if (which == R::kWork) co_return co_await GetWork(seg[1]);
 
         auto isil = protocols::NormalizeIsil(seg[1]);
@@ -940,7 +985,44 @@ struct PushApi::Impl {
     }
 };
 
-std::string ChangePageJson(const storage::ChangePage& page, long long since) {
+std::string DigestJson(const std::vector<protocols::feed::LibraryDigest>& libraries,
+                       const std::vector<protocols::feed::RecordDigest>& records, bool with_records) {
+    rapidjson::StringBuffer buf;
+    Writer w(buf);
+    w.StartObject();
+    w.Key("libraries");
+    w.StartArray();
+    for (const auto& l : libraries) {
+        w.StartObject();
+        Key(w, "isil", l.isil);
+        w.Key("records");
+        w.Int64(l.records);
+        Key(w, "records_sum", l.records_sum);
+        w.Key("holdings");
+        w.Int64(l.holdings);
+        Key(w, "holdings_sum", l.holdings_sum);
+        w.EndObject();
+    }
+    w.EndArray();
+    if (with_records) {
+        w.Key("records");
+        w.StartArray();
+        for (const auto& r : records) {
+            w.StartObject();
+            Key(w, "id", r.local_id);
+            Key(w, "checksum", r.checksum);
+            w.Key("holdings");
+            w.Int64(r.holdings);
+            Key(w, "holdings_sum", r.holdings_sum);
+            w.EndObject();
+        }
+        w.EndArray();
+    }
+    w.EndObject();
+    return Str(buf);
+}
+
+std::string ChangePageJson(const storage::ChangePage& page, long long since, bool embed) {
     rapidjson::StringBuffer buf;
     Writer w(buf);
     w.StartObject();
@@ -974,8 +1056,40 @@ std::string ChangePageJson(const storage::ChangePage& page, long long since) {
         w.EndObject();
     }
     w.EndArray();
+    if (embed) {
+        w.Key("records");
+        w.StartArray();
+        for (const auto& r : page.states) {
+            w.StartObject();
+            Key(w, "library", r.library);
+            Key(w, "id", r.local_id);
+            w.Key("deleted");
+            w.Bool(r.deleted);
+            if (!r.deleted) {
+                Key(w, "format", r.format);
+                Key(w, "raw", r.raw);
+                w.Key("holdings");
+                w.StartArray();
+                for (const auto& h : r.holdings) WriteHolding(w, h);
+                w.EndArray();
+            }
+            w.EndObject();
+        }
+        w.EndArray();
+        w.Key("libraries");
+        w.StartArray();
+        for (const auto& l : page.libraries) {
+            w.StartObject();
+            Key(w, "isil", l.isil);
+            Key(w, "name", l.name);
+            KeyOpt(w, "province", l.province);
+            Key(w, "poi", l.poi);
+            w.EndObject();
+        }
+        w.EndArray();
+    }
     w.Key("next_since");
-    w.Int64(page.changes.empty() ? since : page.changes.back().seq);
+    w.Int64(std::max(since, page.next_since));
     w.Key("head");
     w.Int64(page.head);
     w.EndObject();
@@ -985,6 +1099,7 @@ std::string ChangePageJson(const storage::ChangePage& page, long long since) {
 const std::vector<ApiRoute>& ApiRoutes() {
     static const std::vector<ApiRoute> kRoutes{
         {"GET", "/v1/changes"},
+        {"GET", "/v1/digest"},
         {"GET", "/v1/works/{id}"},
         {"POST", "/v1/libraries/{isil}/records"},
         {"POST", "/v1/libraries/{isil}/availability"},
@@ -1013,6 +1128,8 @@ net::awaitable<HttpResponse> PushApi::Handle(const HttpRequest& req) {
     r.route = route;
     co_return r;
 }
+
+void PushApi::ChangesCommitted() { impl_->WakeWaiters(); }
 
 void PushApi::Stop() {
     impl_->stopped = true;

@@ -14,6 +14,7 @@
 #include "daemon/config.hpp"
 #include "daemon/db_executor.hpp"
 #include "daemon/http_types.hpp"
+#include "protocols/change_feed.hpp"
 
 namespace iblsync::storage {
 class Database;
@@ -32,7 +33,10 @@ const std::vector<ApiRoute>& ApiRoutes();
 
 // A page of the change feed as JSON: the body of GET /v1/changes, and what
 // `iblctl changes` shows.
-std::string ChangePageJson(const storage::ChangePage& page, long long since);
+std::string ChangePageJson(const storage::ChangePage& page, long long since, bool embed = false);
+// GET /v1/digest's answer.
+std::string DigestJson(const std::vector<protocols::feed::LibraryDigest>& libraries,
+                       const std::vector<protocols::feed::RecordDigest>& records, bool with_records);
 
 class PushApi {
 public:
@@ -44,6 +48,9 @@ public:
 
     // Ends waiting long-polls (with what they have) and refuses new waits.
     void Stop();
+    // Another part of this node committed changes (a peer page): waiting
+    // long-polls look again now instead of at their next second.
+    void ChangesCommitted();
 
 private:
     struct Impl;

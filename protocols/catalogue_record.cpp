@@ -101,4 +101,24 @@ Result<CatalogueRecord> DescribeRecord(JsonRecord record) {
     return out;
 }
 
+Result<CatalogueRecord> DescribeStored(std::string_view format, std::string_view raw) {
+    Result<CatalogueRecord> out = Fail("");
+    if (format == "json") {
+        auto json = ParseJsonRecord(raw);
+        if (!json) return Fail(json.error());
+        out = DescribeRecord(std::move(json).value());
+    } else {
+        auto marc = StoredMarc(format, raw);
+        if (!marc) return Fail(marc.error());
+        out = DescribeRecord(marc.value());
+    }
+    if (!out) return out;
+    auto& r = out.value();
+    r.format = std::string(format);
+    r.raw = std::string(raw);
+    r.holdings_given = false;
+    r.holdings.clear();
+    return out;
+}
+
 }  // namespace iblsync::protocols

@@ -61,4 +61,10 @@ Result<marc::Record> StoredMarc(std::string_view format, std::string_view raw);
 // canonical JSON, with the material type it states.
 Result<CatalogueRecord> DescribeRecord(JsonRecord record);
 
+// A record as another node stores it (`format` and `raw` as its change feed
+// gives them), described again here. `raw` is kept byte for byte, so both
+// nodes hold the same checksum; copies are left to the caller
+// (holdings_given false).
+Result<CatalogueRecord> DescribeStored(std::string_view format, std::string_view raw);
+
 }  // namespace iblsync::protocols

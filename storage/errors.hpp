@@ -58,4 +58,11 @@ public:
     using DatabaseError::DatabaseError;
 };
 
+// A peer page was read from a cursor that is no longer the peer's (another
+// consumer of the same database moved it). Nothing was written.
+class PeerConflict : public DatabaseError {
+public:
+    using DatabaseError::DatabaseError;
+};
+
 }  // namespace iblsync::storage

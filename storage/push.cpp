@@ -1,5 +1,8 @@
 #include "storage/push.hpp"
 
+#include <map>
+#include <set>
+
 #include <pqxx/pqxx>
 
 #include <fmt/format.h>
@@ -316,7 +319,75 @@ std::vector<StoredRecord> ReadWork(Database& db, long long work_id) {
     });
 }
 
-ChangePage ReadChanges(Database& db, long long since, int limit) {
+namespace {
+
+// The current state of the records a page touches, with all their copies,
+// and their libraries: read in the page's snapshot.
+void EmbedStates(pqxx::transaction_base& tx, ChangePage& page) {
+    detail::ArrayLiteral libs, ids, record_ids;
+    std::set<std::pair<std::string, std::string>> wanted;  // record changes: reported even if gone
+    for (const auto& ch : page.changes) {
+        if (ch.entity == "record") {
+            libs.Add(ch.library);
+            ids.Add(ch.local_id);
+            wanted.emplace(ch.library, ch.local_id);
+        } else {
+            if (!ch.record_local_id.empty()) libs.Add(ch.library), ids.Add(ch.record_local_id);
+            if (ch.holding_record_id > 0) record_ids.Add(ch.holding_record_id);
+        }
+    }
+    const auto rows = tx.exec_params(
+        "SELECT b.id, b.library, b.local_id, b.format, b.raw, b.deleted FROM bib_record b"
+        " WHERE (b.library, b.local_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+        "  OR b.id = ANY($3::bigint[]) ORDER BY b.library, b.local_id",
+        libs.Done(), ids.Done(), record_ids.Done());
+    std::map<long long, std::size_t> at;
+    detail::ArrayLiteral live;
+    for (const auto& r : rows) {
+        StoredRecord s;
+        s.id = r[0].as<long long>();
+        s.library = r[1].as<std::string>();
+        s.local_id = r[2].as<std::string>();
+        s.deleted = r[5].as<bool>();
+        if (!s.deleted) {
+            s.format = r[3].as<std::string>();
+            s.raw = r[4].as<std::string>();
+            live.Add(s.id);
+        }
+        wanted.erase({s.library, s.local_id});
+        at[s.id] = page.states.size();
+        page.states.push_back(std::move(s));
+    }
+    for (const auto& [lib, id] : wanted) {  // never stored here: gone for the reader too
+        StoredRecord s;
+        s.library = lib;
+        s.local_id = id;
+        s.deleted = true;
+        page.states.push_back(std::move(s));
+    }
+    for (const auto& r : tx.exec_params(fmt::format("SELECT h.record_id, {} FROM holding h WHERE h.record_id ="
+                                                    " ANY($1::bigint[]) ORDER BY h.record_id, h.barcode",
+                                                    HoldingColumns("h")),
+                                        live.Done())) {
+        auto& s = page.states[at.at(r[0].as<long long>())];
+        s.holdings.push_back(HoldingFrom(r, 1));
+        s.holdings.back().record_local_id = s.local_id;
+    }
+    detail::ArrayLiteral isils;
+    std::set<std::string> seen;
+    for (const auto& s : page.states)
+        if (seen.insert(s.library).second) isils.Add(s.library);
+    for (const auto& r : tx.exec_params(
+             "SELECT l.isil, l.name, coalesce(l.province, ''), coalesce(l.poi, (SELECT isil FROM node_identity), '')"
+             " FROM library l WHERE l.isil = ANY($1::text[]) ORDER BY l.isil",
+             isils.Done()))
+        page.libraries.push_back(
+            {r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>(), r[3].as<std::string>()});
+}
+
+}  // namespace
+
+ChangePage ReadChanges(Database& db, long long since, int limit, const ChangeFilter& filter) {
     return db.Pool().With([&](pqxx::connection& c) {
         // One snapshot: the head and the page agree.
         pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(c, "readchanges");
@@ -325,14 +396,19 @@ ChangePage ReadChanges(Database& db, long long since, int limit) {
             "SELECT c.last_seq, coalesce((SELECT min(seq) FROM change_log), c.last_seq + 1) FROM change_counter c");
         page.head = head[0].as<long long>();
         page.oldest = head[1].as<long long>();
-        auto rows = tx.exec_params(
-            fmt::format("SELECT c.seq, to_char(c.changed_at AT TIME ZONE 'UTC', {}), c.entity, c.op, c.library,"
-                        " c.local_id, coalesce(c.record_local_id, ''), c.entity_id, coalesce(c.version, 0),"
-                        " h.id IS NOT NULL, {}"
-                        " FROM change_log c LEFT JOIN holding h ON c.entity = 'holding' AND h.id = c.entity_id"
-                        " WHERE c.seq > $1 ORDER BY c.seq LIMIT $2",
-                        kUtc, HoldingColumns("h")),
-            since, limit);
+        const bool filtered = !filter.origin.empty() || !filter.exclude_origin.empty();
+        // A library without a POI is served by this node itself.
+        const char* served_by = "coalesce(l.poi, (SELECT isil FROM node_identity))";
+        const std::string sql = fmt::format(
+            "SELECT c.seq, to_char(c.changed_at AT TIME ZONE 'UTC', {}), c.entity, c.op, c.library,"
+            " c.local_id, coalesce(c.record_local_id, ''), c.entity_id, coalesce(c.version, 0),"
+            " h.id IS NOT NULL, coalesce(h.record_id, 0), {}"
+            " FROM change_log c LEFT JOIN holding h ON c.entity = 'holding' AND h.id = c.entity_id{}"
+            " WHERE c.seq > $1{} ORDER BY c.seq LIMIT $2",
+            kUtc, HoldingColumns("h"), filtered ? " JOIN library l ON l.isil = c.library" : "",
+            filtered ? fmt::format(" AND ($3 = '' OR {0} = $3) AND ($4 = '' OR {0} <> $4)", served_by) : "");
+        const auto rows = filtered ? tx.exec_params(sql, since, limit, filter.origin, filter.exclude_origin)
+                                   : tx.exec_params(sql, since, limit);
         for (const auto& r : rows) {
             Change ch;
             ch.seq = r[0].as<long long>();
@@ -344,12 +420,17 @@ ChangePage ReadChanges(Database& db, long long since, int limit) {
             ch.record_local_id = r[6].as<std::string>();
             ch.entity_id = r[7].as<long long>();
             ch.version = r[8].as<int>();
+            ch.holding_record_id = r[10].as<long long>();
             if (r[9].as<bool>()) {
-                ch.holding = HoldingFrom(r, 10);
+                ch.holding = HoldingFrom(r, 11);
                 ch.holding->record_local_id = ch.record_local_id;
             }
             page.changes.push_back(std::move(ch));
         }
+        // A page that is not full read everything up to the head.
+        page.next_since = static_cast<int>(page.changes.size()) == limit ? page.changes.back().seq
+                                                                         : std::max(since, page.head);
+        if (filter.embed) EmbedStates(tx, page);
         return page;
     });
 }

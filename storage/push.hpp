@@ -130,16 +130,36 @@ struct Change {
     long long entity_id = 0;
     int version = 0;
     std::optional<StoredHolding> holding;  // a holding change: the copy as it is now (none once deleted)
+    long long holding_record_id = 0;       // and the record it is on now
+};
+
+// Which changes a reader wants, and whether it wants the records they touch.
+struct ChangeFilter {
+    std::string origin;          // only libraries served by this POI ("" all); a library without a
+                                 // POI counts as served by this node
+    std::string exclude_origin;  // not those served by this POI
+    bool embed = false;          // fill ChangePage::states and ::libraries
+};
+
+// A library as a feed names it, with the POI serving it.
+struct FeedLibrary {
+    std::string isil, name, province, poi;
 };
 
 struct ChangePage {
     std::vector<Change> changes;
-    long long head = 0;    // the last sequence number committed
-    long long oldest = 0;  // the first still kept (head + 1 when the log is empty)
+    long long head = 0;        // the last sequence number committed
+    long long oldest = 0;      // the first still kept (head + 1 when the log is empty)
+    long long next_since = 0;  // where the reader goes on: the last change, or the head when the page
+                               // is not full (a filter may have passed over changes)
+    // embed: the current state of every record the changes touch (for a
+    // copy: its record), and the libraries of those records.
+    std::vector<StoredRecord> states;
+    std::vector<FeedLibrary> libraries;
 };
 
 // The changes after `since`, in order, at most `limit`.
-ChangePage ReadChanges(Database& db, long long since, int limit);
+ChangePage ReadChanges(Database& db, long long since, int limit, const ChangeFilter& filter = {});
 // The last sequence number committed.
 long long ChangeHead(Database& db);
 

@@ -171,4 +171,17 @@ void WriteFile(const std::string& path, const std::string& content) {
     out << content;
 }
 
+PrivateCluster::~PrivateCluster() { RunCommand({SourceDir() + "/tools/pgcluster", "stop", dir_, "--immediate"}); }
+
+std::string PrivateCluster::Start() {
+    auto r = RunCommand({SourceDir() + "/tools/pgcluster", "start", dir_}, std::chrono::seconds(60));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out.substr(0, r.out.find('\n'));
+}
+
+void PrivateCluster::Stop() {
+    auto r = RunCommand({SourceDir() + "/tools/pgcluster", "stop", dir_, "--immediate"}, std::chrono::seconds(60));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 }  // namespace iblsync::test

@@ -58,4 +58,19 @@ bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeou
 std::string ReadFile(const std::string& path);
 void WriteFile(const std::string& path, const std::string& content);
 
+// A PostgreSQL cluster of a test's own (tools/pgcluster, listening only on
+// a Unix socket in its directory), for tests that stop it under a daemon.
+// Durable settings: an immediate stop must not lose what was committed.
+class PrivateCluster {
+public:
+    explicit PrivateCluster(const TempDir& dir) : dir_(dir.File("pg")) {}
+    ~PrivateCluster();
+    std::string Start();  // its conninfo line; a failure is a test failure
+    void Stop();          // immediate: as a crash
+    std::string Conninfo() const { return "host=" + dir_ + " port=55433 user=postgres dbname=postgres"; }
+
+private:
+    std::string dir_;
+};
+
 }  // namespace iblsync::test

@@ -79,9 +79,10 @@ int main(int argc, char** argv) {
         if (token_id.empty() && !all_tokens) throw CLI::RequiredError("--token-id or --all");
     });
 
-    auto* sync = app.add_subcommand("sync", "harvesting: sources, their state, runs on request");
+    auto* sync = app.add_subcommand("sync", "harvest sources and peer nodes: their state, runs on request, verify");
     sync->require_subcommand(1);
-    auto* sync_status = sync->add_subcommand("status", "every harvest source: state, cursor, last success, errors");
+    auto* sync_status =
+        sync->add_subcommand("status", "every harvest source and peer: state, cursor, lag, last success, errors");
     std::string sync_source;
     bool sync_full = false, sync_allow_deletions = false;
     auto* sync_run = sync->add_subcommand("run", "harvest a source now instead of at its next interval");
@@ -91,8 +92,14 @@ int main(int argc, char** argv) {
                        "with --full: apply the deletions even beyond the source's max_delete_percent");
     auto* sync_pause = sync->add_subcommand("pause", "stop harvesting a source until resumed (survives restarts)");
     sync_pause->add_option("source", sync_source, "the source's name")->required();
-    auto* sync_resume = sync->add_subcommand("resume", "harvest a paused source again");
+    auto* sync_resume = sync->add_subcommand("resume", "harvest a paused source (or follow a paused peer) again");
     sync_resume->add_option("source", sync_source, "the source's name")->required();
+    std::string verify_origin, verify_library;
+    auto* sync_verify = sync->add_subcommand(
+        "verify", "compare records and copies with a peer node: counts and checksums per library, then the ids that differ");
+    sync_verify->add_option("peer", sync_source, "the peer's name (peer.name)")->required();
+    sync_verify->add_option("--origin", verify_origin, "only the libraries served by this POI (its ISIL)");
+    sync_verify->add_option("--library", verify_library, "only this library, record by record");
 
     auto* changes = app.add_subcommand("changes", "the change feed: what changed in the catalogue, in order");
     long long since = 0;
@@ -203,6 +210,9 @@ int main(int argc, char** argv) {
         request = {"sync.run", {{"source", sync_source}, {"full", sync_full ? "true" : "false"},
                                 {"allow_deletions", sync_allow_deletions ? "true" : "false"}}};
         render = iblsync::iblctl::RenderSyncAction;
+    } else if (sync_verify->parsed()) {
+        request = {"sync.verify", {{"source", sync_source}, {"origin", verify_origin}, {"library", verify_library}}};
+        render = iblsync::iblctl::RenderVerify;
     } else if (sync_pause->parsed() || sync_resume->parsed()) {
         request = {sync_pause->parsed() ? "sync.pause" : "sync.resume", {{"source", sync_source}}};
         render = iblsync::iblctl::RenderSyncAction;
@@ -217,6 +227,8 @@ int main(int argc, char** argv) {
         render = iblsync::iblctl::RenderToken;
     }
 
+    // Verifying reads both catalogues through: minutes on a large one.
+    if (sync_verify->parsed() && app.count("--timeout-ms") == 0) timeout_ms = 600000;
     ControlResponse response;
     iblsync::iblctl::CallError error;
     if (!iblsync::iblctl::Call(socket, request, timeout_ms, response, error)) {

@@ -153,20 +153,65 @@ std::string RenderSyncStatus(const std::string& json) {
     rapidjson::Document d;
     d.Parse(json.c_str());
     const auto& sources = Obj(d, "sources");
-    if (!sources.IsArray()) return json + "\n";
-    if (sources.Empty()) return "no harvest sources; add [[harvest]] tables to the config and restart\n";
-    constexpr const char* kRow = "{:<20}{:<17}{:<9}{:<13}{:>10}{:>10}  {:<14}{:>7}  {}\n";
-    std::string out = fmt::format(fmt::runtime(kRow), "SOURCE", "LIBRARY", "STATE", "RUN", "POSITION", "RECORDS", "LAST SUCCESS",
-                                  "ERRORS", "LAST ERROR");
-    for (const auto& s : sources.GetArray()) {
-        const std::string since = Str(s, "seconds_since_success");
-        const std::string run = Str(s, "run");
-        out += fmt::format(fmt::runtime(kRow), Str(s, "name"), Str(s, "library"),
-                           Str(s, "configured") == "no" ? "removed" : Str(s, "state"), run.empty() ? "-" : run,
-                           run.empty() ? "-" : fmt::format("{}/{}", Str(s, "position"), Str(s, "source_records")),
-                           Str(s, "records_total"),
-                           since.empty() ? "never" : FormatDuration(std::stoll(since)) + " ago",
-                           Str(s, "errors_in_row"), Str(s, "last_error").substr(0, 60));
+    const auto& peers = Obj(d, "peers");
+    if (!sources.IsArray() || !peers.IsArray()) return json + "\n";
+    if (sources.Empty() && peers.Empty())
+        return "no harvest sources and no peers; add [[harvest]] or [[peer]] tables to the config and restart\n";
+    auto ago = [](const std::string& seconds) {
+        return seconds.empty() ? std::string("never") : FormatDuration(std::stoll(seconds)) + " ago";
+    };
+    std::string out;
+    if (!sources.Empty()) {
+        constexpr const char* kRow = "{:<20}{:<17}{:<9}{:<13}{:>10}{:>10}  {:<14}{:>7}  {}\n";
+        out += fmt::format(fmt::runtime(kRow), "SOURCE", "LIBRARY", "STATE", "RUN", "POSITION", "RECORDS",
+                           "LAST SUCCESS", "ERRORS", "LAST ERROR");
+        for (const auto& s : sources.GetArray()) {
+            const std::string run = Str(s, "run");
+            out += fmt::format(fmt::runtime(kRow), Str(s, "name"), Str(s, "library"),
+                               Str(s, "configured") == "no" ? "removed" : Str(s, "state"), run.empty() ? "-" : run,
+                               run.empty() ? "-" : fmt::format("{}/{}", Str(s, "position"), Str(s, "source_records")),
+                               Str(s, "records_total"), ago(Str(s, "seconds_since_success")), Str(s, "errors_in_row"),
+                               Str(s, "last_error").substr(0, 60));
+        }
+    }
+    if (!peers.Empty()) {
+        if (!out.empty()) out += "\n";
+        constexpr const char* kRow = "{:<20}{:<17}{:<10}{:<10}{:>10}{:>8}{:>10}  {:<14}{:>7}  {}\n";
+        out += fmt::format(fmt::runtime(kRow), "PEER", "ISIL", "DIRECTION", "STATE", "CURSOR", "LAG", "RECORDS",
+                           "LAST SUCCESS", "ERRORS", "LAST ERROR");
+        for (const auto& p : peers.GetArray())
+            out += fmt::format(fmt::runtime(kRow), Str(p, "name"), Str(p, "isil"), Str(p, "direction"),
+                               Str(p, "state"), Str(p, "cursor"), Str(p, "lag_changes"), Str(p, "records_total"),
+                               ago(Str(p, "seconds_since_success")), Str(p, "errors_in_row"),
+                               Str(p, "last_error").substr(0, 60));
+    }
+    return out;
+}
+
+// `iblctl sync verify PEER`.
+std::string RenderVerify(const std::string& json) {
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    if (d.HasParseError() || !d.IsObject()) return json + "\n";
+    const auto& here = Obj(d, "here");
+    const auto& there = Obj(d, "at_peer");
+    std::string out = fmt::format("{} libraries compared with {}: here {} records, {} copies; at the peer {} records, "
+                                  "{} copies\n",
+                                  Str(d, "libraries"), Str(d, "peer"), Str(here, "records"), Str(here, "holdings"),
+                                  Str(there, "records"), Str(there, "holdings"));
+    const auto& diffs = Obj(d, "differences");
+    if (!diffs.IsArray() || diffs.Empty()) return out + "identical: same records and copies, same checksums\n";
+    out += fmt::format("{} libraries differ:\n", diffs.Size());
+    for (const auto& x : diffs.GetArray()) {
+        out += fmt::format("  {:<17}{}\n", Str(x, "library"), Str(x, "what"));
+        const auto& ids = Obj(x, "first_ids");
+        if (ids.IsArray() && !ids.Empty()) {
+            std::string list;
+            for (const auto& id : ids.GetArray())
+                if (id.IsString()) list += (list.empty() ? "" : ", ") + std::string(id.GetString());
+            out += fmt::format("  {:<17}{} records differ: {}{}\n", "", Str(x, "records_differing"), list,
+                               std::to_string(ids.Size()) == Str(x, "records_differing") ? "" : ", ...");
+        }
     }
     return out;
 }
@@ -176,6 +221,11 @@ std::string RenderSyncAction(const std::string& json) {
     d.Parse(json.c_str());
     if (d.HasParseError() || !d.IsObject()) return json + "\n";
     const std::string done = Str(d, "done");
+    if (Str(d, "kind") == "peer")
+        return fmt::format("peer {} {}\n", Str(d, "source"),
+                           done == "run"     ? "is asked again now"
+                           : done == "pause" ? "is paused; 'iblctl sync resume' follows it again"
+                                             : "is followed again");
     const std::string what = done == "run" ? "will run now (or right after the run in progress)"
                              : done == "pause" ? "is paused; 'iblctl sync resume' harvests it again"
                                                : "harvests again";

@@ -13,8 +13,9 @@ std::string RenderLibraries(const std::string& result_json);  // library.list
 std::string RenderLibrary(const std::string& result_json);    // library.add, .enable, .disable
 std::string RenderToken(const std::string& result_json);      // token.issue, .rotate, .revoke
 std::string RenderChanges(const std::string& result_json);    // changes: one line per change
-std::string RenderSyncStatus(const std::string& result_json); // sync.status: one line per harvest source
+std::string RenderSyncStatus(const std::string& result_json); // sync.status: one line per harvest source and per peer
 std::string RenderSyncAction(const std::string& result_json); // sync.run, .pause, .resume
+std::string RenderVerify(const std::string& result_json);     // sync.verify: totals, then the libraries that differ
 
 // "3d 04h 05m", "2h 03m 04s", "12s"
 std::string FormatDuration(long long seconds);

@@ -16,27 +16,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class OwnCluster {
-public:
-    explicit OwnCluster(const TempDir& dir) : dir_(dir.File("pg")) {}
-    ~OwnCluster() { RunCommand({Script(), "stop", dir_, "--immediate"}); }
-    std::string Start() {
-        // Durable settings: an immediate stop must not lose what was committed.
-        auto r = RunCommand({Script(), "start", dir_}, 60s);
-        EXPECT_EQ(r.exit_code, 0) << r.err;
-        return r.out.substr(0, r.out.find('\n'));
-    }
-    void Stop() {
-        auto r = RunCommand({Script(), "stop", dir_, "--immediate"}, 60s);
-        EXPECT_EQ(r.exit_code, 0) << r.err;
-    }
-    std::string Conninfo() const { return "host=" + dir_ + " port=55433 user=postgres dbname=postgres"; }
-
-private:
-    static std::string Script() { return SourceDir() + "/tools/pgcluster"; }
-    std::string dir_;
-};
-
 int ReadyzStatus(int port) {
     auto r = HttpGet(port, "/readyz");
     return r ? r->status : 0;
@@ -44,7 +23,7 @@ int ReadyzStatus(int port) {
 
 TEST(DatabaseOutage, PostgresRestartFlipsReadyzWithoutRestartingTheDaemon) {
     TempDir dir;
-    OwnCluster pg(dir);
+    PrivateCluster pg(dir);
     pg.Start();
     NodeConfig cfg;
     cfg.conninfo = pg.Conninfo();
@@ -76,7 +55,7 @@ TEST(DatabaseOutage, PostgresRestartFlipsReadyzWithoutRestartingTheDaemon) {
 
 TEST(DatabaseOutage, DatabaseDownAtStartupIsRetriedAndMigratedLater) {
     TempDir dir;
-    OwnCluster pg(dir);  // not started yet
+    PrivateCluster pg(dir);  // not started yet
     NodeConfig cfg;
     cfg.conninfo = pg.Conninfo();
     DaemonProcess d(dir, cfg);

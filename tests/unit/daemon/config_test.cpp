@@ -282,11 +282,11 @@ TEST(ConfigHarvest, SourcesWithDefaultsAndTheirMistakes) {
     EXPECT_EQ(ErrorFor(Replace(base, "\"s1\"", "\"Zebra Ede\"")),
               fmt::format("{}:22: harvest[1].name: must be 1..64 of a-z 0-9 - _, starting with a letter or digit", f));
     EXPECT_EQ(ErrorFor(base + "\n[[harvest]]\nname = \"s1\"\nlibrary = \"NL-0002\"\nurl = \"http://h/\"\n"),
-              fmt::format("{}:26: harvest[2].name: 's1' is already the name of the source at line 21", f));
+              fmt::format("{}:26: harvest[2].name: 's1' is already the name of the entry at line 21", f));
     EXPECT_EQ(ErrorFor(std::string(kValid) + "\n[[harvest]]\nname = \"s1\"\nlibrary = \"NL-0001\"\n"),
               fmt::format("{}:21: harvest[1].url: required key is missing", f));
     EXPECT_EQ(ErrorFor(std::string(kValid) + "\n[harvest]\nname = \"s1\"\n"),
-              fmt::format("{}:21: harvest: must be written as [[harvest]] tables, one per source", f));
+              fmt::format("{}:21: harvest: must be written as [[harvest]] tables, one each", f));
 
     // A changed source needs a restart; moving it in the file changes nothing.
     auto before = ParseConfig(base, "f").value();
@@ -294,6 +294,33 @@ TEST(ConfigHarvest, SourcesWithDefaultsAndTheirMistakes) {
     EXPECT_TRUE(Diff(before, moved).need_restart.empty());
     auto changed = ParseConfig(base + "page_size = 7\n", "f").value();
     EXPECT_EQ(Diff(before, changed).need_restart, std::vector<std::string>{"harvest"});
+}
+
+TEST(ConfigPeer, APoiFollowsOneNationalNode) {
+    const std::string base = std::string(kValid) +
+                             "\n[[peer]]\nname = \"kb\"\nisil = \"nl-kb\"\nurl = \"http://127.0.0.1:8100\"\n"
+                             "token = \"iblt_1_secret\"\n";
+    auto r = ParseConfig(base, "f.toml");
+    ASSERT_TRUE(r.ok()) << r.error();
+    ASSERT_EQ(r->peers.size(), 1u);
+    EXPECT_EQ(r->peers[0].isil, "NL-KB");
+    EXPECT_EQ(r->peers[0].page_size, 500);
+    EXPECT_EQ(r->peers[0].wait_seconds, 25);
+    EXPECT_EQ(r->peers[0].line, 21);
+    const char* f = "/etc/iblsync/iblsyncd.toml";
+    EXPECT_EQ(ErrorFor(Replace(base, "iblt_1_secret", "secret")),
+              fmt::format("{}:25: peer[1].token: must be an API token iblt_…, issued on the peer with iblctl token "
+                          "issue",
+                          f));
+    EXPECT_EQ(ErrorFor(Replace(base, "token = \"iblt_1_secret\"\n", "")),
+              fmt::format("{}:21: peer[1].token: required key is missing", f));
+    EXPECT_EQ(ErrorFor(base + "wait = 3\n"),
+              fmt::format("{}:26: peer[1].wait: unknown key (did you mean 'wait_seconds'?)", f));
+    EXPECT_EQ(ErrorFor(Replace(base, "nl-kb", "nl-0001")), fmt::format("{}:21: peer.isil: NL-0001 is this node's own ISIL", f));
+    EXPECT_EQ(ErrorFor(base + "\n[[peer]]\nname = \"kb2\"\nisil = \"nl-kb2\"\nurl = \"http://h\"\ntoken = \"iblt_2_x\"\n"),
+              fmt::format("{}:27: peer[2]: a POI node follows one national node; it has 2 [[peer]] tables", f));
+    auto changed = ParseConfig(base + "page_size = 7\n", "f").value();
+    EXPECT_EQ(Diff(r.value(), changed).need_restart, std::vector<std::string>{"peer"});
 }
 
 }  // namespace iblsync::daemon
