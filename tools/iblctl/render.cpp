@@ -183,7 +183,7 @@ std::string RenderSyncStatus(const std::string& json) {
             out += fmt::format(fmt::runtime(kRow), Str(p, "name"), Str(p, "isil"), Str(p, "direction"),
                                Str(p, "state"), Str(p, "cursor"), Str(p, "lag_changes"), Str(p, "records_total"),
                                ago(Str(p, "seconds_since_success")), Str(p, "errors_in_row"),
-                               Str(p, "last_error").substr(0, 60));
+                               Str(p, "errors_in_row") == "0" ? "" : Str(p, "last_error").substr(0, 60));
     }
     return out;
 }

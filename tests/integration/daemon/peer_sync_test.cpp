@@ -306,6 +306,17 @@ TEST_F(PeerSyncTest, VerifyListsTheLibrariesAndRecordsThatDiffer) {
     EXPECT_NE(r.out.find("1 records differ: v-1"), std::string::npos) << r.out;
     auto json = national_.Ctl({"--json", "sync", "verify", "poi-b"});
     EXPECT_NE(json.out.find(R"("identical":false)"), std::string::npos) << json.out;
+    // The feed's and digest's parameters are checked like every other.
+    auto bad = [&](const std::string& path) {
+        auto r = HttpCall(b_.port, "GET", path, {{"Authorization", "Bearer " + token_b_}});
+        return r ? std::to_string(r->status) + " " + r->body : std::string("no answer");
+    };
+    EXPECT_NE(bad("/v1/changes?embed=all").find("400 "), std::string::npos);
+    EXPECT_NE(bad("/v1/changes?embed=all").find("embed takes records or none"), std::string::npos);
+    EXPECT_NE(bad("/v1/changes?origin=DE-1").find("origin=DE-1 is not an ISIL"), std::string::npos);
+    EXPECT_NE(bad("/v1/digest?library=x%27%20OR%201=1").find("400 "), std::string::npos);
+    EXPECT_NE(bad("/v1/digest?since=1").find("unknown parameter 'since'"), std::string::npos);
+    EXPECT_EQ(HttpCall(b_.port, "GET", "/v1/digest", {{"Authorization", "Bearer iblt_1_wrong"}})->status, 401);
     auto unknown = national_.Ctl({"sync", "verify", "nosuch"});
     EXPECT_EQ(unknown.exit_code, 1);
     EXPECT_NE(unknown.err.find("no peer 'nosuch'"), std::string::npos) << unknown.err;
