@@ -54,19 +54,19 @@ std::string SyncStatusJson(const std::vector<storage::HarvestStatus>& list,
                            const std::vector<storage::PeerStatus>& peers) {
     rapidjson::StringBuffer buf;
     JsonWriter w(buf);
+    auto str = [&](const char* k, const std::string& v) {
+        w.Key(k);
+        if (v.empty()) w.Null();
+        else w.String(v);
+    };
+    auto num = [&](const char* k, long long v) {
+        w.Key(k);
+        w.Int64(v);
+    };
     w.StartObject();
     w.Key("sources");
     w.StartArray();
     for (const auto& s : list) {
-        auto str = [&](const char* k, const std::string& v) {
-            w.Key(k);
-            if (v.empty()) w.Null();
-            else w.String(v);
-        };
-        auto num = [&](const char* k, long long v) {
-            w.Key(k);
-            w.Int64(v);
-        };
         w.StartObject();
         str("name", s.name);
         str("library", s.library);
@@ -93,15 +93,6 @@ std::string SyncStatusJson(const std::vector<storage::HarvestStatus>& list,
     w.Key("peers");
     w.StartArray();
     for (const auto& p : peers) {
-        auto str = [&](const char* k, const std::string& v) {
-            w.Key(k);
-            if (v.empty()) w.Null();
-            else w.String(v);
-        };
-        auto num = [&](const char* k, long long v) {
-            w.Key(k);
-            w.Int64(v);
-        };
         w.StartObject();
         str("name", p.name);
         str("isil", p.isil);

@@ -33,18 +33,18 @@ int BindLoopback(int& port) {
     return fd;
 }
 
-int FreePort() {
-    int port = 0;
-    close(BindLoopback(port));
-    return port;
-}
-
 bool Run(const std::vector<std::string>& argv) {
     auto r = RunCommand(argv, std::chrono::seconds(120));
     return r.exit_code == 0;
 }
 
 }  // namespace
+
+int FreePort() {
+    int port = 0;
+    close(BindLoopback(port));
+    return port;
+}
 
 ZebraServer::ZebraServer(const TempDir& dir) : dir_(dir.File("zebra")) {}
 

@@ -17,6 +17,10 @@
 
 namespace iblsync::test {
 
+// A loopback port that was free a moment ago (for servers that must be told
+// their port before they start).
+int FreePort();
+
 class ZebraServer {
 public:
     explicit ZebraServer(const TempDir& dir);

@@ -6,10 +6,7 @@
 // of convergence; change_log counts show that nothing was applied twice and
 // that nothing came back to where it started.
 
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <map>
 
@@ -32,18 +29,6 @@ constexpr const char* kPoiB = "NL-0000000920";
 constexpr const char* kLibA = "NL-0000000211";  // served by POI A, harvested from Zebra
 constexpr const char* kLibA2 = "NL-0000000212"; // served by POI A, pushing
 constexpr const char* kLibB = "NL-0000000221";  // served by POI B, pushing
-
-int FreePort() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 std::string JsonRecord(const std::string& id, const std::string& title, const std::string& holdings) {
     return fmt::format(R"({{"id":"{}","title":"{}","authors":["Mulisch, Harry"],"year":1982,"holdings":{}}})", id,
