@@ -397,6 +397,33 @@ const std::vector<TableKey<Peer>>& PeerKeys() {
     return kKeys;
 }
 
+const std::vector<TableKey<FileDrop>>& DropKeys() {
+    static const std::vector<TableKey<FileDrop>> kKeys = [] {
+        using D = FileDrop;
+        std::vector<TableKey<D>> k;
+        k.push_back(Field<D, std::string>("name", &D::name, StringValue(EntryName)));
+        k.push_back(Field<D, std::string>("library", &D::library, StringValue(CanonicalIsil)));
+        k.push_back(Field<D, std::string>("directory", &D::directory, StringValue([](std::string& v) -> Problem {
+            if (v.empty() || v.front() != '/') return std::string("must be an absolute path");
+            while (v.size() > 1 && v.back() == '/') v.pop_back();
+            return std::nullopt;
+        })));
+        k.push_back({"mode", [](const toml::node& n, D& d) -> Problem {
+                         auto v = n.value<std::string>();
+                         if (!v || (*v != "incremental" && *v != "full"))
+                             return std::string("must be \"incremental\" (files add and change records) or \"full\" "
+                                                "(each file is the whole catalogue)");
+                         d.full = *v == "full";
+                         return std::nullopt;
+                     }});
+        k.push_back(Field<D, int>("poll_seconds", &D::poll_seconds, IntegerValue<int>(1, 3600)));
+        k.push_back(Field<D, int>("settle_seconds", &D::settle_seconds, IntegerValue<int>(0, 3600)));
+        k.push_back(Field<D, int>("max_delete_percent", &D::max_delete_percent, IntegerValue<int>(0, 100)));
+        return k;
+    }();
+    return kKeys;
+}
+
 // An array of tables, one entry each. Returns an error as
 // "path:line: section[N].key: message" (N counted from 1).
 template <class Entry>
@@ -454,6 +481,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
             sections.push_back(s.section);
     sections.push_back("harvest");  // [[harvest]] and [[peer]], read by ParseTables
     sections.push_back("peer");
+    sections.push_back("drop");
 
     Config cfg;
     cfg.path = path;
@@ -469,6 +497,12 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
         if (section == "peer") {
             if (auto p = ParseTables(section_node, path, "peer", PeerKeys(), {"name", "isil", "url", "token"},
                                      cfg.peers))
+                return Fail(*p);
+            continue;
+        }
+        if (section == "drop") {
+            if (auto p = ParseTables(section_node, path, "drop", DropKeys(), {"name", "library", "directory"},
+                                     cfg.drops))
                 return Fail(*p);
             continue;
         }
@@ -514,6 +548,21 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     for (const auto& p : cfg.peers)
         if (p.isil == cfg.isil)
             return Fail(fmt::format("{}:{}: peer.isil: {} is this node's own ISIL", path, p.line, p.isil));
+    // iblctl sync names sources, peers and drops alike.
+    for (const auto& d : cfg.drops) {
+        for (const auto& h : cfg.harvest)
+            if (h.name == d.name)
+                return Fail(fmt::format("{}:{}: drop.name: '{}' is already the name of the [[harvest]] at line {}",
+                                        path, d.line, d.name, h.line));
+        for (const auto& p : cfg.peers)
+            if (p.name == d.name)
+                return Fail(fmt::format("{}:{}: drop.name: '{}' is already the name of the [[peer]] at line {}",
+                                        path, d.line, d.name, p.line));
+        for (const auto* o = cfg.drops.data(); o != &d; ++o)
+            if (o->directory == d.directory)
+                return Fail(fmt::format("{}:{}: drop.directory: {} is also the directory of the [[drop]] at line {}",
+                                        path, d.line, d.directory, o->line));
+    }
     if (cfg.name.empty()) cfg.name = cfg.isil;
     return cfg;
 }
@@ -539,6 +588,7 @@ ConfigDiff Diff(const Config& before, const Config& after) {
     };
     if (unplaced(before.harvest) != unplaced(after.harvest)) d.need_restart.push_back("harvest");
     if (unplaced(before.peers) != unplaced(after.peers)) d.need_restart.push_back("peer");
+    if (unplaced(before.drops) != unplaced(after.drops)) d.need_restart.push_back("drop");
     return d;
 }
 

@@ -57,6 +57,21 @@ struct Peer {
     bool operator==(const Peer&) const = default;
 };
 
+// One [[drop]] table: a directory where a library's system leaves exports
+// (MARCXML, ISO 2709 or NDJSON, gzip or not), each loaded like `iblctl import`
+// and then moved to done/ or failed/ beside a report.
+struct FileDrop {
+    std::string name;       // as for [[harvest]]; iblctl sync names it
+    std::string library;    // ISIL, canonical
+    std::string directory;  // absolute; done/ and failed/ are made inside it
+    bool full = false;      // mode = "full": each file is the whole catalogue (what it lacks is deleted)
+    int poll_seconds = 10;  // how often the directory is looked at
+    int settle_seconds = 5; // a file is taken once it has not changed for this long
+    int max_delete_percent = 50;  // a full file deleting more of the library goes to failed/
+    int line = 0;
+    bool operator==(const FileDrop&) const = default;
+};
+
 struct Config {
     std::string path;  // the file it was read from
 
@@ -110,6 +125,8 @@ struct Config {
     std::vector<HarvestSource> harvest;
     // [[peer]], in file order
     std::vector<Peer> peers;
+    // [[drop]], in file order
+    std::vector<FileDrop> drops;
 };
 
 // Reads and validates a config file. On failure the message names the file,

@@ -23,6 +23,7 @@
 #include "daemon/admin_commands.hpp"
 #include "daemon/control_server.hpp"
 #include "daemon/db_executor.hpp"
+#include "daemon/file_drop.hpp"
 #include "daemon/harvester.hpp"
 #include "daemon/peer_sync.hpp"
 #include "daemon/http_server.hpp"
@@ -38,6 +39,7 @@
 #include "storage/database.hpp"
 #include "protocols/isil.hpp"
 #include "storage/harvest.hpp"
+#include "storage/file_drop.hpp"
 #include "storage/peer_sync.hpp"
 #include "storage/push.hpp"
 #include "storage/migrations.hpp"
@@ -51,7 +53,8 @@ constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 
 // `iblctl sync status --json`: one object per source and per peer.
 std::string SyncStatusJson(const std::vector<storage::HarvestStatus>& list,
-                           const std::vector<storage::PeerStatus>& peers) {
+                           const std::vector<storage::PeerStatus>& peers,
+                           const std::vector<storage::FileDropStatus>& drops) {
     rapidjson::StringBuffer buf;
     JsonWriter w(buf);
     auto str = [&](const char* k, const std::string& v) {
@@ -116,6 +119,31 @@ std::string SyncStatusJson(const std::vector<storage::HarvestStatus>& list,
         num("errors_in_row", p.errors_in_row);
         str("last_error", p.last_error);
         str("last_error_at", p.last_error_at);
+        w.EndObject();
+    }
+    w.EndArray();
+    w.Key("drops");
+    w.StartArray();
+    for (const auto& d : drops) {
+        w.StartObject();
+        str("name", d.name);
+        str("library", d.library);
+        str("directory", d.directory);
+        str("state", !d.configured ? "removed" : d.paused ? "paused" : d.errors_in_row > 0 ? "failing" : "watching");
+        w.Key("configured");
+        w.Bool(d.configured);
+        str("last_success_at", d.last_success_at);
+        w.Key("seconds_since_success");
+        if (d.seconds_since_success < 0) w.Null();
+        else w.Int64(d.seconds_since_success);
+        str("last_file", d.last_file);
+        num("files_loaded", d.files_loaded);
+        num("files_failed", d.files_failed);
+        num("records_total", d.records_total);
+        num("errors_total", d.errors_total);
+        num("errors_in_row", d.errors_in_row);
+        str("last_error", d.last_error);
+        str("last_error_at", d.last_error_at);
         w.EndObject();
     }
     w.EndArray();
@@ -185,6 +213,7 @@ struct Node::Impl {
     ControlServer control;
     Harvester harvester;
     PeerSync peers;
+    FileDrops drops;
     net::signal_set signals{ioc, SIGTERM, SIGINT, SIGHUP};
     net::steady_timer monitor_timer{ioc};
     net::steady_timer watchdog_timer{ioc};
@@ -215,17 +244,20 @@ struct Node::Impl {
                LimitsFrom(*config)),
           control(ioc, [this](const protocols::ControlRequest& r) { return HandleControl(r); }),
           harvester(ioc, db, exec, [this] { notify::Status(StatusLine()); }),
-          peers(ioc, db, exec, [this] { notify::Status(StatusLine()); }, [this] { api.ChangesCommitted(); }) {}
+          peers(ioc, db, exec, [this] { notify::Status(StatusLine()); }, [this] { api.ChangesCommitted(); }),
+          drops(db, config->db_conninfo, [this] { net::post(ioc, [this] { notify::Status(StatusLine()); }); }) {}
 
     std::string StatusLine() const {
-        return fmt::format("{} {} role={} http={}{} db={}{}{}", config->isil, config->name, RoleName(config->role),
+        return fmt::format("{} {} role={} http={}{} db={}{}{}{}", config->isil, config->name, RoleName(config->role),
                            fmt::join(http_bound, ","),
                            https_bound.empty() ? "" : fmt::format(" https={}", fmt::join(https_bound, ",")), db_state,
                            harvester.Count() == 0
                                ? ""
                                : fmt::format(" harvest={} failing={}", harvester.Count(), harvester.Failing()),
                            peers.Count() == 0 ? ""
-                                              : fmt::format(" peers={} peers_failing={}", peers.Count(), peers.Failing()));
+                                              : fmt::format(" peers={} peers_failing={}", peers.Count(), peers.Failing()),
+                           drops.Count() == 0 ? ""
+                                              : fmt::format(" drops={} drops_failing={}", drops.Count(), drops.Failing()));
     }
 
     void SetDbState(const std::string& state, const std::string& detail) {
@@ -356,6 +388,7 @@ struct Node::Impl {
         out.Sample("iblsync_schema_version", {}, storage::LatestKnownVersion());
         harvester.Render(out);
         peers.Render(out);
+        drops.Render(out);
         return out.str();
     }
 
@@ -502,13 +535,15 @@ struct Node::Impl {
         if (req.command == "sync.status") {
             std::vector<storage::HarvestStatus> list;
             std::vector<storage::PeerStatus> peer_list;
+            std::vector<storage::FileDropStatus> drop_list;
             co_await exec.Run([&] {
                 list = storage::HarvestStatuses(db);
                 peer_list = storage::PeerStatuses(db);
+                drop_list = storage::FileDropStatuses(db);
                 return 0;
             });
             r.ok = true;
-            r.result_json = SyncStatusJson(list, peer_list);
+            r.result_json = SyncStatusJson(list, peer_list, drop_list);
         } else if (req.command == "sync.verify") {
             const std::string name = req.Arg("source");
             if (!peers.Has(name)) {
@@ -538,6 +573,17 @@ struct Node::Impl {
                          std::max(v.here.size(), v.peer.size()), v.differences.size(), req.Arg("_peer_uid"));
             r.ok = true;
             r.result_json = VerifiedJson(name, v);
+        } else if (drops.Has(req.Arg("source"))) {
+            const std::string name = req.Arg("source");
+            if (req.command != "sync.run") {
+                const bool pause = req.command == "sync.pause";
+                co_await exec.Run([&] { return storage::PauseFileDrop(db, name, pause); });
+                drops.SetPaused(name, pause);
+            }
+            drops.Wake(name);
+            spdlog::info("drop {} drop={} peer_uid={}", req.command.substr(5), name, req.Arg("_peer_uid"));
+            r.ok = true;
+            r.result_json = fmt::format(R"({{"source":"{}","kind":"drop","done":"{}"}})", name, req.command.substr(5));
         } else if (peers.Has(req.Arg("source"))) {
             const std::string name = req.Arg("source");
             if (req.command == "sync.run") {
@@ -553,8 +599,8 @@ struct Node::Impl {
         } else {
             const std::string name = req.Arg("source");
             if (!harvester.Has(name)) {
-                r.error = fmt::format("no harvest source or peer '{}' in {}", name.substr(0, 64), config->path);
-                r.hint = "'iblctl sync status' lists them; add a [[harvest]] or [[peer]] table and restart";
+                r.error = fmt::format("no harvest source, peer or drop '{}' in {}", name.substr(0, 64), config->path);
+                r.hint = "'iblctl sync status' lists them; add a [[harvest]], [[peer]] or [[drop]] table and restart";
             } else {
                 const bool full = req.Arg("full") == "true", allow = req.Arg("allow_deletions") == "true";
                 co_await exec.Run([&] {
@@ -627,9 +673,9 @@ struct Node::Impl {
                 R"j("token.rotate":"a new token; the old ones end after grace_seconds",)j"
                 R"j("token.revoke":"end one token (token_id) or all of a library's",)j"
                 R"j("changes":"the change feed after since (limit)",)j"
-                R"j("sync.status":"harvest sources and peers: state, cursor, lag, last success, errors",)j"
+                R"j("sync.status":"harvest sources, peers and file drops: state, cursor, lag, last success, errors",)j"
                 R"j("sync.run":"harvest a source now (source, full, allow_deletions)",)j"
-                R"j("sync.pause":"stop harvesting a source or following a peer (source)",)j"
+                R"j("sync.pause":"stop harvesting a source, following a peer or loading a drop (source)",)j"
                 R"j("sync.resume":"harvest or follow it again (source)",)j"
                 R"j("sync.verify":"compare record and copy counts and checksums with a peer (source, origin, library)"}})j";
         } else {
@@ -708,6 +754,7 @@ struct Node::Impl {
         api.Stop();
         harvester.Stop();
         peers.Stop();
+        drops.Stop();
         monitor_timer.cancel();
         watchdog_timer.cancel();
         housekeeping_timer.cancel();
@@ -761,6 +808,7 @@ struct Node::Impl {
         control.Start();
         harvester.Start(config->harvest);
         peers.Start(*config);
+        drops.Start(config->drops);
         net::co_spawn(ioc, HandleSignals(), LogFailure{"signals"});
         net::co_spawn(ioc, MonitorDatabase(), LogFailure{"database monitor"});
         net::co_spawn(ioc, Housekeeping(), LogFailure{"housekeeping"});
@@ -772,6 +820,7 @@ struct Node::Impl {
                      config->control_socket, db_state);
         notify::Ready(StatusLine());
         ioc.run();
+        drops.Join();
         exec.Stop();
         spdlog::info("iblsyncd stopped exit_code={}", exit_code);
         return exit_code;

@@ -300,6 +300,7 @@ struct CatalogueImport::Impl {
         repeats = true;
     }
     detail::LoadSpools spools;  // written by the writer thread, replayed by Finish()
+    std::optional<DropFile> drop_file;
     std::unique_ptr<detail::Stager> filling;
 
     // The writer thread sends batches with COPY while the caller parses the
@@ -483,9 +484,18 @@ void CatalogueImport::Add(protocols::CatalogueRecord r) {
     ++impl_->received;
 }
 
+void CatalogueImport::RecordAsDropFile(DropFile file) { impl_->drop_file = std::move(file); }
+
 ImportSummary CatalogueImport::Finish() {
     return Translated([&] {
         impl_->Drain();
+        const std::string& library = impl_->options.library;
+        const bool guarded = impl_->options.full && impl_->options.max_delete_percent < 100;
+        long long live_before = 0;
+        if (guarded)
+            live_before = impl_->tx.exec_params1("SELECT count(*) FROM bib_record WHERE library = $1 AND NOT deleted",
+                                                 library)[0]
+                              .as<long long>();
         impl_->spools.Replay(impl_->tx);
         auto remap = impl_->groups.Remap();
         if (!remap.empty()) {
@@ -498,7 +508,20 @@ ImportSummary CatalogueImport::Finish() {
         merge.may_repeat = impl_->repeats;
         merge.grouped = !impl_->repeats;
         merge.direct_copies = impl_->spools.direct;
-        auto m = detail::Merge(impl_->tx, impl_->options.library, merge);
+        auto m = detail::Merge(impl_->tx, library, merge);
+        if (guarded && m.deleted > 0 && m.deleted * 100 > live_before * impl_->options.max_delete_percent)
+            throw DeletionsRefused(m.deleted, live_before, impl_->options.max_delete_percent);
+        if (const auto& f = impl_->drop_file) {
+            impl_->tx.exec_params(
+                "INSERT INTO file_drop_load (drop_name, file, size, mtime, outcome, records, rejected, inserted,"
+                " updated, deleted, first_seq, last_seq) VALUES ($1, $2, $3, $4, 'loaded', $5, $6, $7, $8, $9, $10, $11)",
+                f->drop, f->file, f->size, f->mtime, f->records, f->rejected, m.inserted, m.updated, m.deleted,
+                m.first_seq, m.last_seq);
+            impl_->tx.exec_params(
+                "UPDATE file_drop SET last_success_at = now(), last_file = $2, files_loaded = files_loaded + 1,"
+                " records_total = records_total + $3, errors_in_row = 0 WHERE name = $1",
+                f->drop, f->file, f->records);
+        }
         impl_->tx.commit();
         ImportSummary s;
         s.received = impl_->received;

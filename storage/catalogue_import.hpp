@@ -27,6 +27,18 @@ struct ImportOptions {
     // slower, but with no memory per record, so that a file of any size loads
     // in bounded memory.
     std::size_t index_memory = 192u << 20;
+    // With `full`: a load that would delete more than this share of the
+    // library's live records is not committed (DeletionsRefused). 100: no limit.
+    int max_delete_percent = 100;
+};
+
+// A file of a drop directory (daemon/file_drop.hpp), recorded in
+// file_drop_load and in the drop's state by the load that takes it.
+struct DropFile {
+    std::string drop;  // the drop's name
+    std::string file;  // its name in the directory
+    long long size = 0, mtime = 0;
+    long long records = 0, rejected = 0;  // as read from the file
 };
 
 struct ImportSummary {
@@ -73,6 +85,8 @@ public:
     ~CatalogueImport();  // rolls back unless Finish() committed
 
     void Add(protocols::CatalogueRecord record);
+    // Records the load as the loading of a drop's file, in its transaction.
+    void RecordAsDropFile(DropFile file);
     ImportSummary Finish();
 
 private:

@@ -6,6 +6,17 @@
 
 #include "storage/detail/errors.hpp"
 
+namespace iblsync::storage {
+
+DeletionsRefused::DeletionsRefused(long long would_delete, long long live_before, int max_percent)
+    : DatabaseError(fmt::format("the full load would delete {} of the library's {} records (more than {}%)",
+                                would_delete, live_before, max_percent),
+                    "IBL02"),
+      would_delete_(would_delete),
+      live_before_(live_before) {}
+
+}  // namespace iblsync::storage
+
 namespace iblsync::storage::detail {
 namespace {
 

@@ -65,4 +65,16 @@ public:
     using DatabaseError::DatabaseError;
 };
 
+// A full load would have deleted more of the library than it may
+// (ImportOptions::max_delete_percent). Nothing was written.
+class DeletionsRefused : public DatabaseError {
+public:
+    DeletionsRefused(long long would_delete, long long live_before, int max_percent);
+    long long would_delete() const { return would_delete_; }
+    long long live_before() const { return live_before_; }
+
+private:
+    long long would_delete_, live_before_;
+};
+
 }  // namespace iblsync::storage

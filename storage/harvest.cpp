@@ -13,7 +13,7 @@
 namespace iblsync::storage {
 namespace {
 
-constexpr const char* kIsoUtc = "YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"";
+using detail::kIsoUtc;
 
 // A run is known by its start time, to the microsecond, as text that
 // compares equal after a round trip through timestamptz.

@@ -18,7 +18,7 @@
 namespace iblsync::storage {
 namespace {
 
-constexpr const char* kIsoUtc = "YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"";
+using detail::kIsoUtc;
 
 // 60 bits of an md5, as a bigint: summed, they give a digest that does not
 // depend on row order, so both nodes can compute it in one pass.

@@ -8,6 +8,9 @@
 
 namespace iblsync::storage::detail {
 
+// to_char() format of timestamps in status rows: ISO 8601, UTC, seconds.
+inline constexpr const char* kIsoUtc = "YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"";
+
 // A PostgreSQL array literal of text elements, to pass a whole batch as one
 // bound parameter ($1::text[], $2::bigint[] …). nullopt becomes NULL; every
 // other element is quoted, so "" stays an empty string.

@@ -1,101 +1,27 @@
 #include "tools/iblctl/import.hpp"
 
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <streambuf>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
-#include "protocols/catalogue_record.hpp"
 #include "protocols/holdings.hpp"
-#include "protocols/iso2709.hpp"
 #include "protocols/isil.hpp"
-#include "protocols/json_record.hpp"
-#include "protocols/marcxml.hpp"
 #include "protocols/province.hpp"
 #include "storage/catalogue_import.hpp"
 #include "storage/errors.hpp"
+#include "storage/record_files.hpp"
 
 namespace iblsync::iblctl {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Reads a file through zlib, which passes uncompressed files through as they
-// are: gzip is transparent.
-class GzStreamBuf : public std::streambuf {
-public:
-    explicit GzStreamBuf(const std::string& path) : file_(gzopen(path.c_str(), "rb")) {
-        if (file_) gzbuffer(file_, 1 << 17);
-    }
-    ~GzStreamBuf() override {
-        if (file_) gzclose(file_);
-    }
-    bool ok() const { return file_ != nullptr; }
-    // Bytes of the file (compressed) consumed so far, for progress.
-    long long FileOffset() const { return file_ ? static_cast<long long>(gzoffset(file_)) : 0; }
-    std::string Error() {
-        int code = 0;
-        const char* msg = file_ ? gzerror(file_, &code) : "cannot open";
-        return code == Z_OK || code == Z_STREAM_END ? std::string() : std::string(msg);
-    }
-
-protected:
-    int_type underflow() override {
-        if (gptr() < egptr()) return traits_type::to_int_type(*gptr());
-        int n = gzread(file_, buf_, sizeof buf_);
-        if (n <= 0) return traits_type::eof();
-        setg(buf_, buf_, buf_ + n);
-        return traits_type::to_int_type(*gptr());
-    }
-
-private:
-    gzFile file_;
-    char buf_[1 << 16];
-};
-
-// Splits NDJSON into lines, in bounded memory: a line longer than the
-// record limit is skipped to its end and reported, not buffered.
-class NdjsonSplitter {
-public:
-    NdjsonSplitter(std::istream& in, std::size_t max_bytes) : in_(in), max_(max_bytes) {}
-    // Returns false at the end. Blank lines are skipped.
-    bool Next(protocols::marc::RawRecord& out) {
-        for (;;) {
-            out.bytes.clear();
-            out.error.clear();
-            out.offset = offset_;
-            if (in_.peek() == EOF) return false;
-            bool too_long = false;
-            int c;
-            while ((c = in_.get()) != EOF) {
-                ++offset_;
-                if (c == '\n') break;
-                if (out.bytes.size() < max_) out.bytes.push_back(static_cast<char>(c));
-                else too_long = true;
-            }
-            if (!out.bytes.empty() && out.bytes.back() == '\r') out.bytes.pop_back();
-            if (too_long) {
-                out.bytes.clear();
-                out.error = fmt::format("line longer than {} bytes; skipped", max_);
-                return true;
-            }
-            if (out.bytes.find_first_not_of(" \t") != std::string::npos) return true;
-        }
-    }
-
-private:
-    std::istream& in_;
-    std::size_t max_;
-    long long offset_ = 0;
-};
 
 std::string ConninfoFromConfig(const std::string& path, std::string& error) {
     try {
@@ -222,7 +148,7 @@ int RunImport(const ImportArgs& a) {
         }
     }
     protocols::HoldingsMapping mapping;
-    long long parsed = 0, rejected = 0, warnings = 0, bytes_before = 0;
+    long long parsed = 0, rejected = 0, warnings = 0;
     storage::ImportSummary summary;
     Progress progress(total_bytes);
     try {
@@ -248,73 +174,26 @@ int RunImport(const ImportArgs& a) {
         options.full = a.full;
         options.index_memory = a.index_memory;
         storage::CatalogueImport load(conninfo, options);
+        storage::RecordFileCounts counts;
+        storage::RecordFileSink sink;
+        sink.add = [&](protocols::CatalogueRecord&& r) { load.Add(std::move(r)); };
+        std::string current;
+        sink.note = [&](const storage::RecordNote& n) {
+            rejects << current << '\t' << n.offset << '\t' << n.index << '\t'
+                    << (n.warning ? "warning (record kept): " : "") << n.text << '\n';
+        };
+        sink.progress = [&](long long records, long long bytes) { progress.Update(records, bytes); };
         for (const auto& path : a.files) {
-            GzStreamBuf buf(path);
-            if (!buf.ok()) {
-                std::cerr << "iblctl: cannot open " << path << "\n";
+            current = path;
+            if (auto err = storage::ReadRecordFile(path, mapping, isil.value(), sink, counts); !err.empty()) {
+                progress.Done();
+                std::cerr << "\niblctl: " << err << "; no records were loaded\n";
                 return 6;
             }
-            std::istream in(&buf);
-            // MARCXML starts with '<' (after a BOM or white space), NDJSON
-            // with '{', ISO 2709 with digits.
-            int c;
-            while ((c = in.peek()) != EOF && (c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == 0xEF ||
-                                              c == 0xBB || c == 0xBF))
-                in.get();
-            const bool xml = in.peek() == '<';
-            const bool ndjson = in.peek() == '{';
-            protocols::marc::RawRecord raw;
-            protocols::marc::MarcXmlSplitter xml_split(in);
-            protocols::marc::Iso2709Splitter iso_split(in);
-            const protocols::JsonRecordLimits json_limits;
-            NdjsonSplitter json_split(in, json_limits.max_bytes);
-            long long index = 0;
-            while (xml ? xml_split.Next(raw) : ndjson ? json_split.Next(raw) : iso_split.Next(raw)) {
-                ++index;
-                auto reject = [&](const std::string& why) {
-                    ++rejected;
-                    rejects << path << '\t' << raw.offset << '\t' << index << '\t' << why << '\n';
-                };
-                if (!raw.error.empty()) {
-                    reject(raw.error);
-                    continue;
-                }
-                Result<protocols::CatalogueRecord> described = Fail("");
-                if (ndjson) {
-                    auto record = protocols::ParseJsonRecord(raw.bytes, json_limits);
-                    if (!record) {
-                        reject(record.error_pointer().empty() ? record.error()
-                                                              : record.error_pointer() + ": " + record.error());
-                        continue;
-                    }
-                    described = protocols::DescribeRecord(std::move(record).value());
-                } else {
-                    auto record =
-                        xml ? protocols::marc::ParseMarcXmlRecord(raw.bytes) : protocols::marc::ParseIso2709(raw.bytes);
-                    if (!record) {
-                        reject(record.error());
-                        continue;
-                    }
-                    described = protocols::DescribeRecord(record.value(), mapping, isil.value());
-                }
-                if (!described) {
-                    reject(described.error());
-                    continue;
-                }
-                for (const auto& w : described->warnings) {
-                    ++warnings;
-                    rejects << path << '\t' << raw.offset << '\t' << index << "\twarning (record kept): " << w << '\n';
-                }
-                load.Add(std::move(described).value());
-                ++parsed;
-                progress.Update(parsed, bytes_before + buf.FileOffset());
-            }
-            if (auto err = buf.Error(); !err.empty()) {
-                std::cerr << "\niblctl: " << path << ": " << err << "; no records were loaded\n";
-                return 6;
-            }
-            bytes_before += buf.FileOffset();
         }
+        parsed = counts.records;
+        rejected = counts.rejected;
+        warnings = counts.warnings;
         progress.Update(parsed, total_bytes, true);
         progress.Done();
         std::cerr << "import: merging into the catalogue...\n";

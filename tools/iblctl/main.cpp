@@ -79,20 +79,20 @@ int main(int argc, char** argv) {
         if (token_id.empty() && !all_tokens) throw CLI::RequiredError("--token-id or --all");
     });
 
-    auto* sync = app.add_subcommand("sync", "harvest sources and peer nodes: their state, runs on request, verify");
+    auto* sync = app.add_subcommand("sync", "harvest sources, peer nodes and file drops: their state, runs on request, verify");
     sync->require_subcommand(1);
     auto* sync_status =
-        sync->add_subcommand("status", "every harvest source and peer: state, cursor, lag, last success, errors");
+        sync->add_subcommand("status", "every harvest source, peer and drop: state, cursor, lag, last success, errors");
     std::string sync_source;
     bool sync_full = false, sync_allow_deletions = false;
-    auto* sync_run = sync->add_subcommand("run", "harvest a source now instead of at its next interval");
-    sync_run->add_option("source", sync_source, "the source's name (harvest.name)")->required();
+    auto* sync_run = sync->add_subcommand("run", "harvest a source (or look into a drop directory) now instead of at its next interval");
+    sync_run->add_option("source", sync_source, "the source's name (harvest.name, peer.name or drop.name)")->required();
     sync_run->add_flag("--full", sync_full, "a full run: also deletes the records the source no longer has");
     sync_run->add_flag("--allow-deletions", sync_allow_deletions,
                        "with --full: apply the deletions even beyond the source's max_delete_percent");
-    auto* sync_pause = sync->add_subcommand("pause", "stop harvesting a source until resumed (survives restarts)");
+    auto* sync_pause = sync->add_subcommand("pause", "stop harvesting a source, following a peer or loading a drop until resumed (survives restarts)");
     sync_pause->add_option("source", sync_source, "the source's name")->required();
-    auto* sync_resume = sync->add_subcommand("resume", "harvest a paused source (or follow a paused peer) again");
+    auto* sync_resume = sync->add_subcommand("resume", "harvest a paused source (follow a paused peer, load a paused drop) again");
     sync_resume->add_option("source", sync_source, "the source's name")->required();
     std::string verify_origin, verify_library;
     auto* sync_verify = sync->add_subcommand(

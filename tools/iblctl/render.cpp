@@ -154,9 +154,11 @@ std::string RenderSyncStatus(const std::string& json) {
     d.Parse(json.c_str());
     const auto& sources = Obj(d, "sources");
     const auto& peers = Obj(d, "peers");
-    if (!sources.IsArray() || !peers.IsArray()) return json + "\n";
-    if (sources.Empty() && peers.Empty())
-        return "no harvest sources and no peers; add [[harvest]] or [[peer]] tables to the config and restart\n";
+    const auto& drops = Obj(d, "drops");
+    if (!sources.IsArray() || !peers.IsArray() || !drops.IsArray()) return json + "\n";
+    if (sources.Empty() && peers.Empty() && drops.Empty())
+        return "no harvest sources, peers or drops; add [[harvest]], [[peer]] or [[drop]] tables to the config and "
+               "restart\n";
     auto ago = [](const std::string& seconds) {
         return seconds.empty() ? std::string("never") : FormatDuration(std::stoll(seconds)) + " ago";
     };
@@ -184,6 +186,18 @@ std::string RenderSyncStatus(const std::string& json) {
                                Str(p, "state"), Str(p, "cursor"), Str(p, "lag_changes"), Str(p, "records_total"),
                                ago(Str(p, "seconds_since_success")), Str(p, "errors_in_row"),
                                Str(p, "errors_in_row") == "0" ? "" : Str(p, "last_error").substr(0, 60));
+    }
+    if (!drops.Empty()) {
+        if (!out.empty()) out += "\n";
+        constexpr const char* kRow = "{:<20}{:<17}{:<10}{:>7}{:>7}{:>10}  {:<14}{:>7}  {}\n";
+        out += fmt::format(fmt::runtime(kRow), "DROP", "LIBRARY", "STATE", "FILES", "FAILED", "RECORDS",
+                           "LAST SUCCESS", "ERRORS", "LAST ERROR / DIRECTORY");
+        for (const auto& x : drops.GetArray())
+            out += fmt::format(fmt::runtime(kRow), Str(x, "name"), Str(x, "library"), Str(x, "state"),
+                               Str(x, "files_loaded"), Str(x, "files_failed"), Str(x, "records_total"),
+                               ago(Str(x, "seconds_since_success")), Str(x, "errors_in_row"),
+                               Str(x, "errors_in_row") == "0" ? Str(x, "directory")
+                                                              : Str(x, "last_error").substr(0, 80));
     }
     return out;
 }

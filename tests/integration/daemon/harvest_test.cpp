@@ -159,8 +159,8 @@ TEST_F(HarvestTest, FullRunRepeatAndDeletionsFromZebra) {
     EXPECT_EQ(Count(fmt::format("SELECT count(*) FROM bib_record WHERE local_id = '{}' AND deleted", ids.front())), 1);
     ExpectLogOncePerRecord(static_cast<long long>(distinct.size()), 1);
     EXPECT_EQ(d.Iblctl({"sync", "run", "nosuch"}).err,
-              fmt::format("iblctl: sync.run failed: no harvest source or peer 'nosuch' in {}\nhint: 'iblctl sync "
-                          "status' lists them; add a [[harvest]] or [[peer]] table and restart\n",
+              fmt::format("iblctl: sync.run failed: no harvest source, peer or drop 'nosuch' in {}\nhint: 'iblctl "
+                          "sync status' lists them; add a [[harvest]], [[peer]] or [[drop]] table and restart\n",
                           d.config_path()));
 }
 

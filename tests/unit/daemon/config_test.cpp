@@ -323,4 +323,36 @@ TEST(ConfigPeer, APoiFollowsOneNationalNode) {
     EXPECT_EQ(Diff(r.value(), changed).need_restart, std::vector<std::string>{"peer"});
 }
 
+TEST(ConfigDrop, ADirectoryPerLibrary) {
+    const std::string base = std::string(kValid) +
+                             "\n[[drop]]\nname = \"ede\"\nlibrary = \"nl-0001\"\ndirectory = \"/srv/drops/ede/\"\n";
+    auto r = ParseConfig(base, "f.toml");
+    ASSERT_TRUE(r.ok()) << r.error();
+    ASSERT_EQ(r->drops.size(), 1u);
+    EXPECT_EQ(r->drops[0].library, "NL-0001");
+    EXPECT_EQ(r->drops[0].directory, "/srv/drops/ede");
+    EXPECT_FALSE(r->drops[0].full);
+    EXPECT_EQ(r->drops[0].poll_seconds, 10);
+    EXPECT_EQ(r->drops[0].settle_seconds, 5);
+    EXPECT_EQ(r->drops[0].max_delete_percent, 50);
+    EXPECT_TRUE(ParseConfig(base + "mode = \"full\"\n", "f").value().drops[0].full);
+    const char* f = "/etc/iblsync/iblsyncd.toml";
+    EXPECT_EQ(ErrorFor(base + "mode = \"all\"\n"),
+              fmt::format("{}:25: drop[1].mode: must be \"incremental\" (files add and change records) or \"full\" "
+                          "(each file is the whole catalogue)",
+                          f));
+    EXPECT_EQ(ErrorFor(Replace(base, "/srv/drops/ede/", "drops/ede")),
+              fmt::format("{}:24: drop[1].directory: must be an absolute path", f));
+    EXPECT_EQ(ErrorFor(Replace(base, "directory = \"/srv/drops/ede/\"\n", "")),
+              fmt::format("{}:21: drop[1].directory: required key is missing", f));
+    EXPECT_EQ(ErrorFor(base + "poll_seconds = 0\n"),
+              fmt::format("{}:25: drop[1].poll_seconds: 0 is out of range 1..3600", f));
+    EXPECT_EQ(ErrorFor(base + "\n[[drop]]\nname = \"ede2\"\nlibrary = \"nl-0002\"\ndirectory = \"/srv/drops/ede\"\n"),
+              fmt::format("{}:26: drop.directory: /srv/drops/ede is also the directory of the [[drop]] at line 21", f));
+    EXPECT_EQ(ErrorFor(base + "\n[[harvest]]\nname = \"ede\"\nlibrary = \"NL-0001\"\nurl = \"http://h/\"\n"),
+              fmt::format("{}:21: drop.name: 'ede' is already the name of the [[harvest]] at line 26", f));
+    auto changed = ParseConfig(base + "poll_seconds = 7\n", "f").value();
+    EXPECT_EQ(Diff(r.value(), changed).need_restart, std::vector<std::string>{"drop"});
+}
+
 }  // namespace iblsync::daemon
