@@ -7,6 +7,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
@@ -26,13 +27,40 @@ namespace iblsync::daemon {
 namespace sru = protocols::sru;
 namespace {
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
+
+// A page asked for while the one before it is being applied. It never
+// throws (a failure is kept in `error`), so that waiting for it together
+// with the database work cannot cancel that work half-way.
+struct Prefetched {
+    long long start = 0;
+    std::optional<HttpAnswer> answer;
+    std::string error;
+};
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+net::awaitable<Prefetched> Prefetch(const sru::HttpUrl* url, std::string target, long long start,
+                                    std::chrono::seconds timeout, std::uint64_t max_bytes, HttpAbort* abort,
+                                    HttpSession* session) {
+    Prefetched out;
+    out.start = start;
+    try {
+        out.answer = co_await HttpGet(*url, target, timeout, max_bytes, abort, nullptr, session);
+    } catch (const std::exception& e) {
+        out.error = e.what();
+    }
+    co_return out;
 }
+#pragma GCC diagnostic pop
+
+}  // namespace
 
 struct Harvester::Source {
     HarvestSource config;
     sru::HttpUrl url;
     net::steady_timer timer;
     HttpAbort abort;
+    HttpSession session;  // one connection for the pages of a run
     bool paused = false;
     int failures_in_row = 0;
     long long records = 0, failures = 0;  // since start
@@ -207,13 +235,31 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
     long long records = 0, rejected_total = 0;
     std::mt19937_64 random{std::random_device{}()};
     const auto timeout = std::chrono::seconds(s.config.timeout_seconds);
+    // The next page is fetched while this one is applied: the source and
+    // the database work at the same time, and the harvest goes at the
+    // pace of the slower of the two.
+    std::optional<Prefetched> ahead;
     while (!stopping_ && !s.paused) {
         req.start = start;
         std::string error;
         bool transient = true;
         try {
-            const std::string target = sru::PageTarget(s.url, req);
-            auto answer = co_await HttpGet(s.url, target, timeout, s.config.max_page_bytes, &s.abort);
+            const auto fetch_start = std::chrono::steady_clock::now();
+            HttpAnswer answer;
+            if (ahead && ahead->start == start && ahead->answer) {
+                answer = std::move(*ahead->answer);
+                ahead.reset();
+            } else if (ahead && ahead->start == start) {
+                const std::string why = ahead->error;
+                ahead.reset();
+                throw HttpFailure(why);
+            } else {
+                ahead.reset();
+                const std::string target = sru::PageTarget(s.url, req);
+                answer = co_await HttpGet(s.url, target, timeout, s.config.max_page_bytes, &s.abort, nullptr,
+                                          &s.session);
+            }
+            const auto fetched = std::chrono::steady_clock::now();
             auto page = sru::ParsePage(answer.body);
             if (answer.status != 200 && (!page || page->diagnostics.empty())) {
                 transient = answer.status >= 500 || answer.status == 429 || answer.status == 408;
@@ -259,10 +305,28 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
                              start, rejected, Quote(first_reason));
             const std::optional<long long> after = next.value();
             const long long total = page->number_of_records;
-            auto applied = co_await exec_.Run([&] {
+            const auto parsed = std::chrono::steady_clock::now();
+            auto apply = [&] {
                 return storage::ApplyHarvestPage(db_, s.config.name, run.started_at, start, changes, rejected, total,
                                                  after, s.config.max_delete_percent);
-            });
+            };
+            storage::PageApplied applied;
+            if (after) {
+                using namespace net::experimental::awaitable_operators;
+                sru::PageRequest next_req = req;
+                next_req.start = *after;
+                auto [done, fetched_next] =
+                    co_await (exec_.Run(apply) && Prefetch(&s.url, sru::PageTarget(s.url, next_req), *after, timeout,
+                                                           s.config.max_page_bytes, &s.abort, &s.session));
+                applied = std::move(done);
+                ahead = std::move(fetched_next);
+            } else {
+                applied = co_await exec_.Run(apply);
+            }
+            auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+            spdlog::debug("harvest page source={} start={} records={} fetch_ms={:.1f} parse_ms={:.1f} apply_ms={:.1f}",
+                          s.config.name, start, changes.size(), ms(fetch_start, fetched), ms(fetched, parsed),
+                          ms(parsed, std::chrono::steady_clock::now()));
             Healthy(s);
             records += static_cast<long long>(changes.size());
             s.records += static_cast<long long>(changes.size());
@@ -295,6 +359,7 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
                 error += fmt::format(" (register it: iblctl library add {} ...)", s.config.library);
         }
         if (stopping_ || s.paused) co_return;
+        s.session.Close();  // the next attempt starts afresh
         Failed(s, error, transient);
         try {
             co_await exec_.Run([&] {

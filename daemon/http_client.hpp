@@ -1,11 +1,16 @@
 #pragma once
 // One HTTP/1.1 GET at a time over plain TCP, for harvesting: connect, send,
-// read the whole answer, close. Every step shares one deadline, so a source
-// that accepts and then never answers (or trickles) costs at most `timeout`.
+// read the whole answer. Every step shares one deadline, so a source that
+// accepts and then never answers (or trickles) costs at most `timeout`.
+// With an HttpSession the connection stays open for the next GET to the same
+// host (keep-alive): a harvest then does not connect once per page, and an
+// SRU server that keeps the result set per connection (Zebra) does not
+// search again for every page.
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -48,8 +53,17 @@ struct HttpHeaders {
     std::string authorization;  // sent when not empty ("Bearer iblt_…")
 };
 
+// A connection kept between GETs; empty until the first one.
+class HttpConnection;
+struct HttpSession {
+    HttpSession();
+    ~HttpSession();
+    void Close();  // the next GET connects afresh
+    std::unique_ptr<HttpConnection> connection;
+};
+
 net::awaitable<HttpAnswer> HttpGet(const protocols::sru::HttpUrl& url, const std::string& target,
                                    std::chrono::seconds timeout, std::uint64_t max_body, HttpAbort* abort = nullptr,
-                                   const HttpHeaders* headers = nullptr);
+                                   const HttpHeaders* headers = nullptr, HttpSession* session = nullptr);
 
 }  // namespace iblsync::daemon

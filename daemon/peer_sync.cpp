@@ -57,6 +57,7 @@ struct PeerSync::Peer {
     protocols::sru::HttpUrl url;
     net::steady_timer timer;
     HttpAbort abort;
+    HttpSession session;  // the long-polls share one connection
     bool paused = false;
     int failures_in_row = 0;
     long long changes = 0, records = 0, refused = 0, failures = 0;  // since start
@@ -227,7 +228,7 @@ net::awaitable<void> PeerSync::Loop(Peer& p) {
                                      p.config.page_size, p.config.wait_seconds, filter));
             auto answer = co_await HttpGet(p.url, target,
                                            std::chrono::seconds(p.config.wait_seconds + p.config.timeout_seconds),
-                                           p.config.max_page_bytes, &p.abort, &p.headers);
+                                           p.config.max_page_bytes, &p.abort, &p.headers, &p.session);
             if (answer.status != 200) {
                 std::string why = Why(answer);
                 if (answer.status == 401 || answer.status == 403)
@@ -316,6 +317,7 @@ net::awaitable<void> PeerSync::Loop(Peer& p) {
         }
         if (stopping_) co_return;
         if (p.paused) continue;
+        p.session.Close();
         Failed(p, error);
         if (!db_down) {
             try {
