@@ -242,7 +242,7 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
     while (!stopping_ && !s.paused) {
         req.start = start;
         std::string error;
-        bool transient = true;
+        bool transient = true, reread_run = false;
         try {
             const auto fetch_start = std::chrono::steady_clock::now();
             HttpAnswer answer;
@@ -355,6 +355,9 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
         } catch (const storage::DatabaseError& e) {
             error = fmt::format("database: {}", e.what());
             transient = e.sqlstate() != "IBL01";
+            // Asked for again once the library is registered: the run then
+            // takes the holdings mapping stored with it.
+            reread_run = e.sqlstate() == "IBL01";
             if (e.sqlstate() == "IBL01")
                 error += fmt::format(" (register it: iblctl library add {} ...)", s.config.library);
         }
@@ -376,6 +379,7 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
         if (!transient) delay = std::max(delay, cap / 4);
         std::uniform_real_distribution<double> jitter(0.5, 1.0);
         co_await Sleep(s, std::chrono::milliseconds(static_cast<long long>(delay * jitter(random) * 1000)));
+        if (reread_run) co_return;
     }
 }
 
