@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "protocols/delivery.hpp"
 #include "protocols/catalogue_record.hpp"
 #include "protocols/json_record.hpp"
 #include "protocols/marcxml.hpp"
@@ -29,12 +30,7 @@ HttpResponse Xml(sru::Version version, std::string body) {
 
 // The record as MARC, whatever it is stored as.
 Result<protocols::marc::Record> AsMarc(const storage::SearchHit& hit) {
-    if (hit.format == "json") {
-        auto json = protocols::ParseJsonRecord(hit.raw);
-        if (!json) return Fail(json.error());
-        return std::move(json.value().marc);
-    }
-    return protocols::StoredMarc(hit.format, hit.raw);
+    return protocols::StoredAsMarc(hit.format, hit.raw);
 }
 
 sru::ResultRecord Render(const storage::SearchHit& hit, const sru::Request& req) {

@@ -23,16 +23,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string ConninfoFromConfig(const std::string& path, std::string& error) {
-    try {
-        auto tbl = toml::parse_file(path);
-        if (auto v = tbl["database"]["conninfo"].value<std::string>()) return *v;
-        error = fmt::format("{}: database.conninfo is missing", path);
-    } catch (const toml::parse_error& e) {
-        error = fmt::format("{}:{}: {}", path, e.source().begin.line, e.description());
-    }
-    return {};
-}
 
 std::string Thousands(long long n) {
     std::string s = std::to_string(n), out;
@@ -76,6 +66,17 @@ private:
 };
 
 }  // namespace
+
+std::string ConninfoFromConfig(const std::string& path, std::string& error) {
+    try {
+        auto tbl = toml::parse_file(path);
+        if (auto v = tbl["database"]["conninfo"].value<std::string>()) return *v;
+        error = fmt::format("{}: database.conninfo is missing", path);
+    } catch (const toml::parse_error& e) {
+        error = fmt::format("{}:{}: {}", path, e.source().begin.line, e.description());
+    }
+    return {};
+}
 
 std::optional<std::size_t> ParseSize(const std::string& text) {
     std::size_t i = 0;

@@ -25,6 +25,10 @@ struct ImportArgs {
     std::vector<std::string> files;
 };
 
+// database.conninfo of a daemon config file; "" with `error` set if it
+// cannot be read (the message names the file and line).
+std::string ConninfoFromConfig(const std::string& path, std::string& error);
+
 // "192M", "64K", "2G" (also "192MiB", "192 mb"; powers of 1024) in bytes;
 // nullopt without a unit or outside 64 KiB .. 1 TiB.
 std::optional<std::size_t> ParseSize(const std::string& text);

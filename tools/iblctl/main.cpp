@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 
 #include "tools/iblctl/control_client.hpp"
+#include "tools/iblctl/export.hpp"
 #include "tools/iblctl/import.hpp"
 #include "tools/iblctl/render.hpp"
 
@@ -140,11 +141,33 @@ int main(int argc, char** argv) {
             },
             "SIZE"));
     import->add_option("files", import_args.files, "record files")->required()->check(CLI::ExistingFile);
+    iblsync::iblctl::ExportArgs export_args;
+    export_args.config = import_args.config;
+    auto* export_cmd = app.add_subcommand(
+        "export", "the catalogue with copies and availability (852 per copy) as MARCXML or NDJSON, for the KB's "
+                  "delivery: everything, or what changed after --since");
+    export_cmd->add_option("--library", export_args.library, "only this library (ISIL)");
+    export_cmd->add_option("--since", export_args.since,
+                           "only the records changes after this sequence number touched, deleted ones included (an "
+                           "export ends by saying the number to continue from)")
+        ->check(CLI::Range(0LL, 9223372036854775807LL));
+    export_cmd->add_option("--format", export_args.format, "marcxml (a collection) or json (NDJSON, MARC-in-JSON)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"marcxml", "json"}));
+    export_cmd->add_option("--out,-o", export_args.out, "write to this file (complete or not at all); default stdout");
+    export_cmd->add_option("--config", export_args.config, "daemon config file to take database.conninfo from")
+        ->capture_default_str();
+    export_cmd->add_option("--db", export_args.conninfo, "PostgreSQL conninfo, instead of --config");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         int code = app.exit(e);
         return code == 0 ? 0 : 2;
+    }
+
+    if (export_cmd->parsed()) {
+        export_args.json = json;
+        return iblsync::iblctl::RunExport(export_args);
     }
 
     if (import->parsed()) {
