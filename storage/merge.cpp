@@ -73,7 +73,6 @@ const std::vector<std::string> kLogColumns{"seq",       "entity",    "op",      
 const std::vector<std::string> kChangedColumns{"id", "barcode", "record_id", "op", "version"};
 const std::vector<std::string> kHoldColumns{"ord", "barcode", "branch", "shelfmark", "status", "due_date", "changed_at"};
 
-long long Count(pqxx::work& tx, const char* sql) { return tx.exec1(sql)[0].as<long long>(); }
 
 }  // namespace
 
@@ -319,8 +318,13 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, const MergeOptions& op
     // same ISBN from snapshots that cannot see each other. It also hands out
     // change_log numbers in commit order, so they are gap-free.
     long long last = tx.exec1("SELECT last_seq FROM change_counter FOR UPDATE")[0].as<long long>();
-    const long long staged = Count(tx, "SELECT count(*) FROM import_stage");
-    if (staged > 5000) tx.exec0("ANALYZE import_stage (ord, op, local_id)");
+    // The scratch tables are analysed whatever their size: unanalysed, the
+    // planner assumes a few pages of rows and joins them to bib_record,
+    // record_work and holding by reading those whole (tens of ms a page at
+    // 100,000 records, growing with the catalogue); analysed, a small batch
+    // goes by index. An ANALYZE of a small temporary table takes well under
+    // a millisecond.
+    tx.exec0("ANALYZE import_stage (ord, op, local_id)");
     // The last occurrence of a local id counts. If an earlier one was
     // written as new, the kept one is 'born': still an insert, of its content.
     if (options.may_repeat &&
@@ -370,7 +374,7 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, const MergeOptions& op
             "  AND NOT EXISTS (SELECT 1 FROM import_stage s WHERE s.local_id = b.local_id)",
             lib);
     }
-    if (staged > 5000) tx.exec0("ANALYZE import_rec");
+    tx.exec0("ANALYZE import_rec");
     auto counts = tx.exec1(
         "SELECT count(*) FILTER (WHERE change = 'insert'), count(*) FILTER (WHERE change = 'update'),"
         " count(*) FILTER (WHERE change = 'none'), count(*) FILTER (WHERE change = 'delete'),"
@@ -456,7 +460,7 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, const MergeOptions& op
             " WHERE r.holdings ORDER BY h.barcode, r.ord DESC");
         // Without statistics the planner takes a temp table for tiny and
         // probes it row by row: quadratic on a large load.
-        if (with_holdings > 1000) tx.exec0("ANALYZE import_hold_in");
+        tx.exec0("ANALYZE import_hold_in");
         // An update older than what is stored (by the library system's own
         // clock) is ignored: the last writer wins per copy. Copies that
         // exist are updated, the others inserted; no other writer of this

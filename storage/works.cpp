@@ -25,7 +25,7 @@ WorkChanges AssignWorks(pqxx::work& tx, bool grouped) {
         " JOIN import_stage s ON s.ord = r.ord CROSS JOIN LATERAL unnest(s.keys) k"
         " WHERE s.op <> 'n' AND r.change IN ('insert', 'update')");
     const long long keys = tx.exec1("SELECT count(*) FROM dd_key")[0].as<long long>();
-    if (keys > 5000) tx.exec0("ANALYZE dd_key");
+    if (keys > 0) tx.exec0("ANALYZE dd_key");  // whatever its size; see Merge()
     // The changed records' old keys go; what is left in record_key belongs to
     // other live records (a deleted record has no keys and no work), so one
     // join finds the works they share a key with.
@@ -48,7 +48,7 @@ WorkChanges AssignWorks(pqxx::work& tx, bool grouped) {
         "INSERT INTO dd_link SELECT record_id, -work_id, 'work:' || work_id FROM dd_existing"
         " WHERE work_id IN (SELECT work_id FROM dd_existing GROUP BY work_id HAVING count(*) > 1)");
     const long long links = tx.exec1("SELECT count(*) FROM dd_link")[0].as<long long>();
-    if (links > 5000) tx.exec0("ANALYZE dd_link");
+    if (links > 0) tx.exec0("ANALYZE dd_link");
     // Start: the smallest work found through other records; else the
     // record's own work, unless that work still has other live records it no
     // longer shares a key with (then it splits off into a new work); else a
@@ -63,7 +63,7 @@ WorkChanges AssignWorks(pqxx::work& tx, bool grouped) {
         "FROM import_rec r LEFT JOIN (SELECT record_id, min(work_id) AS work_id FROM dd_existing GROUP BY record_id) e"
         " ON e.record_id = r.id WHERE r.change IN ('insert', 'update')",
         kNew, grouped);
-    if (keys > 5000) tx.exec0("ANALYZE dd_label");
+    if (keys > 0) tx.exec0("ANALYZE dd_label");
     // Grouped, a group's records start with one new-work label (its
     // group), so only groups that reached a real work need the spreading.
     const bool spread_groups =
