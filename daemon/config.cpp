@@ -370,6 +370,15 @@ const std::vector<TableKey<HarvestSource>>& HarvestKeys() {
         k.push_back(Field<S, int>("max_delete_percent", &S::max_delete_percent, IntegerValue<int>(0, 100)));
         k.push_back(Field<S, std::uint64_t>("max_page_bytes", &S::max_page_bytes,
                                             IntegerValue<std::uint64_t>(4096, 1LL << 31)));
+        k.push_back(Field<S, std::string>("username", &S::username, StringValue([](std::string& v) -> Problem {
+            if (v.empty() || v.find(':') != std::string::npos || v.size() > 256)
+                return std::string("must be 1..256 characters without ':' (HTTP Basic)");
+            return std::nullopt;
+        })));
+        k.push_back(Field<S, std::string>("password", &S::password, StringValue([](std::string& v) -> Problem {
+            if (v.empty() || v.size() > 256) return std::string("must be 1..256 characters");
+            return std::nullopt;
+        })));
         return k;
     }();
     return kKeys;
@@ -392,6 +401,14 @@ const std::vector<TableKey<Peer>>& PeerKeys() {
         k.push_back(Field<Peer, int>("retry_max_seconds", &Peer::retry_max_seconds, IntegerValue<int>(1, 86400)));
         k.push_back(Field<Peer, std::uint64_t>("max_page_bytes", &Peer::max_page_bytes,
                                                IntegerValue<std::uint64_t>(4096, 1LL << 31)));
+        k.push_back({"follow", [](const toml::node& n, Peer& p) -> Problem {
+                         auto v = n.value<std::string>();
+                         if (!v || (*v != "all" && *v != "availability"))
+                             return std::string("must be \"all\" (whole records) or \"availability\" (brief records "
+                                                "with all their copies)");
+                         p.brief = *v == "availability";
+                         return std::nullopt;
+                     }});
         return k;
     }();
     return kKeys;
@@ -546,8 +563,17 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
         return Fail(fmt::format("{}:{}: peer[2]: a POI node follows one national node; it has {} [[peer]] tables",
                                 path, cfg.peers[1].line, cfg.peers.size()));
     for (const auto& p : cfg.peers)
+        if (p.brief && cfg.role == Role::kNational)
+            return Fail(fmt::format("{}:{}: peer.follow: the national node keeps whole records of every POI; "
+                                    "follow = \"availability\" is for a POI node's national peer",
+                                    path, p.line));
+    for (const auto& p : cfg.peers)
         if (p.isil == cfg.isil)
             return Fail(fmt::format("{}:{}: peer.isil: {} is this node's own ISIL", path, p.line, p.isil));
+    for (const auto& h : cfg.harvest)
+        if (h.username.empty() != h.password.empty())
+            return Fail(fmt::format("{}:{}: harvest.{}: HTTP Basic needs both username and password", path, h.line,
+                                    h.username.empty() ? "username" : "password"));
     // iblctl sync names sources, peers and drops alike.
     for (const auto& d : cfg.drops) {
         for (const auto& h : cfg.harvest)

@@ -36,6 +36,7 @@ struct HarvestSource {
     int retry_max_seconds = 300;             // longest wait between retries of a failing source
     int max_delete_percent = 50;             // a full run deleting more of the library is held back
     std::uint64_t max_page_bytes = 64 << 20;
+    std::string username, password;          // HTTP Basic credentials; both or neither
     int line = 0;                            // where it is in the file, for messages
     bool operator==(const HarvestSource&) const = default;
 };
@@ -53,6 +54,10 @@ struct Peer {
     int timeout_seconds = 60;   // per request, on top of wait_seconds
     int retry_max_seconds = 60; // longest wait between retries of a failing peer
     std::uint64_t max_page_bytes = 256ULL << 20;
+    // follow = "availability": a POI node keeps the other provinces' records
+    // brief (what works and descriptions need) with all their copies, not
+    // whole (follow = "all", the default).
+    bool brief = false;
     int line = 0;
     bool operator==(const Peer&) const = default;
 };

@@ -5,6 +5,8 @@
 #include <ctime>
 #include <random>
 
+#include <openssl/evp.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -41,11 +43,11 @@ struct Prefetched {
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 net::awaitable<Prefetched> Prefetch(const sru::HttpUrl* url, std::string target, long long start,
                                     std::chrono::seconds timeout, std::uint64_t max_bytes, HttpAbort* abort,
-                                    HttpSession* session) {
+                                    const HttpHeaders* headers, HttpSession* session) {
     Prefetched out;
     out.start = start;
     try {
-        out.answer = co_await HttpGet(*url, target, timeout, max_bytes, abort, nullptr, session);
+        out.answer = co_await HttpGet(*url, target, timeout, max_bytes, abort, headers, session);
     } catch (const std::exception& e) {
         out.error = e.what();
     }
@@ -61,6 +63,7 @@ struct Harvester::Source {
     net::steady_timer timer;
     HttpAbort abort;
     HttpSession session;  // one connection for the pages of a run
+    HttpHeaders headers;  // with the source's credentials, if any
     bool paused = false;
     int failures_in_row = 0;
     long long records = 0, failures = 0;  // since start
@@ -79,7 +82,17 @@ void Harvester::Start(std::vector<HarvestSource> sources) {
         auto url = sru::ParseHttpUrl(c.url);  // checked when the config was read
         if (!url) continue;
         const std::string name = c.name;
-        sources_.emplace(name, std::make_unique<Source>(ioc_, std::move(c), std::move(url).value()));
+        auto source = std::make_unique<Source>(ioc_, std::move(c), std::move(url).value());
+        if (!source->config.username.empty()) {
+            const std::string plain = source->config.username + ":" + source->config.password;
+            std::string b64(4 * ((plain.size() + 2) / 3) + 1, '\0');
+            const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()),
+                                          reinterpret_cast<const unsigned char*>(plain.data()),
+                                          static_cast<int>(plain.size()));
+            b64.resize(static_cast<std::size_t>(n));
+            source->headers.authorization = "Basic " + b64;
+        }
+        sources_.emplace(name, std::move(source));
     }
     if (!sources_.empty()) net::co_spawn(ioc_, Sync(), LogFailure{"harvest"});
 }
@@ -256,14 +269,18 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
             } else {
                 ahead.reset();
                 const std::string target = sru::PageTarget(s.url, req);
-                answer = co_await HttpGet(s.url, target, timeout, s.config.max_page_bytes, &s.abort, nullptr,
+                answer = co_await HttpGet(s.url, target, timeout, s.config.max_page_bytes, &s.abort, &s.headers,
                                           &s.session);
             }
             const auto fetched = std::chrono::steady_clock::now();
             auto page = sru::ParsePage(answer.body);
             if (answer.status != 200 && (!page || page->diagnostics.empty())) {
                 transient = answer.status >= 500 || answer.status == 429 || answer.status == 408;
-                throw HttpFailure(fmt::format("HTTP {} from {}", answer.status, s.config.url));
+                throw HttpFailure(fmt::format("HTTP {} from {}{}", answer.status, s.config.url,
+                                              answer.status == 401 || answer.status == 403
+                                                  ? fmt::format(" (check harvest.username and harvest.password of {})",
+                                                                s.config.name)
+                                                  : ""));
             }
             if (!page) {
                 transient = true;  // a proxy's error page, a truncated answer: usually passes
@@ -317,7 +334,7 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
                 next_req.start = *after;
                 auto [done, fetched_next] =
                     co_await (exec_.Run(apply) && Prefetch(&s.url, sru::PageTarget(s.url, next_req), *after, timeout,
-                                                           s.config.max_page_bytes, &s.abort, &s.session));
+                                                           s.config.max_page_bytes, &s.abort, &s.headers, &s.session));
                 applied = std::move(done);
                 ahead = std::move(fetched_next);
             } else {

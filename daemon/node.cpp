@@ -158,6 +158,9 @@ std::string VerifiedJson(const std::string& peer, const PeerSync::Verified& v) {
     w.StartObject();
     w.Key("peer");
     w.String(peer);
+    w.Key("compared");
+    w.String(v.brief ? "records and copies (records kept brief here: follow = availability)"
+                     : "records and copies with checksums");
     w.Key("libraries");
     w.Int64(static_cast<long long>(std::max(v.here.size(), v.peer.size())));
     auto totals = [&](const char* key, const std::vector<protocols::feed::LibraryDigest>& list) {

@@ -267,7 +267,8 @@ net::awaitable<void> PeerSync::Loop(Peer& p) {
                 if (r.deleted) {
                     pr.change = storage::RecordChange::Delete(r.local_id);
                 } else {
-                    auto described = protocols::DescribeStored(r.format, r.raw);
+                    auto described = p.config.brief ? protocols::DescribeStoredBrief(r.format, r.raw)
+                                                    : protocols::DescribeStored(r.format, r.raw);
                     if (!described) {
                         // The peer stored it, so this should not happen; one
                         // record must not stop the feed. Logged and counted.
@@ -366,6 +367,10 @@ net::awaitable<PeerSync::Verified> PeerSync::Verify(const std::string& name, con
             keep(v.here);
             keep(v.peer);
         }
+        v.brief = p.config.brief;
+        if (v.brief)
+            for (auto* list : {&v.here, &v.peer})
+                for (auto& l : *list) l.records_sum.clear();
         v.differences = feed::Compare(v.here, v.peer);
         // Record by record for the first few libraries that differ.
         int detailed = 0;
@@ -376,6 +381,9 @@ net::awaitable<PeerSync::Verified> PeerSync::Verify(const std::string& name, con
             if (library == d.library) other = theirs;
             else other = co_await ask("?library=" + d.library);
             std::size_t total = 0;
+            if (v.brief)
+                for (auto* list : {&mine, &other.records})
+                    for (auto& r : *list) r.checksum.clear();
             v.records[d.library] = feed::CompareRecords(mine, other.records, 20, &total);
             v.records_total[d.library] = total;
         }

@@ -46,6 +46,10 @@ public:
         // For the first differing libraries: the local ids that differ.
         std::map<std::string, std::vector<std::string>> records;
         std::map<std::string, std::size_t> records_total;
+        // follow = "availability": records are kept brief here, so their
+        // checksums differ by design; compared are the records' presence
+        // and the copies.
+        bool brief = false;
     };
     // Compares this node's catalogue with the peer's (`origin`: only the
     // libraries a POI serves; `library`: only that one, record by record).

@@ -1,6 +1,7 @@
 #include "protocols/catalogue_record.hpp"
 
 #include <algorithm>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -118,6 +119,28 @@ Result<CatalogueRecord> DescribeStored(std::string_view format, std::string_view
     r.raw = std::string(raw);
     r.holdings_given = false;
     r.holdings.clear();
+    return out;
+}
+
+marc::Record BriefRecord(const marc::Record& record) {
+    static const std::set<std::string_view> kKept = {
+        "015", "016", "020", "022", "024", "028", "035", "041", "100", "110", "111", "130", "240", "245", "246",
+        "250", "260", "264", "300", "336", "337", "338", "490", "700", "710", "711", "730", "740", "800", "830"};
+    marc::Record out;
+    out.leader = record.leader;
+    for (const auto& f : record.fields)
+        if (marc::IsControlTag(f.tag) || kKept.count(f.tag)) out.fields.push_back(f);
+    return out;
+}
+
+Result<CatalogueRecord> DescribeStoredBrief(std::string_view format, std::string_view raw) {
+    if (format == "json") return DescribeStored(format, raw);
+    auto marc = StoredMarc(format, raw);
+    if (!marc) return Fail(marc.error());
+    auto out = DescribeRecord(BriefRecord(marc.value()));
+    if (!out) return out;
+    out.value().holdings_given = false;
+    out.value().holdings.clear();
     return out;
 }
 

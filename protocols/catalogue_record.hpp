@@ -67,4 +67,17 @@ Result<CatalogueRecord> DescribeRecord(JsonRecord record);
 // (holdings_given false).
 Result<CatalogueRecord> DescribeStored(std::string_view format, std::string_view raw);
 
+// The fields of a MARC record that identify its work and name it: leader,
+// control fields, standard numbers (020, 022, 024, 028, 035), main and added
+// entries (1XX, 7XX), titles (130, 240, 245, 246, 730, 740), edition,
+// imprint and extent (250, 260, 264, 300), content/media/carrier types and
+// series. Notes, subjects, links and local fields are left out: match keys
+// and material type come out the same as for the whole record.
+marc::Record BriefRecord(const marc::Record& record);
+
+// As DescribeStored, but a MARC record is kept as its BriefRecord (stored
+// anew as ISO 2709): what a POI node following only availability and works
+// keeps of the rest of the country. A JSON record is kept whole.
+Result<CatalogueRecord> DescribeStoredBrief(std::string_view format, std::string_view raw);
+
 }  // namespace iblsync::protocols

@@ -156,6 +156,11 @@ void FaultProxy::Set(Mode mode, std::chrono::milliseconds delay) {
     mode_ = mode;
 }
 
+void FaultProxy::RequireAuthorization(const std::string& value) {
+    std::lock_guard lock(mu_);
+    authorization_ = value;
+}
+
 void FaultProxy::Serve(int client) {
     ++requests_;
     // The request: headers only (GET).
@@ -169,6 +174,17 @@ void FaultProxy::Serve(int client) {
         request.append(buf, static_cast<std::size_t>(n));
     }
     auto reply = [&](const std::string& bytes) { send(client, bytes.data(), bytes.size(), MSG_NOSIGNAL); };
+    std::string wanted;
+    {
+        std::lock_guard lock(mu_);
+        wanted = authorization_;
+    }
+    if (!wanted.empty() && request.find("\r\nAuthorization: " + wanted + "\r\n") == std::string::npos) {
+        ++unauthorized_;
+        reply("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"sru\"\r\nContent-Length: 0\r\n"
+              "Connection: close\r\n\r\n");
+        return;
+    }
     const Mode mode = mode_;
     if (mode == Mode::kError500) {
         reply("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\nConnection: close\r\n\r\noops\n");

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <string>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -52,6 +53,9 @@ public:
     std::string Url() const;  // http://127.0.0.1:PORT/Default
     void Set(Mode mode, std::chrono::milliseconds delay = std::chrono::milliseconds(0));
     int requests() const { return requests_; }
+    // From now on a request without "Authorization: <value>" gets a 401.
+    void RequireAuthorization(const std::string& value);
+    int unauthorized() const { return unauthorized_; }
 
 private:
     void Serve(int client);
@@ -61,6 +65,9 @@ private:
     std::atomic<Mode> mode_{Mode::kPass};
     std::atomic<long long> delay_ms_{0};
     std::atomic<int> requests_{0};
+    std::atomic<int> unauthorized_{0};
+    std::mutex mu_;
+    std::string authorization_;  // guarded by mu_
     std::atomic<bool> stop_{false};
     std::thread thread_;
 };

@@ -214,7 +214,11 @@ std::string RenderVerify(const std::string& json) {
                                   Str(d, "libraries"), Str(d, "peer"), Str(here, "records"), Str(here, "holdings"),
                                   Str(there, "records"), Str(there, "holdings"));
     const auto& diffs = Obj(d, "differences");
-    if (!diffs.IsArray() || diffs.Empty()) return out + "identical: same records and copies, same checksums\n";
+    const bool brief = Str(d, "compared").find("brief") != std::string::npos;
+    if (!diffs.IsArray() || diffs.Empty())
+        return out + (brief ? "identical: same records and copies (records are kept brief here: follow = "
+                              "availability)\n"
+                            : "identical: same records and copies, same checksums\n");
     out += fmt::format("{} libraries differ:\n", diffs.Size());
     for (const auto& x : diffs.GetArray()) {
         out += fmt::format("  {:<17}{}\n", Str(x, "library"), Str(x, "what"));

@@ -317,6 +317,30 @@ TEST_F(HarvestTest, KillNineMidRunResumesWithoutLossOrDuplicates) {
 // A source that fails in every way for a while: the failure is visible in
 // `iblctl sync status` at once, logged once per kind of failure (not per
 // retry), nothing is written, and the harvest completes when it recovers.
+// A source behind HTTP Basic authentication (the proxy asks for it): the
+// configured credentials go with every page; refused ones are a failure
+// that says which settings to check.
+TEST_F(HarvestTest, ASourceBehindHttpBasicAuthentication) {
+    FaultProxy proxy(zebra_->port());
+    proxy.RequireAuthorization("Basic aGFydmVzdGVyOnMzY3JldA==");  // harvester:s3cret
+    DaemonProcess d(dir_, Config(proxy.Url(), "username = \"harvester\"\npassword = \"s3cret\"\n"));
+    ASSERT_TRUE(d.Start()) << d.Log();
+    Register(d);
+    ASSERT_TRUE(WaitForRuns()) << d.Log();
+    const auto ids = Ids(Records());
+    EXPECT_EQ(Live(), static_cast<long long>(std::set<std::string>(ids.begin(), ids.end()).size()));
+    EXPECT_EQ(proxy.unauthorized(), 0);
+    EXPECT_GT(proxy.requests(), 3);
+    EXPECT_EQ(d.Log().find("s3cret"), std::string::npos);  // never logged
+
+    proxy.RequireAuthorization("Basic c29tZW9uZTplbHNl");  // the source changed its password
+    ASSERT_EQ(d.Iblctl({"sync", "run", "zebra", "--full"}).exit_code, 0);
+    ASSERT_TRUE(WaitFor([&] { return InRow() > 0; }, 30s)) << d.Log();
+    EXPECT_EQ(State("last_error"), fmt::format("HTTP 401 from {} (check harvest.username and harvest.password of zebra)",
+                                               proxy.Url()));
+    EXPECT_GT(proxy.unauthorized(), 0);
+}
+
 TEST_F(HarvestTest, AFailingSourceIsVisibleLoggedOnceAndRecovers) {
     FaultProxy proxy(zebra_->port());
     proxy.Set(FaultProxy::Mode::kError500);

@@ -105,7 +105,8 @@ protected:
     // First start: libraries and the tokens each node gives the nodes that
     // read its feed (the reading node is registered as a library without
     // records); then a restart with the [[peer]] tables.
-    void StartNetwork(const std::string& national_peer_extra = "", int a_port_for_national = 0) {
+    void StartNetwork(const std::string& national_peer_extra = "", int a_port_for_national = 0,
+                      const std::string& b_peer_extra = "") {
         for (auto* n : {&national_, &a_, &b_}) ASSERT_TRUE(n->Start()) << n->daemon->Log();
         auto add = [](Node& n, const std::string& isil, const std::string& name, const std::string& province) {
             auto r = n.Ctl({"library", "add", isil, "--name", name, "--province", province});
@@ -135,7 +136,7 @@ protected:
                                     national_reads_a, national_peer_extra) +
                                peer("poi-b", kPoiB, b_.port, national_reads_b, national_peer_extra);
         a_.peers_toml = peer("national", kNational, national_.port, a_reads_national, "");
-        b_.peers_toml = peer("national", kNational, national_.port, b_reads_national, "");
+        b_.peers_toml = peer("national", kNational, national_.port, b_reads_national, b_peer_extra);
         a_.more_toml = fmt::format(
             "\n[[harvest]]\nname = \"zebra\"\nlibrary = \"{}\"\nurl = \"{}\"\npage_size = 25\n"
             "retry_max_seconds = 1\n",
@@ -274,6 +275,38 @@ TEST_F(PeerSyncTest, NationalAggregatesBothPoisAndEachPoiFollowsTheRest) {
 }
 
 // `iblctl sync verify` finds a difference and names the records.
+// follow = "availability": POI B keeps the other provinces' records brief
+// (what works and descriptions need), with every copy and its state. The
+// harvested real records take less room at B than at the national node,
+// cluster into the same works, and verify compares them by presence and
+// copies.
+TEST_F(PeerSyncTest, APoiFollowingAvailabilityKeepsBriefRecordsWithEveryCopy) {
+    StartNetwork("", 0, "follow = \"availability\"\n");
+    PushRecords(a_, kLibA2, token_a_,
+                "[" + JsonRecord("a-1", "De aanslag", R"([{"barcode":"A1","status":"available"}])") + "]");
+    ASSERT_TRUE(WaitFor([&] { return Live(b_, kLibA) == 71 && Live(b_, kLibA2) == 1; }, 60s)) << b_.daemon->Log();
+    ASSERT_TRUE(Converged()) << last_verify_.out << last_verify_.err;
+    EXPECT_NE(last_verify_.out.find("identical: same records and copies (records are kept brief here"),
+              std::string::npos)
+        << last_verify_.out;
+    auto bytes = [&](const Node& n) {
+        return n.Count(fmt::format("SELECT sum(length(raw)) FROM bib_record WHERE library = '{}'", kLibA));
+    };
+    EXPECT_LT(bytes(b_), bytes(national_) * 3 / 4) << "brief: " << bytes(b_) << ", whole: " << bytes(national_);
+    auto works = [&](const Node& n) {
+        return n.Count(fmt::format("SELECT count(DISTINCT w.work_id) FROM record_work w JOIN bib_record b"
+                                   " ON b.id = w.record_id WHERE b.library = '{}'",
+                                   kLibA));
+    };
+    EXPECT_EQ(works(b_), works(national_));
+    // A at the national node keeps whole records: A's own are never brief.
+    EXPECT_EQ(bytes(national_), bytes(a_));
+    // A loan at A reaches B.
+    PushAvailability(a_, kLibA2, token_a_, R"([{"barcode":"A1","status":"on_loan","due_date":"2026-12-24"}])");
+    ASSERT_TRUE(WaitFor([&] { return Status(b_, kLibA2, "A1") == "on_loan"; }, 20s)) << b_.daemon->Log();
+    ExpectNoDuplicateChanges(b_);
+}
+
 TEST_F(PeerSyncTest, VerifyListsTheLibrariesAndRecordsThatDiffer) {
     StartNetwork();
     PushRecords(b_, kLibB, token_b_,

@@ -288,6 +288,12 @@ TEST(ConfigHarvest, SourcesWithDefaultsAndTheirMistakes) {
     EXPECT_EQ(ErrorFor(std::string(kValid) + "\n[harvest]\nname = \"s1\"\n"),
               fmt::format("{}:21: harvest: must be written as [[harvest]] tables, one each", f));
 
+    EXPECT_EQ(ErrorFor(base + "username = \"iblsync\"\n"),
+              fmt::format("{}:21: harvest.password: HTTP Basic needs both username and password", f));
+    EXPECT_EQ(ErrorFor(base + "username = \"a:b\"\npassword = \"x\"\n"),
+              fmt::format("{}:25: harvest[1].username: must be 1..256 characters without ':' (HTTP Basic)", f));
+    EXPECT_TRUE(ParseConfig(base + "username = \"iblsync\"\npassword = \"s3cret\"\n", "f").ok());
+
     // A changed source needs a restart; moving it in the file changes nothing.
     auto before = ParseConfig(base, "f").value();
     auto moved = ParseConfig("\n\n" + base, "f").value();
@@ -319,6 +325,17 @@ TEST(ConfigPeer, APoiFollowsOneNationalNode) {
     EXPECT_EQ(ErrorFor(Replace(base, "nl-kb", "nl-0001")), fmt::format("{}:21: peer.isil: NL-0001 is this node's own ISIL", f));
     EXPECT_EQ(ErrorFor(base + "\n[[peer]]\nname = \"kb2\"\nisil = \"nl-kb2\"\nurl = \"http://h\"\ntoken = \"iblt_2_x\"\n"),
               fmt::format("{}:27: peer[2]: a POI node follows one national node; it has 2 [[peer]] tables", f));
+    EXPECT_FALSE(r->peers[0].brief);
+    EXPECT_TRUE(ParseConfig(base + "follow = \"availability\"\n", "f").value().peers[0].brief);
+    EXPECT_EQ(ErrorFor(base + "follow = \"works\"\n"),
+              fmt::format("{}:26: peer[1].follow: must be \"all\" (whole records) or \"availability\" (brief records "
+                          "with all their copies)",
+                          f));
+    const std::string national = Replace(Replace(base, "role = \"poi\"", "role = \"national\""), "nl-kb", "nl-poi");
+    EXPECT_EQ(ErrorFor(national + "follow = \"availability\"\n"),
+              fmt::format("{}:21: peer.follow: the national node keeps whole records of every POI; follow = "
+                          "\"availability\" is for a POI node's national peer",
+                          f));
     auto changed = ParseConfig(base + "page_size = 7\n", "f").value();
     EXPECT_EQ(Diff(r.value(), changed).need_restart, std::vector<std::string>{"peer"});
 }

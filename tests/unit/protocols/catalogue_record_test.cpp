@@ -1,5 +1,7 @@
 #include "protocols/catalogue_record.hpp"
 
+#include <filesystem>
+
 #include <gtest/gtest.h>
 
 #include "tests/unit/protocols/marc_test_util.hpp"
@@ -75,6 +77,38 @@ TEST(DescribeRecord, FlagsRealUnimarcRecords) {
         EXPECT_EQ(DescribeRecord(it.record.value()).error(),
                   "looks like UNIMARC (title in field 200, no 245); only MARC 21 is accepted");
     }
+}
+
+// A POI node following only availability and works keeps brief records of
+// the rest of the country. Over every real record of tests/data, the brief
+// record must cluster and describe as the whole one does, and not be larger.
+TEST(BriefRecord, KeepsWhatWorksAndDescriptionsNeed) {
+    std::vector<std::string> files = {marc::testing::DataDir() + "/slices/thomas-mann-shared-71.xml"};
+    for (const auto& e : std::filesystem::directory_iterator(marc::testing::DataDir() + "/marcxml"))
+        files.push_back(e.path().string());
+    int compared = 0, smaller = 0;
+    for (const auto& file : files) {
+        for (const auto& it : marc::testing::ReadFile(file)) {
+            if (!it.record.ok()) continue;
+            auto whole = DescribeRecord(it.record.value());
+            if (!whole) continue;
+            auto brief = DescribeStoredBrief(whole->format, whole->raw);
+            ASSERT_TRUE(brief.ok()) << file << ": " << brief.error();
+            EXPECT_EQ(brief->local_id, whole->local_id) << file;
+            EXPECT_EQ(brief->match_keys, whole->match_keys) << file << " " << whole->local_id;
+            EXPECT_EQ(brief->material_type, whole->material_type) << file << " " << whole->local_id;
+            EXPECT_EQ(brief->title, whole->title) << file;
+            EXPECT_EQ(brief->year, whole->year) << file;
+            EXPECT_LE(brief->raw.size(), whole->raw.size()) << file;
+            EXPECT_FALSE(brief->holdings_given);
+            // Brief twice is brief once: a record applied again is unchanged.
+            EXPECT_EQ(DescribeStoredBrief(brief->format, brief->raw)->raw, brief->raw);
+            ++compared;
+            if (brief->raw.size() < whole->raw.size()) ++smaller;
+        }
+    }
+    EXPECT_GT(compared, 150);
+    EXPECT_GT(smaller, compared / 2);  // most real records carry notes or subjects
 }
 
 }  // namespace
