@@ -66,6 +66,18 @@ std::string SyncStatusJson(const std::vector<storage::HarvestStatus>& list,
         w.Key(k);
         w.Int64(v);
     };
+    auto since = [&](long long seconds) {  // -1: never succeeded
+        w.Key("seconds_since_success");
+        if (seconds < 0) w.Null();
+        else w.Int64(seconds);
+    };
+    // The same failure columns for sources, peers and drops.
+    auto errors = [&](long long total, int in_row, const std::string& last, const std::string& at) {
+        num("errors_total", total);
+        num("errors_in_row", in_row);
+        str("last_error", last);
+        str("last_error_at", at);
+    };
     w.StartObject();
     w.Key("sources");
     w.StartArray();
@@ -82,14 +94,9 @@ std::string SyncStatusJson(const std::vector<storage::HarvestStatus>& list,
         num("source_records", s.run_total);
         num("run_records", s.run_records);
         str("last_success_at", s.last_success_at);
-        w.Key("seconds_since_success");
-        if (s.seconds_since_success < 0) w.Null();
-        else w.Int64(s.seconds_since_success);
+        since(s.seconds_since_success);
         num("records_total", s.records_total);
-        num("errors_total", s.errors_total);
-        num("errors_in_row", s.errors_in_row);
-        str("last_error", s.last_error);
-        str("last_error_at", s.last_error_at);
+        errors(s.errors_total, s.errors_in_row, s.last_error, s.last_error_at);
         w.EndObject();
     }
     w.EndArray();
@@ -108,17 +115,12 @@ std::string SyncStatusJson(const std::vector<storage::HarvestStatus>& list,
         num("peer_head", p.peer_head);
         num("lag_changes", std::max(0LL, p.peer_head - p.cursor));
         str("last_success_at", p.last_success_at);
-        w.Key("seconds_since_success");
-        if (p.seconds_since_success < 0) w.Null();
-        else w.Int64(p.seconds_since_success);
+        since(p.seconds_since_success);
         str("last_change_at", p.last_change_at);
         num("changes_total", p.changes_total);
         num("records_total", p.records_total);
         num("refused_total", p.refused_total);
-        num("errors_total", p.errors_total);
-        num("errors_in_row", p.errors_in_row);
-        str("last_error", p.last_error);
-        str("last_error_at", p.last_error_at);
+        errors(p.errors_total, p.errors_in_row, p.last_error, p.last_error_at);
         w.EndObject();
     }
     w.EndArray();
@@ -133,17 +135,12 @@ std::string SyncStatusJson(const std::vector<storage::HarvestStatus>& list,
         w.Key("configured");
         w.Bool(d.configured);
         str("last_success_at", d.last_success_at);
-        w.Key("seconds_since_success");
-        if (d.seconds_since_success < 0) w.Null();
-        else w.Int64(d.seconds_since_success);
+        since(d.seconds_since_success);
         str("last_file", d.last_file);
         num("files_loaded", d.files_loaded);
         num("files_failed", d.files_failed);
         num("records_total", d.records_total);
-        num("errors_total", d.errors_total);
-        num("errors_in_row", d.errors_in_row);
-        str("last_error", d.last_error);
-        str("last_error_at", d.last_error_at);
+        errors(d.errors_total, d.errors_in_row, d.last_error, d.last_error_at);
         w.EndObject();
     }
     w.EndArray();
