@@ -336,10 +336,15 @@ void EmbedStates(pqxx::transaction_base& tx, ChangePage& page) {
             if (ch.holding_record_id > 0) record_ids.Add(ch.holding_record_id);
         }
     }
+    // One id list, looked up by key: "(library, local_id) IN (...) OR id =
+    // ANY(...)" cannot use the indexes together and read bib_record whole
+    // for every page of the feed.
     const auto rows = tx.exec_params(
         "SELECT b.id, b.library, b.local_id, b.format, b.raw, b.deleted FROM bib_record b"
-        " WHERE (b.library, b.local_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
-        "  OR b.id = ANY($3::bigint[]) ORDER BY b.library, b.local_id",
+        " WHERE b.id IN (SELECT k.id FROM unnest($1::text[], $2::text[]) u(library, local_id)"
+        "  JOIN bib_record k ON k.library = u.library AND k.local_id = u.local_id"
+        "  UNION SELECT unnest($3::bigint[]))"
+        " ORDER BY b.library, b.local_id",
         libs.Done(), ids.Done(), record_ids.Done());
     std::map<long long, std::size_t> at;
     detail::ArrayLiteral live;
