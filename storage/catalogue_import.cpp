@@ -511,17 +511,8 @@ ImportSummary CatalogueImport::Finish() {
         auto m = detail::Merge(impl_->tx, library, merge);
         if (guarded && m.deleted > 0 && m.deleted * 100 > live_before * impl_->options.max_delete_percent)
             throw DeletionsRefused(m.deleted, live_before, impl_->options.max_delete_percent);
-        if (const auto& f = impl_->drop_file) {
-            impl_->tx.exec_params(
-                "INSERT INTO file_drop_load (drop_name, file, size, mtime, outcome, records, rejected, inserted,"
-                " updated, deleted, first_seq, last_seq) VALUES ($1, $2, $3, $4, 'loaded', $5, $6, $7, $8, $9, $10, $11)",
-                f->drop, f->file, f->size, f->mtime, f->records, f->rejected, m.inserted, m.updated, m.deleted,
-                m.first_seq, m.last_seq);
-            impl_->tx.exec_params(
-                "UPDATE file_drop SET last_success_at = now(), last_file = $2, files_loaded = files_loaded + 1,"
-                " records_total = records_total + $3, errors_in_row = 0 WHERE name = $1",
-                f->drop, f->file, f->records);
-        }
+        if (const auto& f = impl_->drop_file)
+            detail::RecordDropFileLoaded(impl_->tx, *f, m.inserted, m.updated, m.deleted, m.first_seq, m.last_seq);
         impl_->tx.commit();
         ImportSummary s;
         s.received = impl_->received;

@@ -25,10 +25,9 @@ ExportSummary ExportRecords(const std::string& conninfo, const ExportFilter& fil
         // incremental export collects its record ids in a temporary table.
         pqxx::transaction<pqxx::repeatable_read> tx(c, "export");
         ExportSummary out;
-        auto head = tx.exec1(
-            "SELECT c.last_seq, coalesce((SELECT min(seq) FROM change_log), c.last_seq + 1) FROM change_counter c");
-        out.head = head[0].as<long long>();
-        const long long oldest = head[1].as<long long>();
+        const auto bounds = detail::ReadFeedBounds(tx);
+        out.head = bounds.head;
+        const long long oldest = bounds.oldest;
         std::string from;
         if (filter.since >= 0) {
             if (filter.since > out.head)

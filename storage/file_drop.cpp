@@ -7,6 +7,7 @@
 #include "storage/database.hpp"
 #include "storage/detail/connection_pool.hpp"
 #include "storage/detail/sql.hpp"
+#include "storage/detail/write.hpp"
 
 namespace iblsync::storage {
 
@@ -123,5 +124,21 @@ std::vector<FileDropStatus> FileDropStatuses(Database& db) {
         return out;
     });
 }
+
+namespace detail {
+
+void RecordDropFileLoaded(pqxx::work& tx, const DropFile& f, long long inserted, long long updated,
+                          long long deleted, long long first_seq, long long last_seq) {
+    tx.exec_params(
+        "INSERT INTO file_drop_load (drop_name, file, size, mtime, outcome, records, rejected, inserted, updated,"
+        " deleted, first_seq, last_seq) VALUES ($1, $2, $3, $4, 'loaded', $5, $6, $7, $8, $9, $10, $11)",
+        f.drop, f.file, f.size, f.mtime, f.records, f.rejected, inserted, updated, deleted, first_seq, last_seq);
+    tx.exec_params(
+        "UPDATE file_drop SET last_success_at = now(), last_file = $2, files_loaded = files_loaded + 1,"
+        " records_total = records_total + $3, errors_in_row = 0 WHERE name = $1",
+        f.drop, f.file, f.records);
+}
+
+}  // namespace detail
 
 }  // namespace iblsync::storage

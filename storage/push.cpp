@@ -397,10 +397,9 @@ ChangePage ReadChanges(Database& db, long long since, int limit, const ChangeFil
         // One snapshot: the head and the page agree.
         pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(c, "readchanges");
         ChangePage page;
-        auto head = tx.exec1(
-            "SELECT c.last_seq, coalesce((SELECT min(seq) FROM change_log), c.last_seq + 1) FROM change_counter c");
-        page.head = head[0].as<long long>();
-        page.oldest = head[1].as<long long>();
+        const auto bounds = detail::ReadFeedBounds(tx);
+        page.head = bounds.head;
+        page.oldest = bounds.oldest;
         const bool filtered = !filter.origin.empty() || !filter.exclude_origin.empty();
         // A library without a POI is served by this node itself.
         const char* served_by = "coalesce(l.poi, (SELECT isil FROM node_identity))";
@@ -496,6 +495,12 @@ StoredHolding HoldingFrom(const pqxx::row& r, int at) {
     h.updated_at = Str(r[at + 8]);
     h.version = r[at + 9].as<int>();
     return h;
+}
+
+FeedBounds ReadFeedBounds(pqxx::transaction_base& tx) {
+    auto r = tx.exec1(
+        "SELECT c.last_seq, coalesce((SELECT min(seq) FROM change_log), c.last_seq + 1) FROM change_counter c");
+    return {r[0].as<long long>(), r[1].as<long long>()};
 }
 
 std::string HoldingColumns(const char* h) {
