@@ -141,9 +141,13 @@ PageApplied ApplyHarvestPage(Database& db, const std::string& source, const std:
             // The run saw the whole source: what it did not see is gone,
             // unless that is so much of the library that a broken source
             // (an empty result, a wrong query) is the likelier cause.
+            // As a set difference (one hash over each side): as NOT EXISTS,
+            // planned on the statistics of a library that was empty before
+            // this run, it compared every record with every seen id (8.3 s
+            // at 10,000 records).
             const auto unseen = tx.exec_params(
-                "SELECT local_id FROM bib_record b WHERE b.library = $2 AND NOT b.deleted"
-                " AND NOT EXISTS (SELECT 1 FROM harvest_seen s WHERE s.source = $1 AND s.local_id = b.local_id)",
+                "SELECT local_id FROM bib_record WHERE library = $2 AND NOT deleted"
+                " EXCEPT SELECT local_id FROM harvest_seen WHERE source = $1",
                 source, library);
             out.would_delete = static_cast<long long>(unseen.size());
             out.live_before =

@@ -57,6 +57,11 @@ constexpr const char* kScratchTables[] = {
     "CREATE TEMP TABLE dd_moved (record_id bigint, from_work bigint, to_work bigint) ON COMMIT DELETE ROWS",
 };
 
+// Up to this many staged rows a merge is "small" (see `keyed` in Merge).
+// The write path's batches, harvest pages and feed pages are far below it;
+// a bulk load's merges far above it.
+constexpr double kKeyedMergeRows = 5000;
+
 const std::vector<std::string> kBibColumns{"id",        "library",    "local_id", "format",       "raw",
                                            "checksum",  "title",      "title_key", "author_key",  "pub_year",
                                            "language",  "material_type", "isbns",  "issns",       "oclc",
@@ -325,6 +330,17 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, const MergeOptions& op
     // goes by index. An ANALYZE of a small temporary table takes well under
     // a millisecond.
     tx.exec0("ANALYZE import_stage (ord, op, local_id)");
+    // A small merge (a push batch, a harvest page, a feed page) looks the
+    // stored rows up by key, whatever the statistics say. The statistics of
+    // a library that grows fast (its first harvest) say it holds nothing
+    // until autovacuum analyses it again; a join planned on them read all
+    // of the library's records and copies for every page, so that a page
+    // cost more the further a harvest got (83 ms of a 100-record page at
+    // 10,000 records, in the delete of copies alone). A large merge (a bulk
+    // load) keeps the joins, which read the library once.
+    const bool keyed =
+        tx.exec1("SELECT reltuples FROM pg_class WHERE oid = 'pg_temp.import_stage'::regclass")[0].as<double>() <=
+        kKeyedMergeRows;
     // The last occurrence of a local id counts. If an earlier one was
     // written as new, the kept one is 'born': still an insert, of its content.
     if (options.may_repeat &&
@@ -354,9 +370,14 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, const MergeOptions& op
         "  CASE WHEN ch.change = 'insert' THEN 1 WHEN ch.change IN ('update', 'delete') THEN b.version + 1"
         "   ELSE b.version END,"
         "  s.op <> 'd' AND s.holdings, w.work_id, s.op, s.born, coalesce(m.root, s.grp)"
-        " FROM import_stage s LEFT JOIN bib_record b ON b.library = $1 AND b.local_id = s.local_id"
-        " LEFT JOIN import_grp_remap m ON m.grp = s.grp"
-        " LEFT JOIN record_work w ON w.record_id = b.id"
+        " FROM import_stage s" +
+            std::string(keyed ? " LEFT JOIN LATERAL (SELECT b.id, b.version, b.deleted, b.checksum FROM bib_record b"
+                                "  WHERE b.library = $1 AND b.local_id = s.local_id LIMIT 1) b ON true"
+                              : " LEFT JOIN bib_record b ON b.library = $1 AND b.local_id = s.local_id") +
+            " LEFT JOIN import_grp_remap m ON m.grp = s.grp" +
+            (keyed ? " LEFT JOIN LATERAL (SELECT w.work_id FROM record_work w WHERE w.record_id = b.id LIMIT 1) w"
+                     "  ON true"
+                   : " LEFT JOIN record_work w ON w.record_id = b.id") +
         " CROSS JOIN LATERAL (SELECT CASE"
         "  WHEN s.op = 'd' THEN CASE WHEN b.id IS NOT NULL AND NOT b.deleted THEN 'delete' ELSE 'absent' END"
         "  WHEN s.born THEN 'insert'"
@@ -445,9 +466,11 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, const MergeOptions& op
     if (c.works_merged + c.records_moved + c.deleted > 0)
         // Works left without any record: merged away, left by their only
         // record, or whose records were all deleted.
+        // By id: as "w.id IN (...) OR w.id IN (...)" it read the whole work
+        // table (68 ms at 100,000 works).
         tx.exec0(
-            "DELETE FROM work w WHERE (w.id IN (SELECT from_work FROM dd_merge) OR w.id IN (SELECT from_work FROM dd_moved)"
-            "  OR w.id IN (SELECT old_work FROM import_rec WHERE change = 'delete'))"
+            "DELETE FROM work w WHERE w.id = ANY (ARRAY(SELECT from_work FROM dd_merge UNION SELECT from_work FROM dd_moved"
+            "  UNION SELECT old_work FROM import_rec WHERE change = 'delete' AND old_work IS NOT NULL))"
             " AND NOT EXISTS (SELECT 1 FROM record_work r WHERE r.work_id = w.id)");
 
     // Copies. A record that lists its copies replaces them all; a deleted
@@ -465,41 +488,68 @@ MergeCounts Merge(pqxx::work& tx, const std::string& lib, const MergeOptions& op
         // clock) is ignored: the last writer wins per copy. Copies that
         // exist are updated, the others inserted; no other writer of this
         // library runs meanwhile (its lock), so the two steps cannot race.
-        tx.exec_params0(
-            "WITH up AS ("
-            " UPDATE holding h SET record_id = i.record_id, branch = i.branch, shelfmark = i.shelfmark,"
-            "  status = i.status, due_date = i.due_date,"
-            "  source_changed_at = coalesce(i.changed_at, h.source_changed_at),"
-            "  version = h.version + 1, updated_at = now()"
-            " FROM import_hold_in i WHERE h.library = $1 AND h.barcode = i.barcode"
-            "  AND (h.record_id, h.branch, h.shelfmark, h.status, h.due_date)"
-            "   IS DISTINCT FROM (i.record_id, i.branch, i.shelfmark, i.status, i.due_date)"
-            "  AND (i.changed_at IS NULL OR h.source_changed_at IS NULL OR i.changed_at >= h.source_changed_at)"
-            " RETURNING h.id, h.barcode, h.record_id, h.version)"
-            "INSERT INTO import_hchanged SELECT id, barcode, record_id, 'update', version FROM up",
+        if (keyed) {
+            // One statement, driven by the (library, barcode) key: inserted
+            // copies come back at version 1, updated ones above it.
+            tx.exec_params0(
+                "WITH ch AS ("
+                " INSERT INTO holding AS h (record_id, library, branch, shelfmark, barcode, status, due_date,"
+                "  source_changed_at)"
+                " SELECT i.record_id, $1, i.branch, i.shelfmark, i.barcode, i.status, i.due_date, i.changed_at"
+                " FROM import_hold_in i"
+                " ON CONFLICT (library, barcode) DO UPDATE SET record_id = EXCLUDED.record_id,"
+                "  branch = EXCLUDED.branch,"
+                "  shelfmark = EXCLUDED.shelfmark, status = EXCLUDED.status, due_date = EXCLUDED.due_date,"
+                "  source_changed_at = coalesce(EXCLUDED.source_changed_at, h.source_changed_at),"
+                "  version = h.version + 1, updated_at = now()"
+                " WHERE (h.record_id, h.branch, h.shelfmark, h.status, h.due_date)"
+                "   IS DISTINCT FROM (EXCLUDED.record_id, EXCLUDED.branch, EXCLUDED.shelfmark, EXCLUDED.status,"
+                "    EXCLUDED.due_date)"
+                "  AND (EXCLUDED.source_changed_at IS NULL OR h.source_changed_at IS NULL"
+                "   OR EXCLUDED.source_changed_at >= h.source_changed_at)"
+                " RETURNING h.id, h.barcode, h.record_id, h.version)"
+                "INSERT INTO import_hchanged SELECT id, barcode, record_id,"
+                " CASE WHEN version = 1 THEN 'insert' ELSE 'update' END, version FROM ch",
+                lib);
+        } else {
+            tx.exec_params0(
+                "WITH up AS ("
+                " UPDATE holding h SET record_id = i.record_id, branch = i.branch, shelfmark = i.shelfmark,"
+                "  status = i.status, due_date = i.due_date,"
+                "  source_changed_at = coalesce(i.changed_at, h.source_changed_at),"
+                "  version = h.version + 1, updated_at = now()"
+                " FROM import_hold_in i WHERE h.library = $1 AND h.barcode = i.barcode"
+                "  AND (h.record_id, h.branch, h.shelfmark, h.status, h.due_date)"
+                "   IS DISTINCT FROM (i.record_id, i.branch, i.shelfmark, i.status, i.due_date)"
+                "  AND (i.changed_at IS NULL OR h.source_changed_at IS NULL OR i.changed_at >= h.source_changed_at)"
+                " RETURNING h.id, h.barcode, h.record_id, h.version)"
+                "INSERT INTO import_hchanged SELECT id, barcode, record_id, 'update', version FROM up",
+                lib);
+            tx.exec_params0(
+                "WITH ins AS ("
+                " INSERT INTO holding (record_id, library, branch, shelfmark, barcode, status, due_date,"
+                "  source_changed_at)"
+                " SELECT i.record_id, $1, i.branch, i.shelfmark, i.barcode, i.status, i.due_date, i.changed_at"
+                " FROM import_hold_in i"
+                " WHERE NOT EXISTS (SELECT 1 FROM holding h WHERE h.library = $1 AND h.barcode = i.barcode)"
+                " RETURNING id, barcode, record_id, version)"
+                "INSERT INTO import_hchanged SELECT id, barcode, record_id, 'insert', version FROM ins",
             lib);
-        tx.exec_params0(
-            "WITH ins AS ("
-            " INSERT INTO holding (record_id, library, branch, shelfmark, barcode, status, due_date, source_changed_at)"
-            " SELECT i.record_id, $1, i.branch, i.shelfmark, i.barcode, i.status, i.due_date, i.changed_at"
-            " FROM import_hold_in i"
-            " WHERE NOT EXISTS (SELECT 1 FROM holding h WHERE h.library = $1 AND h.barcode = i.barcode)"
-            " RETURNING id, barcode, record_id, version)"
-            "INSERT INTO import_hchanged SELECT id, barcode, record_id, 'insert', version FROM ins",
-            lib);
+        }
     }
     if (with_holdings > 0 || c.deleted > 0)
-        tx.exec_params0(
+        tx.exec0(
             "WITH gone AS ("
             " DELETE FROM holding h USING import_rec r"
             // A record new to the catalogue had no copies to lose, unless an
-            // earlier occurrence in this load wrote some (born).
-            " WHERE h.record_id = r.id AND h.library = $1 AND (r.change <> 'insert' OR r.born)"
+            // earlier occurrence in this load wrote some (born). A copy is
+            // always of its record's library: "h.library = $1" would add
+            // nothing but a plan that reads all of the library's copies.
+            " WHERE h.record_id = r.id AND (r.change <> 'insert' OR r.born)"
             "  AND (r.change = 'delete'"
             "   OR (r.holdings AND NOT EXISTS (SELECT 1 FROM import_hold_in i WHERE i.barcode = h.barcode)))"
             " RETURNING h.id, h.barcode, h.record_id, h.version)"
-            "INSERT INTO import_hchanged SELECT id, barcode, record_id, 'delete', version + 1 FROM gone",
-            lib);
+            "INSERT INTO import_hchanged SELECT id, barcode, record_id, 'delete', version + 1 FROM gone");
     auto direct = options.direct_copies;
     if (direct.count > 0 && c.duplicates > 0) {
         // Copies written directly that a later occurrence of their record
