@@ -1,8 +1,10 @@
 #include "daemon/harvester.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <ctime>
+#include <deque>
 #include <random>
 
 #include <openssl/evp.h>
@@ -27,33 +29,69 @@
 namespace iblsync::daemon {
 
 namespace sru = protocols::sru;
+// A page fetched, with its SRU envelope read. It never throws (a failure is
+// kept in `error`), so that waiting for it together with the database work
+// cannot cancel that work half-way.
+struct FetchedPage {
+    long long start = 0;
+    std::optional<HttpAnswer> answer;
+    std::string error;  // the request failed
+    std::optional<Result<sru::Page>> page;
+};
+
 namespace {
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 
-// A page asked for while the one before it is being applied. It never
-// throws (a failure is kept in `error`), so that waiting for it together
-// with the database work cannot cancel that work half-way.
-struct Prefetched {
-    long long start = 0;
-    std::optional<HttpAnswer> answer;
-    std::string error;
-};
+// Records applied in one transaction at most when pages wait: see Harvest.
+constexpr long long kBatchRecords = 1000;
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-net::awaitable<Prefetched> Prefetch(const sru::HttpUrl* url, std::string target, long long start,
-                                    std::chrono::seconds timeout, std::uint64_t max_bytes, HttpAbort* abort,
-                                    const HttpHeaders* headers, HttpSession* session) {
-    Prefetched out;
+net::awaitable<FetchedPage> FetchPage(const sru::HttpUrl* url, std::string target, long long start,
+                                      std::chrono::seconds timeout, std::uint64_t max_bytes, HttpAbort* abort,
+                                      const HttpHeaders* headers, HttpSession* session) {
+    FetchedPage out;
     out.start = start;
     try {
         out.answer = co_await HttpGet(*url, target, timeout, max_bytes, abort, headers, session);
+        out.page = sru::ParsePage(out.answer->body);
     } catch (const std::exception& e) {
         out.error = e.what();
     }
     co_return out;
 }
 #pragma GCC diagnostic pop
+
+// What keeps a fetched page from being applied ("" when nothing does), and
+// whether it may pass by itself (`transient`). `after`: where the next page
+// starts (nullopt after the last), when nothing is wrong.
+std::string Problem(const FetchedPage& f, const std::string& name, const std::string& url, bool* transient,
+                    std::optional<long long>* after) {
+    *transient = true;
+    if (!f.answer || !f.page) return f.error.empty() ? "no answer" : f.error;
+    const auto& page = *f.page;
+    if (f.answer->status != 200 && (!page || page->diagnostics.empty())) {
+        *transient = f.answer->status >= 500 || f.answer->status == 429 || f.answer->status == 408;
+        return fmt::format("HTTP {} from {}{}", f.answer->status, url,
+                           f.answer->status == 401 || f.answer->status == 403
+                               ? fmt::format(" (check harvest.username and harvest.password of {})", name)
+                               : "");
+    }
+    // A proxy's error page, a truncated answer: usually passes.
+    if (!page) return fmt::format("not an SRU response from {}: {}", url, page.error());
+    if (!page->diagnostics.empty()) {
+        const auto& d = page->diagnostics.front();
+        *transient = d.Transient();
+        return fmt::format("SRU diagnostic {} {}{}", d.uri, d.message, d.details.empty() ? "" : " (" + d.details + ")");
+    }
+    auto next = sru::NextStart(*page, f.start);
+    if (!next) {
+        *transient = false;
+        return next.error();
+    }
+    *after = next.value();
+    return "";
+}
 
 }  // namespace
 
@@ -67,6 +105,7 @@ struct Harvester::Source {
     bool paused = false;
     int failures_in_row = 0;
     long long records = 0, failures = 0;  // since start
+    long long pages = 0, transactions = 0;  // applied since start
     double last_success_unix = 0;         // 0: never
     std::string last_error;
     Source(net::io_context& ioc, HarvestSource c, sru::HttpUrl u)
@@ -130,6 +169,13 @@ void Harvester::Render(protocols::PrometheusText& out) const {
     out.Family("iblsync_harvest_records_total", "counter", "Records applied from the source since start.");
     for (const auto& [name, s] : sources_)
         out.Sample("iblsync_harvest_records_total", {{"source", name}}, static_cast<double>(s->records));
+    out.Family("iblsync_harvest_pages_total", "counter", "Pages applied from the source since start.");
+    for (const auto& [name, s] : sources_)
+        out.Sample("iblsync_harvest_pages_total", {{"source", name}}, static_cast<double>(s->pages));
+    out.Family("iblsync_harvest_transactions_total", "counter",
+               "Transactions that applied the pages since start (pages that wait go in together).");
+    for (const auto& [name, s] : sources_)
+        out.Sample("iblsync_harvest_transactions_total", {{"source", name}}, static_cast<double>(s->transactions));
     out.Family("iblsync_harvest_failures_total", "counter", "Failed page attempts since start.");
     for (const auto& [name, s] : sources_)
         out.Sample("iblsync_harvest_failures_total", {{"source", name}}, static_cast<double>(s->failures));
@@ -248,105 +294,116 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
     long long records = 0, rejected_total = 0;
     std::mt19937_64 random{std::random_device{}()};
     const auto timeout = std::chrono::seconds(s.config.timeout_seconds);
-    // The next page is fetched while this one is applied: the source and
-    // the database work at the same time, and the harvest goes at the
-    // pace of the slower of the two.
-    std::optional<Prefetched> ahead;
+    // Pages are fetched while the ones before them are applied: the source
+    // and the database work at the same time, and the harvest goes at the
+    // pace of the slower of the two. Pages that came in meanwhile are
+    // applied together, up to kBatchRecords in one transaction: when the
+    // database is the slower side, the cost of a transaction (its merge
+    // statements and its durable commit) is shared by more records. A page
+    // is never applied before it was asked for, and never later than the
+    // next transaction.
+    std::deque<FetchedPage> ahead;
+    const std::size_t max_ahead =
+        static_cast<std::size_t>(std::max<long long>(1, kBatchRecords / std::max(1, s.config.page_size)));
+    // Turns a page's records into changes; the rejected ones are counted and logged.
+    auto collect = [&](const sru::Page& page, long long at, std::vector<storage::RecordChange>* changes) {
+        long long rejected = 0;
+        std::string first_reason;
+        for (const auto& rec : page.records) {
+            std::string reason;
+            if (rec.diagnostic) {
+                reason = fmt::format("surrogate diagnostic {} {}", rec.diagnostic->uri, rec.diagnostic->details);
+            } else if (auto marc = protocols::marc::ParseMarcXmlRecord(rec.data); !marc) {
+                reason = marc.error();
+            } else if (auto described = protocols::DescribeRecord(marc.value(), mapping.value(), s.config.library);
+                       !described) {
+                reason = described.error();
+            } else {
+                changes->push_back(storage::RecordChange::Upsert(std::move(described).value()));
+                continue;
+            }
+            ++rejected;
+            if (first_reason.empty())
+                first_reason = fmt::format("record {}: {}", rec.position ? rec.position : at + rejected, reason);
+        }
+        if (rejected > 0)
+            spdlog::info("harvest rejected records source={} position={} rejected={} first={}", s.config.name, at,
+                         rejected, Quote(first_reason));
+        return rejected;
+    };
     while (!stopping_ && !s.paused) {
         req.start = start;
         std::string error;
         bool transient = true, reread_run = false;
         try {
             const auto fetch_start = std::chrono::steady_clock::now();
-            HttpAnswer answer;
-            if (ahead && ahead->start == start && ahead->answer) {
-                answer = std::move(*ahead->answer);
-                ahead.reset();
-            } else if (ahead && ahead->start == start) {
-                const std::string why = ahead->error;
-                ahead.reset();
-                throw HttpFailure(why);
+            FetchedPage first;
+            if (!ahead.empty() && ahead.front().start == start) {
+                first = std::move(ahead.front());
+                ahead.pop_front();
             } else {
-                ahead.reset();
-                const std::string target = sru::PageTarget(s.url, req);
-                answer = co_await HttpGet(s.url, target, timeout, s.config.max_page_bytes, &s.abort, &s.headers,
-                                          &s.session);
+                ahead.clear();
+                first = co_await FetchPage(&s.url, sru::PageTarget(s.url, req), start, timeout,
+                                           s.config.max_page_bytes, &s.abort, &s.headers, &s.session);
             }
             const auto fetched = std::chrono::steady_clock::now();
-            auto page = sru::ParsePage(answer.body);
-            if (answer.status != 200 && (!page || page->diagnostics.empty())) {
-                transient = answer.status >= 500 || answer.status == 429 || answer.status == 408;
-                throw HttpFailure(fmt::format("HTTP {} from {}{}", answer.status, s.config.url,
-                                              answer.status == 401 || answer.status == 403
-                                                  ? fmt::format(" (check harvest.username and harvest.password of {})",
-                                                                s.config.name)
-                                                  : ""));
-            }
-            if (!page) {
-                transient = true;  // a proxy's error page, a truncated answer: usually passes
-                throw HttpFailure(fmt::format("not an SRU response from {}: {}", s.config.url, page.error()));
-            }
-            if (!page->diagnostics.empty()) {
-                const auto& d = page->diagnostics.front();
-                transient = d.Transient();
-                throw HttpFailure(fmt::format("SRU diagnostic {} {}{}", d.uri, d.message,
-                                              d.details.empty() ? "" : " (" + d.details + ")"));
-            }
-            auto next = sru::NextStart(*page, start);
-            if (!next) {
-                transient = false;
-                throw HttpFailure(next.error());
-            }
+            std::optional<long long> after;
+            if (auto problem = Problem(first, s.config.name, s.config.url, &transient, &after); !problem.empty())
+                throw HttpFailure(problem);
             std::vector<storage::RecordChange> changes;
-            long long rejected = 0;
-            std::string first_reason;
-            for (const auto& rec : page->records) {
-                std::string reason;
-                if (rec.diagnostic) {
-                    reason = fmt::format("surrogate diagnostic {} {}", rec.diagnostic->uri, rec.diagnostic->details);
-                } else if (auto marc = protocols::marc::ParseMarcXmlRecord(rec.data); !marc) {
-                    reason = marc.error();
-                } else if (auto described = protocols::DescribeRecord(marc.value(), mapping.value(), s.config.library);
-                           !described) {
-                    reason = described.error();
-                } else {
-                    changes.push_back(storage::RecordChange::Upsert(std::move(described).value()));
-                    continue;
-                }
-                ++rejected;
-                if (first_reason.empty())
-                    first_reason = fmt::format("record {}: {}", rec.position ? rec.position : start + rejected, reason);
+            long long rejected = collect(**first.page, start, &changes);
+            long long total = (*first.page)->number_of_records;
+            int pages = 1;
+            // The pages that came in meanwhile, as far as they are good: a
+            // bad one stays first in line and fails by itself next time.
+            while (after && !ahead.empty() && ahead.front().start == *after &&
+                   static_cast<long long>(changes.size()) < kBatchRecords) {
+                bool ignored;
+                std::optional<long long> then;
+                if (!Problem(ahead.front(), s.config.name, s.config.url, &ignored, &then).empty()) break;
+                rejected += collect(**ahead.front().page, *after, &changes);
+                total = (*ahead.front().page)->number_of_records;
+                after = then;
+                ahead.pop_front();
+                ++pages;
             }
-            if (rejected > 0)
-                spdlog::info("harvest rejected records source={} position={} rejected={} first={}", s.config.name,
-                             start, rejected, Quote(first_reason));
-            const std::optional<long long> after = next.value();
-            const long long total = page->number_of_records;
             const auto parsed = std::chrono::steady_clock::now();
+            std::atomic<bool> applied_yet{false};
             auto apply = [&] {
+                struct Done {
+                    std::atomic<bool>& flag;
+                    ~Done() { flag = true; }
+                } done{applied_yet};
                 return storage::ApplyHarvestPage(db_, s.config.name, run.started_at, start, changes, rejected, total,
                                                  after, s.config.max_delete_percent);
             };
             storage::PageApplied applied;
             if (after) {
                 using namespace net::experimental::awaitable_operators;
-                sru::PageRequest next_req = req;
-                next_req.start = *after;
-                auto [done, fetched_next] =
-                    co_await (exec_.Run(apply) && Prefetch(&s.url, sru::PageTarget(s.url, next_req), *after, timeout,
-                                                           s.config.max_page_bytes, &s.abort, &s.headers, &s.session));
+                // Fetching goes on after the pages still in line, if the last is good.
+                long long from = *after;
+                if (!ahead.empty()) {
+                    bool ignored;
+                    std::optional<long long> then;
+                    from = Problem(ahead.back(), s.config.name, s.config.url, &ignored, &then).empty() && then ? *then
+                                                                                                             : -1;
+                }
+                auto [done, ignored] = co_await (exec_.Run(apply) && FetchAhead(&s, &req, from, &ahead, max_ahead,
+                                                                                  &applied_yet, timeout));
                 applied = std::move(done);
-                ahead = std::move(fetched_next);
             } else {
                 applied = co_await exec_.Run(apply);
             }
             auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
-            spdlog::debug("harvest page source={} start={} records={} fetch_ms={:.1f} parse_ms={:.1f} apply_ms={:.1f}",
-                          s.config.name, start, changes.size(), ms(fetch_start, fetched), ms(fetched, parsed),
-                          ms(parsed, std::chrono::steady_clock::now()));
+            spdlog::debug(
+                "harvest page source={} start={} pages={} records={} fetch_ms={:.1f} parse_ms={:.1f} apply_ms={:.1f}",
+                s.config.name, start, pages, changes.size(), ms(fetch_start, fetched), ms(fetched, parsed),
+                ms(parsed, std::chrono::steady_clock::now()));
             Healthy(s);
             records += static_cast<long long>(changes.size());
             s.records += static_cast<long long>(changes.size());
+            s.pages += pages;
+            ++s.transactions;
             rejected_total += rejected;
             if (!after) {
                 s.last_success_unix = static_cast<double>(std::time(nullptr));
@@ -379,6 +436,7 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
                 error += fmt::format(" (register it: iblctl library add {} ...)", s.config.library);
         }
         if (stopping_ || s.paused) co_return;
+        ahead.clear();
         s.session.Close();  // the next attempt starts afresh
         Failed(s, error, transient);
         try {
@@ -398,6 +456,41 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
         co_await Sleep(s, std::chrono::milliseconds(static_cast<long long>(delay * jitter(random) * 1000)));
         if (reread_run) co_return;
     }
+}
+
+// Fetches the pages from `from` on (none when -1) into `out` while a batch
+// is applied (until `applied`), `max_pages` at most in line, and stops at a
+// bad page or the last one.
+net::awaitable<int> Harvester::FetchAhead(Source* s, const sru::PageRequest* base, long long from,
+                                          std::deque<FetchedPage>* out, std::size_t max_pages,
+                                          const std::atomic<bool>* applied, std::chrono::seconds timeout) {
+    // It must not throw: waiting for it together with the batch's
+    // transaction, it would cancel that half-way.
+    long long next = from;
+    while (next > 0 && out->size() < max_pages && !*applied && !stopping_ && !s->paused) {
+        std::string target;
+        try {
+            sru::PageRequest r = *base;
+            r.start = next;
+            target = sru::PageTarget(s->url, r);
+        } catch (const std::exception&) {
+            break;  // the page is asked for again in the main loop, which reports it
+        }
+        auto page = co_await FetchPage(&s->url, std::move(target), next, timeout, s->config.max_page_bytes, &s->abort,
+                                       &s->headers, &s->session);
+        bool transient;
+        std::optional<long long> after;
+        std::string problem;
+        try {
+            problem = Problem(page, s->config.name, s->config.url, &transient, &after);
+            out->push_back(std::move(page));
+        } catch (const std::exception&) {
+            break;
+        }
+        if (!problem.empty() || !after) break;
+        next = *after;
+    }
+    co_return 0;
 }
 
 }  // namespace iblsync::daemon

@@ -1,10 +1,14 @@
 #pragma once
 // SRU harvesting: one coroutine per [[harvest]] source pages through the
 // source's result set and applies every page, with its cursor, in one
-// transaction (storage/harvest.hpp). A failing page is retried with
-// exponential backoff and jitter until it succeeds; a source is harvested
-// one page at a time, so it never has more than one request of ours open.
+// transaction (storage/harvest.hpp); pages that arrived while the ones
+// before them were applied go into one transaction together. A failing page
+// is retried with exponential backoff and jitter until it succeeds; a source
+// never has more than one request of ours open.
 
+#include <atomic>
+#include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -16,9 +20,12 @@
 #include "daemon/config.hpp"
 #include "daemon/db_executor.hpp"
 #include "protocols/prometheus.hpp"
+#include "protocols/sru_client.hpp"
 #include "storage/harvest.hpp"
 
 namespace iblsync::daemon {
+
+struct FetchedPage;
 
 class Harvester {
 public:
@@ -54,6 +61,9 @@ private:
     net::awaitable<void> Sync();
     net::awaitable<void> Loop(Source& s);
     net::awaitable<void> Harvest(Source& s, const storage::HarvestRun& run);
+    net::awaitable<int> FetchAhead(Source* s, const protocols::sru::PageRequest* base, long long from,
+                                   std::deque<FetchedPage>* out, std::size_t max_pages,
+                                   const std::atomic<bool>* applied, std::chrono::seconds timeout);
     net::awaitable<void> Sleep(Source& s, std::chrono::milliseconds d);
     void Failed(Source& s, const std::string& error, bool transient);
     void Healthy(Source& s);

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <pqxx/pqxx>
 #include <gtest/gtest.h>
 
 #include "tests/support/daemon_process.hpp"
@@ -312,6 +313,37 @@ TEST_F(HarvestTest, KillNineMidRunResumesWithoutLossOrDuplicates) {
         << again.Log();
     EXPECT_EQ(Live(), 71);
     ExpectLogOncePerRecord(71);
+}
+
+// Pages that come in while the database is busy wait, and then go into one
+// transaction together, with the cursor after the last of them. The test
+// keeps the database busy by holding the library's write lock: the first
+// page waits for it, and the other seven are fetched meanwhile.
+TEST_F(HarvestTest, PagesThatCameInWhileTheDatabaseWasBusyAreAppliedTogether) {
+    FaultProxy proxy(zebra_->port());
+    // Held from before the start, so that the first page waits even before
+    // the library is registered (which is checked under the lock).
+    pqxx::connection blocker(schema_.conninfo());
+    pqxx::work lock(blocker);
+    lock.exec_params("SELECT pg_advisory_xact_lock(hashtext('iblsync.import:' || $1))", kLibrary);
+    DaemonProcess d(dir_, Config(proxy.Url()));
+    ASSERT_TRUE(d.Start()) << d.Log();
+    Register(d);
+    // 71 records, 10 a page: 8 pages, all asked for while the first waits.
+    ASSERT_TRUE(WaitFor([&] { return proxy.requests() >= 8; }, 30s)) << d.Log();
+    EXPECT_EQ(Live(), 0);
+    EXPECT_EQ(State("next_position"), "1");
+    lock.abort();
+    ASSERT_TRUE(WaitForRuns()) << d.Log();
+    EXPECT_EQ(proxy.requests(), 8) << "no page asked for twice";
+    EXPECT_EQ(Live(), 71);
+    ExpectLogOncePerRecord(71);
+    auto metrics = HttpGet(d.port(), "/metrics");
+    ASSERT_TRUE(metrics);
+    EXPECT_NE(metrics->body.find("iblsync_harvest_pages_total{source=\"zebra\"} 8\n"), std::string::npos)
+        << metrics->body;
+    EXPECT_NE(metrics->body.find("iblsync_harvest_transactions_total{source=\"zebra\"} 2\n"), std::string::npos)
+        << "the first page alone, then the seven that waited: " << metrics->body;
 }
 
 // A source that fails in every way for a while: the failure is visible in
