@@ -13,26 +13,13 @@
 #include <gtest/gtest.h>
 
 #include "tests/unit/protocols/marc_test_util.hpp"
+#include "tests/unit/protocols/xml_schema.hpp"
 
 namespace iblsync::protocols {
 namespace {
 
-std::string SchemaDir() { return std::string(IBLSYNC_TEST_DATA_DIR) + "/schemas"; }
-
-// Runs xmllint --schema on `xml`; returns its exit code and fills `output`.
-int Xmllint(const std::string& schema, const std::string& xml, std::string& output) {
-    char path[] = "/tmp/iblsync-xml-XXXXXX";
-    int fd = mkstemp(path);
-    [[maybe_unused]] auto n = write(fd, xml.data(), xml.size());
-    close(fd);
-    std::string out_path = std::string(path) + ".out";
-    int rc = std::system(fmt::format("xmllint --noout --nonet --schema '{}' '{}' > '{}' 2>&1", schema, path, out_path).c_str());
-    std::ifstream in(out_path);
-    output.assign(std::istreambuf_iterator<char>(in), {});
-    std::filesystem::remove(path);
-    std::filesystem::remove(out_path);
-    return WEXITSTATUS(rc);
-}
+using iblsync::testing::SchemaDir;
+using iblsync::testing::Xmllint;
 
 TEST(DublinCore, MapsTheCoreElementsOfARealRecord) {
     // The Zebra sample record of Carl Sandburg's poems (LoC), via our MARCXML reader.
