@@ -350,33 +350,43 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
             std::optional<long long> after;
             if (auto problem = Problem(first, s.config.name, s.config.url, &transient, &after); !problem.empty())
                 throw HttpFailure(problem);
-            std::vector<storage::RecordChange> changes;
-            long long rejected = collect(**first.page, start, &changes);
-            long long total = (*first.page)->number_of_records;
-            int pages = 1;
             // The pages that came in meanwhile, as far as they are good: a
             // bad one stays first in line and fails by itself next time.
+            std::vector<FetchedPage> batch;
+            long long total = (*first.page)->number_of_records;
+            std::size_t in_batch = (*first.page)->records.size();
+            batch.push_back(std::move(first));
             while (after && !ahead.empty() && ahead.front().start == *after &&
-                   static_cast<long long>(changes.size()) < kBatchRecords) {
+                   in_batch < static_cast<std::size_t>(kBatchRecords)) {
                 bool ignored;
                 std::optional<long long> then;
                 if (!Problem(ahead.front(), s.config.name, s.config.url, &ignored, &then).empty()) break;
-                rejected += collect(**ahead.front().page, *after, &changes);
+                in_batch += (*ahead.front().page)->records.size();
                 total = (*ahead.front().page)->number_of_records;
                 after = then;
+                batch.push_back(std::move(ahead.front()));
                 ahead.pop_front();
-                ++pages;
             }
-            const auto parsed = std::chrono::steady_clock::now();
+            const int pages = static_cast<int>(batch.size());
+            std::vector<storage::RecordChange> changes;
+            long long rejected = 0;
+            double parse_ms = 0;
             std::atomic<bool> applied_yet{false};
+            // The records are read on the database's thread, inside the same
+            // wait as the transaction: the source is asked for the next
+            // pages meanwhile and does not wait for the parsing either.
             auto apply = [&] {
                 struct Done {
                     std::atomic<bool>& flag;
                     ~Done() { flag = true; }
                 } done{applied_yet};
+                const auto began = std::chrono::steady_clock::now();
+                for (const auto& f : batch) rejected += collect(**f.page, f.start, &changes);
+                parse_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
                 return storage::ApplyHarvestPage(db_, s.config.name, run.started_at, start, changes, rejected, total,
                                                  after, s.config.max_delete_percent);
             };
+            const auto parsed = std::chrono::steady_clock::now();
             storage::PageApplied applied;
             if (after) {
                 using namespace net::experimental::awaitable_operators;
@@ -397,8 +407,8 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
             auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
             spdlog::debug(
                 "harvest page source={} start={} pages={} records={} fetch_ms={:.1f} parse_ms={:.1f} apply_ms={:.1f}",
-                s.config.name, start, pages, changes.size(), ms(fetch_start, fetched), ms(fetched, parsed),
-                ms(parsed, std::chrono::steady_clock::now()));
+                s.config.name, start, pages, changes.size(), ms(fetch_start, fetched), parse_ms,
+                ms(parsed, std::chrono::steady_clock::now()) - parse_ms);
             Healthy(s);
             records += static_cast<long long>(changes.size());
             s.records += static_cast<long long>(changes.size());
