@@ -381,6 +381,8 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
                     ~Done() { flag = true; }
                 } done{applied_yet};
                 const auto began = std::chrono::steady_clock::now();
+                changes.clear();  // as if new, should this ever run twice
+                rejected = 0;
                 for (const auto& f : batch) rejected += collect(**f.page, f.start, &changes);
                 parse_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
                 return storage::ApplyHarvestPage(db_, s.config.name, run.started_at, start, changes, rejected, total,

@@ -9,6 +9,8 @@
 #include <pugixml.hpp>
 
 #include "protocols/utf8.hpp"
+#include "protocols/xml_limits.hpp"
+#include "protocols/xml_names.hpp"
 
 namespace iblsync::protocols::iso18626 {
 namespace {
@@ -61,16 +63,8 @@ struct Bad {
 
 [[noreturn]] void Throw(ErrorType type, std::string value) { throw Bad{type, std::move(value)}; }
 
-std::string_view Local(const pugi::xml_node& n) {
-    std::string_view name = n.name();
-    auto colon = name.find(':');
-    return colon == std::string_view::npos ? name : name.substr(colon + 1);
-}
-std::string_view LocalAttr(const pugi::xml_attribute& a) {
-    std::string_view name = a.name();
-    auto colon = name.find(':');
-    return colon == std::string_view::npos ? name : name.substr(colon + 1);
-}
+std::string_view Local(const pugi::xml_node& n) { return LocalName(n.name()); }
+std::string_view LocalAttr(const pugi::xml_attribute& a) { return LocalName(a.name()); }
 
 std::string Trimmed(const char* text) {
     std::string_view s = text;
@@ -230,7 +224,9 @@ std::optional<Costs> CostsOf(Reader& parent, std::string_view name) {
     const bool decimal = std::all_of(c.amount.begin(), c.amount.end(),
                                      [](char ch) { return (ch >= '0' && ch <= '9') || ch == '.' || ch == '-'; }) &&
                          std::count(c.amount.begin(), c.amount.end(), '.') <= 1;
-    if (!decimal) Throw(ErrorType::kUnrecognisedDataValue, fmt::format("{}: not a decimal: {}", r.Path("monetaryValue"), c.amount));
+    if (!decimal)
+        Throw(ErrorType::kUnrecognisedDataValue,
+              fmt::format("{}: not a decimal: {}", r.Path("monetaryValue"), c.amount));
     r.Done();
     return c;
 }
@@ -260,7 +256,8 @@ Address AddressFrom(const pugi::xml_node& n, const std::string& path) {
         out = ea;
     }
     if (auto p = r.Take("physicalAddress")) {
-        if (out) Throw(ErrorType::kBadlyFormedMessage, fmt::format("{}: both an electronic and a physical address", path));
+        if (out)
+            Throw(ErrorType::kBadlyFormedMessage, fmt::format("{}: both an electronic and a physical address", path));
         out = PhysicalFrom(*p, r.Path("physicalAddress"));
     }
     r.Done();
@@ -567,19 +564,6 @@ Message MessageFrom(pugi::xml_node body, ParseError* partial) {
     return out;
 }
 
-std::size_t Depth(const pugi::xml_node& root) {
-    std::size_t deepest = 0;
-    std::vector<std::pair<pugi::xml_node, std::size_t>> todo{{root, 1}};
-    while (!todo.empty()) {
-        auto [n, d] = todo.back();
-        todo.pop_back();
-        deepest = std::max(deepest, d);
-        if (deepest > kMaxDepth) break;
-        for (auto c : n.children())
-            if (c.type() == pugi::node_element) todo.emplace_back(c, d + 1);
-    }
-    return deepest;
-}
 
 // The namespace a prefix is bound to where `n` is, "" if none.
 std::string NamespaceOf(pugi::xml_node n) {
@@ -940,7 +924,8 @@ std::variant<Parsed, ParseError> Parse(std::string_view xml) {
         return failure;
     };
     if (xml.size() > kMaxMessageBytes)
-        return fail(ErrorType::kBadlyFormedMessage, fmt::format("the message is larger than {} bytes", kMaxMessageBytes));
+        return fail(ErrorType::kBadlyFormedMessage,
+                    fmt::format("the message is larger than {} bytes", kMaxMessageBytes));
     if (!IsValidUtf8(xml)) return fail(ErrorType::kBadlyFormedMessage, "the message is not valid UTF-8");
     if (xml.find("<!DOCTYPE") != std::string_view::npos || xml.find("<!ENTITY") != std::string_view::npos)
         return fail(ErrorType::kBadlyFormedMessage, "the message declares a DTD or entities; refused");
@@ -956,8 +941,9 @@ std::variant<Parsed, ParseError> Parse(std::string_view xml) {
                     fmt::format("expected ISO18626Message, got <{}>", root ? root.name() : ""));
     const std::string ns = NamespaceOf(root);
     if (!ns.empty() && ns != kNamespace)
-        return fail(ErrorType::kBadlyFormedMessage, fmt::format("ISO18626Message in namespace {}, not {}", ns, kNamespace));
-    if (Depth(root) > kMaxDepth)
+        return fail(ErrorType::kBadlyFormedMessage,
+                    fmt::format("ISO18626Message in namespace {}, not {}", ns, kNamespace));
+    if (ElementDepth(root, kMaxDepth) > kMaxDepth)
         return fail(ErrorType::kBadlyFormedMessage, fmt::format("elements nested deeper than {}", kMaxDepth));
     // The one message inside.
     pugi::xml_node body;
@@ -975,7 +961,8 @@ std::variant<Parsed, ParseError> Parse(std::string_view xml) {
                                                   "requestingAgencyMessage",
                                                   "requestingAgencyMessageConfirmation"};
     if (std::find(std::begin(kKinds), std::end(kKinds), kind) == std::end(kKinds))
-        return fail(ErrorType::kUnrecognisedDataElement, fmt::format("/ISO18626Message/{}: not an ISO 18626 message", kind));
+        return fail(ErrorType::kUnrecognisedDataElement,
+                    fmt::format("/ISO18626Message/{}: not an ISO 18626 message", kind));
     failure.kind = kind;
     Parsed out;
     std::string version;

@@ -9,6 +9,7 @@
 
 #include "protocols/url.hpp"
 #include "protocols/utf8.hpp"
+#include "protocols/xml_limits.hpp"
 #include "protocols/xml_names.hpp"
 
 namespace iblsync::protocols::sru {
@@ -57,19 +58,6 @@ std::string Standalone(const pugi::xml_node& element) {
     return out.str();
 }
 
-std::size_t Depth(const pugi::xml_node& root) {
-    std::size_t deepest = 0;
-    std::vector<std::pair<pugi::xml_node, std::size_t>> todo{{root, 1}};
-    while (!todo.empty()) {
-        auto [n, d] = todo.back();
-        todo.pop_back();
-        deepest = std::max(deepest, d);
-        if (deepest > kMaxPageDepth) break;
-        for (auto c : n.children())
-            if (c.type() == pugi::node_element) todo.emplace_back(c, d + 1);
-    }
-    return deepest;
-}
 
 }  // namespace
 
@@ -171,7 +159,7 @@ Result<Page> ParsePage(std::string_view body) {
     if (!root || Local(root) != "searchRetrieveResponse")
         return Fail(fmt::format("expected an SRU searchRetrieveResponse, got <{}>",
                                 root ? std::string(root.name()) : std::string("nothing")));
-    if (Depth(root) > kMaxPageDepth)
+    if (ElementDepth(root, kMaxPageDepth) > kMaxPageDepth)
         return Fail(fmt::format("the response nests elements deeper than {}", kMaxPageDepth));
 
     Page page;

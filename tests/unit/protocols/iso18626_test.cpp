@@ -179,8 +179,10 @@ TEST(Iso18626, WhatRealSendersWriteIsReadAnyway) {
 <ns1:ISO18626Message xmlns:ns1="http://illtransactions.org/2013/iso18626" version="v1_2_2017">
   <ns1:supplyingAgencyMessage>
     <ns1:header>
-      <ns1:supplyingAgencyId><ns1:agencyIdType>ISIL</ns1:agencyIdType><ns1:agencyIdValue>NL-0000000202</ns1:agencyIdValue></ns1:supplyingAgencyId>
-      <ns1:requestingAgencyId><ns1:agencyIdType ns1:scheme="http://x">ISIL</ns1:agencyIdType><ns1:agencyIdValue> NL-0000000201 </ns1:agencyIdValue></ns1:requestingAgencyId>
+      <ns1:supplyingAgencyId><ns1:agencyIdType>ISIL</ns1:agencyIdType>
+        <ns1:agencyIdValue>NL-0000000202</ns1:agencyIdValue></ns1:supplyingAgencyId>
+      <ns1:requestingAgencyId><ns1:agencyIdType ns1:scheme="http://x">ISIL</ns1:agencyIdType>
+        <ns1:agencyIdValue> NL-0000000201 </ns1:agencyIdValue></ns1:requestingAgencyId>
       <ns1:timestamp>2026-12-05T11:15:30.629597710+0100</ns1:timestamp>
       <ns1:requestingAgencyRequestId>r-1</ns1:requestingAgencyRequestId>
     </ns1:header>
@@ -189,7 +191,8 @@ TEST(Iso18626, WhatRealSendersWriteIsReadAnyway) {
       <ns1:answerYesNo/>
       <ns1:offeredCosts></ns1:offeredCosts>
       <ns1:retryAfter/>
-      <ns1:reasonUnfilled ns1:scheme="http://illtransactions.org/ISO18626/OpenCodeList/ReasonUnfilledList-V1.0">NotHeld</ns1:reasonUnfilled>
+      <ns1:reasonUnfilled
+          ns1:scheme="http://illtransactions.org/ISO18626/OpenCodeList/ReasonUnfilledList-V1.0">NotHeld</ns1:reasonUnfilled>
     </ns1:messageInfo>
     <ns1:statusInfo>
       <ns1:status>Unfilled</ns1:status>
@@ -266,7 +269,8 @@ TEST(Iso18626, EachErrorTypeWithTheConfirmationThatAnswersIt) {
          "/ISO18626Message/requestingAgencyMessage/action: Dance", "requestingAgencyMessage"},
         {"unknown reason", Replace(sam, ">StatusChange<", ">Gossip<"), ErrorType::kUnsupportedReasonForMessageType,
          "messageInfo/reasonForMessage: Gossip", "supplyingAgencyMessage"},
-        {"unknown element", Replace(request, "<ill:timestamp>", "<ill:favouriteColour>blue</ill:favouriteColour><ill:timestamp>"),
+        {"unknown element",
+         Replace(request, "<ill:timestamp>", "<ill:favouriteColour>blue</ill:favouriteColour><ill:timestamp>"),
          ErrorType::kUnrecognisedDataElement, "/ISO18626Message/request/header/favouriteColour: not known here",
          "request"},
         {"unknown status", Replace(sam, ">Loaned<", ">Sleeping<"), ErrorType::kUnrecognisedDataValue,
