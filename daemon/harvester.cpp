@@ -37,6 +37,12 @@ struct FetchedPage {
     std::optional<HttpAnswer> answer;
     std::string error;  // the request failed
     std::optional<Result<sru::Page>> page;
+    // Set by Check, once per page: what keeps it from being applied ("" when
+    // nothing does), whether that may pass by itself, and where the next
+    // page starts (nullopt after the last) when nothing is wrong.
+    std::string problem;
+    bool transient = true;
+    std::optional<long long> after;
 };
 
 namespace {
@@ -62,9 +68,6 @@ net::awaitable<FetchedPage> FetchPage(const sru::HttpUrl* url, std::string targe
 }
 #pragma GCC diagnostic pop
 
-// What keeps a fetched page from being applied ("" when nothing does), and
-// whether it may pass by itself (`transient`). `after`: where the next page
-// starts (nullopt after the last), when nothing is wrong.
 std::string Problem(const FetchedPage& f, const std::string& name, const std::string& url, bool* transient,
                     std::optional<long long>* after) {
     *transient = true;
@@ -91,6 +94,11 @@ std::string Problem(const FetchedPage& f, const std::string& name, const std::st
     }
     *after = next.value();
     return "";
+}
+
+// Fills the page's problem, transient and after.
+void Check(FetchedPage* f, const HarvestSource& config) {
+    f->problem = Problem(*f, config.name, config.url, &f->transient, &f->after);
 }
 
 }  // namespace
@@ -345,11 +353,12 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
                 ahead.clear();
                 first = co_await FetchPage(&s.url, sru::PageTarget(s.url, req), start, timeout,
                                            s.config.max_page_bytes, &s.abort, &s.headers, &s.session);
+                Check(&first, s.config);
             }
             const auto fetched = std::chrono::steady_clock::now();
-            std::optional<long long> after;
-            if (auto problem = Problem(first, s.config.name, s.config.url, &transient, &after); !problem.empty())
-                throw HttpFailure(problem);
+            transient = first.transient;
+            if (!first.problem.empty()) throw HttpFailure(first.problem);
+            std::optional<long long> after = first.after;
             // The pages that came in meanwhile, as far as they are good: a
             // bad one stays first in line and fails by itself next time.
             std::vector<FetchedPage> batch;
@@ -358,12 +367,10 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
             batch.push_back(std::move(first));
             while (after && !ahead.empty() && ahead.front().start == *after &&
                    in_batch < static_cast<std::size_t>(kBatchRecords)) {
-                bool ignored;
-                std::optional<long long> then;
-                if (!Problem(ahead.front(), s.config.name, s.config.url, &ignored, &then).empty()) break;
+                if (!ahead.front().problem.empty()) break;
                 in_batch += (*ahead.front().page)->records.size();
                 total = (*ahead.front().page)->number_of_records;
-                after = then;
+                after = ahead.front().after;
                 batch.push_back(std::move(ahead.front()));
                 ahead.pop_front();
             }
@@ -395,10 +402,8 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
                 // Fetching goes on after the pages still in line, if the last is good.
                 long long from = *after;
                 if (!ahead.empty()) {
-                    bool ignored;
-                    std::optional<long long> then;
-                    from = Problem(ahead.back(), s.config.name, s.config.url, &ignored, &then).empty() && then ? *then
-                                                                                                             : -1;
+                    const auto& last = ahead.back();
+                    from = last.problem.empty() && last.after ? *last.after : -1;
                 }
                 auto [done, ignored] = co_await (exec_.Run(apply) && FetchAhead(&s, &req, from, &ahead, max_ahead,
                                                                                   &applied_yet, timeout));
@@ -490,17 +495,16 @@ net::awaitable<int> Harvester::FetchAhead(Source* s, const sru::PageRequest* bas
         }
         auto page = co_await FetchPage(&s->url, std::move(target), next, timeout, s->config.max_page_bytes, &s->abort,
                                        &s->headers, &s->session);
-        bool transient;
-        std::optional<long long> after;
-        std::string problem;
+        bool go_on = false;
         try {
-            problem = Problem(page, s->config.name, s->config.url, &transient, &after);
+            Check(&page, s->config);
+            go_on = page.problem.empty() && page.after;
+            if (go_on) next = *page.after;
             out->push_back(std::move(page));
         } catch (const std::exception&) {
             break;
         }
-        if (!problem.empty() || !after) break;
-        next = *after;
+        if (!go_on) break;
     }
     co_return 0;
 }
