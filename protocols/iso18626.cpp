@@ -38,6 +38,15 @@ constexpr Names<ErrorType, 5> kErrorType{{"UnsupportedActionType", "UnsupportedR
 constexpr Names<RequestType, 3> kRequestType{{"New", "Retry", "Reminder"}};
 constexpr Names<RequestSubType, 5> kRequestSubType{
     {"BookingRequest", "MultipleItemRequest", "PatronRequest", "TransferRequest", "SupplyingLibrarysChoice"}};
+// The message elements, in the order of the Message variant's alternatives.
+constexpr const char* kKinds[] = {"request",
+                                  "requestConfirmation",
+                                  "supplyingAgencyMessage",
+                                  "supplyingAgencyMessageConfirmation",
+                                  "requestingAgencyMessage",
+                                  "requestingAgencyMessageConfirmation"};
+static_assert(std::size(kKinds) == std::variant_size_v<Message>);
+
 constexpr Names<ServiceType, 3> kServiceType{{"Copy", "Loan", "CopyOrLoan"}};
 
 // ---- time -----------------------------------------------------------------
@@ -326,6 +335,15 @@ std::optional<ErrorData> ErrorDataOf(Reader& parent) {
     return e;
 }
 
+RecordId RecordIdFrom(const pugi::xml_node& n, const std::string& path) {
+    Reader r(n, path);
+    RecordId id;
+    id.code = NeedCode(r, "bibliographicRecordIdentifierCode");
+    id.identifier = r.NeedText("bibliographicRecordIdentifier");
+    r.Done();
+    return id;
+}
+
 BibliographicInfo BibliographicFrom(Reader& parent) {
     Reader r(parent.Need("bibliographicInfo"), parent.Path("bibliographicInfo"));
     BibliographicInfo b;
@@ -351,14 +369,8 @@ BibliographicInfo BibliographicFrom(Reader& parent) {
     }
     b.sponsor = r.Text("sponsor");
     b.information_source = r.Text("informationSource");
-    for (auto n : r.TakeAll("bibliographicRecordId")) {
-        Reader ir(n, r.Path("bibliographicRecordId"));
-        RecordId id;
-        id.code = NeedCode(ir, "bibliographicRecordIdentifierCode");
-        id.identifier = ir.NeedText("bibliographicRecordIdentifier");
-        ir.Done();
-        b.record_ids.push_back(std::move(id));
-    }
+    for (auto n : r.TakeAll("bibliographicRecordId"))
+        b.record_ids.push_back(RecordIdFrom(n, r.Path("bibliographicRecordId")));
     r.Done();
     return b;
 }
@@ -411,14 +423,8 @@ Request RequestFrom(Reader& r, ParseError* partial) {
         s.sort_order = IntegerOf(sr, "sortOrder");
         s.supplier_code = AgencyOf(sr, "supplierCode");
         s.supplier_description = sr.Text("supplierDescription");
-        if (auto id = sr.Take("bibliographicRecordId")) {
-            Reader ir(*id, sr.Path("bibliographicRecordId"));
-            RecordId rid;
-            rid.code = NeedCode(ir, "bibliographicRecordIdentifierCode");
-            rid.identifier = ir.NeedText("bibliographicRecordIdentifier");
-            ir.Done();
-            s.record_id = rid;
-        }
+        if (auto id = sr.Take("bibliographicRecordId"))
+            s.record_id = RecordIdFrom(*id, sr.Path("bibliographicRecordId"));
         s.call_number = sr.Text("callNumber");
         s.summary_holdings = sr.Text("summaryHoldings");
         s.availability_note = sr.Text("availabilityNote");
@@ -825,15 +831,7 @@ void WriteBody(Writer& w, const RequestingAgencyMessageConfirmation& c) {
     WriteError(w, c.error);
 }
 
-const char* KindOf(const Message& m) {
-    static constexpr const char* kKinds[] = {"request",
-                                             "requestConfirmation",
-                                             "supplyingAgencyMessage",
-                                             "supplyingAgencyMessageConfirmation",
-                                             "requestingAgencyMessage",
-                                             "requestingAgencyMessageConfirmation"};
-    return kKinds[m.index()];
-}
+const char* KindOf(const Message& m) { return kKinds[m.index()]; }
 
 ConfirmationHeader ConfirmationHeaderFor(const std::optional<AgencyId>& supplying,
                                          const std::optional<AgencyId>& requesting, const std::string& request_id,
@@ -954,12 +952,6 @@ std::variant<Parsed, ParseError> Parse(std::string_view xml) {
     }
     if (!body) return fail(ErrorType::kBadlyFormedMessage, "ISO18626Message holds no message");
     const std::string kind(Local(body));
-    static constexpr std::string_view kKinds[] = {"request",
-                                                  "requestConfirmation",
-                                                  "supplyingAgencyMessage",
-                                                  "supplyingAgencyMessageConfirmation",
-                                                  "requestingAgencyMessage",
-                                                  "requestingAgencyMessageConfirmation"};
     if (std::find(std::begin(kKinds), std::end(kKinds), kind) == std::end(kKinds))
         return fail(ErrorType::kUnrecognisedDataElement,
                     fmt::format("/ISO18626Message/{}: not an ISO 18626 message", kind));
