@@ -32,6 +32,7 @@
 #include "daemon/notify.hpp"
 #include "daemon/push_api.hpp"
 #include "daemon/routes.hpp"
+#include "daemon/ibl_service.hpp"
 #include "daemon/sru_service.hpp"
 #include "daemon/spawn.hpp"
 #include "daemon/version.hpp"
@@ -208,6 +209,7 @@ struct Node::Impl {
     DbExecutor exec;
     PushApi api;
     SruService sru;
+    IblService ibl;
     Routes routes;
     HttpServer http;
     ControlServer control;
@@ -236,10 +238,12 @@ struct Node::Impl {
           exec(config->db_pool_size),
           api(db, exec, [this] { return config; }),
           sru(db, exec, [this] { return config; }),
+          ibl(db, exec),
           routes(RouteContext{[this] { return CheckReadiness(); }, [this] { return MetricsText(); },
                               [this](const HttpRequest& r) { return api.Handle(r); },
                               [this](const HttpRequest& r) { return sru.Handle(r); },
-                              [this] { return config->sru_path; }}),
+                              [this] { return config->sru_path; },
+                              [this](const HttpRequest& r) { return ibl.Handle(r); }}),
           http(ioc, [this](const HttpRequest& r) { return routes.Handle(r); }, metrics,
                LimitsFrom(*config)),
           control(ioc, [this](const protocols::ControlRequest& r) { return HandleControl(r); }),

@@ -29,6 +29,8 @@ struct RouteContext {
     // The SRU server, at the path sru_path() gives.
     std::function<net::awaitable<HttpResponse>(const HttpRequest&)> sru;
     std::function<std::string()> sru_path;
+    // ISO 18626 messages, at /iso18626.
+    std::function<net::awaitable<HttpResponse>(const HttpRequest&)> iso18626;
 };
 
 class Routes {
