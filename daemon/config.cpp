@@ -363,6 +363,7 @@ const std::vector<TableKey<HarvestSource>>& HarvestKeys() {
                 return std::nullopt;
             })));
         k.push_back(Field<S, int>("page_size", &S::page_size, IntegerValue<int>(1, 10000)));
+        k.push_back(Field<S, int>("concurrency", &S::concurrency, IntegerValue<int>(1, 8)));
         k.push_back(Field<S, int>("interval_minutes", &S::interval_minutes, IntegerValue<int>(1, 525600)));
         k.push_back(Field<S, int>("full_interval_hours", &S::full_interval_hours, IntegerValue<int>(0, 87600)));
         k.push_back(Field<S, int>("timeout_seconds", &S::timeout_seconds, IntegerValue<int>(1, 3600)));

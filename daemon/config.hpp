@@ -30,6 +30,7 @@ struct HarvestSource {
     std::string query = "cql.allRecords=1";  // a full run
     std::string incremental_query;           // with {since}; empty: every run is full
     int page_size = 100;
+    int concurrency = 1;                     // pages asked for at once, each on its own connection
     int interval_minutes = 60;               // between the starts of runs
     int full_interval_hours = 168;           // a full run (deletions) at least this often; 0: only on request
     int timeout_seconds = 30;                // per page: connect, send, answer

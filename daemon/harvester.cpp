@@ -11,8 +11,10 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -103,12 +105,21 @@ void Check(FetchedPage* f, const HarvestSource& config) {
 
 }  // namespace
 
+// One connection to a source, kept for the pages of a run, and what aborts
+// the GET in flight on it.
+struct Lane {
+    HttpSession session;
+    HttpAbort abort;
+    bool busy = false;
+};
+
 struct Harvester::Source {
     HarvestSource config;
     sru::HttpUrl url;
     net::steady_timer timer;
-    HttpAbort abort;
-    HttpSession session;  // one connection for the pages of a run
+    // config.concurrency connections; the first carries the page a run
+    // waits for, all of them the pages fetched ahead.
+    std::vector<std::unique_ptr<Lane>> lanes;
     HttpHeaders headers;  // with the source's credentials, if any
     bool paused = false;
     int failures_in_row = 0;
@@ -117,7 +128,15 @@ struct Harvester::Source {
     double last_success_unix = 0;         // 0: never
     std::string last_error;
     Source(net::io_context& ioc, HarvestSource c, sru::HttpUrl u)
-        : config(std::move(c)), url(std::move(u)), timer(ioc) {}
+        : config(std::move(c)), url(std::move(u)), timer(ioc) {
+        for (int i = 0; i < std::max(1, config.concurrency); ++i) lanes.push_back(std::make_unique<Lane>());
+    }
+    void Abort() {
+        for (auto& l : lanes) l->abort.Abort();
+    }
+    void Close() {  // the next attempt starts afresh
+        for (auto& l : lanes) l->session.Close();
+    }
 };
 
 Harvester::Harvester(net::io_context& ioc, storage::Database& db, DbExecutor& exec, std::function<void()> changed)
@@ -148,7 +167,7 @@ void Harvester::Stop() {
     stopping_ = true;
     for (auto& [name, s] : sources_) {
         s->timer.cancel();
-        s->abort.Abort();
+        s->Abort();
     }
 }
 
@@ -352,7 +371,8 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
             } else {
                 ahead.clear();
                 first = co_await FetchPage(&s.url, sru::PageTarget(s.url, req), start, timeout,
-                                           s.config.max_page_bytes, &s.abort, &s.headers, &s.session);
+                                           s.config.max_page_bytes, &s.lanes[0]->abort, &s.headers,
+                                           &s.lanes[0]->session);
                 Check(&first, s.config);
             }
             const auto fetched = std::chrono::steady_clock::now();
@@ -454,7 +474,7 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
         }
         if (stopping_ || s.paused) co_return;
         ahead.clear();
-        s.session.Close();  // the next attempt starts afresh
+        s.Close();
         Failed(s, error, transient);
         try {
             co_await exec_.Run([&] {
@@ -475,36 +495,116 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
     }
 }
 
+namespace {
+// A page asked for ahead, filled in when its answer is there.
+struct Slot {
+    long long start = 0;
+    Lane* lane = nullptr;
+    bool stale = false;  // asked for on a guess that proved wrong: dropped when it comes
+    std::optional<FetchedPage> page;
+};
+
+// Fetches one page into its slot on its lane, then wakes the waiter.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+net::awaitable<void> FetchInto(Slot* slot, const sru::HttpUrl* url, std::string target, std::chrono::seconds timeout,
+                               std::uint64_t max_bytes, const HttpHeaders* headers, net::steady_timer* wake) {
+    auto page = co_await FetchPage(url, std::move(target), slot->start, timeout, max_bytes, &slot->lane->abort,
+                                   headers, &slot->lane->session);
+    slot->page = std::move(page);
+    slot->lane->busy = false;
+    wake->cancel();
+}
+#pragma GCC diagnostic pop
+}  // namespace
+
 // Fetches the pages from `from` on (none when -1) into `out` while a batch
 // is applied (until `applied`), `max_pages` at most in line, and stops at a
-// bad page or the last one.
+// bad page or the last one. With concurrency above 1, up to that many
+// pages are asked for at once, each on its own connection: the source then
+// always has the next page to work on, instead of waiting for us to read
+// the one before and ask again. Where the pages after the first start is a
+// guess (the page size on from there); a page shorter than asked for (a
+// source that caps maximumRecords) proves it wrong, and the pages asked for
+// on that guess are dropped and asked for again where they really start.
 net::awaitable<int> Harvester::FetchAhead(Source* s, const sru::PageRequest* base, long long from,
                                           std::deque<FetchedPage>* out, std::size_t max_pages,
                                           const std::atomic<bool>* applied, std::chrono::seconds timeout) {
     // It must not throw: waiting for it together with the batch's
-    // transaction, it would cancel that half-way.
-    long long next = from;
-    while (next > 0 && out->size() < max_pages && !*applied && !stopping_ && !s->paused) {
-        std::string target;
-        try {
-            sru::PageRequest r = *base;
-            r.start = next;
-            target = sru::PageTarget(s->url, r);
-        } catch (const std::exception&) {
-            break;  // the page is asked for again in the main loop, which reports it
+    // transaction, it would cancel that half-way. Every page asked for is
+    // waited for before it returns, since the slots live in this frame. A
+    // failed transaction cancels this side: the waits below then end early
+    // (and are taken up again), never with an exception.
+    co_await net::this_coro::throw_if_cancelled(false);
+    std::deque<std::unique_ptr<Slot>> flight;
+    net::steady_timer wake(ioc_);
+    long long ask = from;     // where the next page to ask for starts (a guess after the first)
+    long long expect = from;  // where the next page in `out` must start
+    long long step = std::max(1, s->config.page_size);  // records a page brings, as far as we know
+    long long total = -1;                                // records in the result, once a page said so
+    bool asking = from > 0;
+    while (true) {
+        while (asking && ask > 0 && (total < 0 || ask <= total) && out->size() + flight.size() < max_pages &&
+               !*applied && !stopping_ && !s->paused) {
+            Lane* lane = nullptr;
+            for (auto& l : s->lanes)
+                if (!l->busy) {
+                    lane = l.get();
+                    break;
+                }
+            if (!lane) break;
+            std::string target;
+            try {
+                sru::PageRequest r = *base;
+                r.start = ask;
+                target = sru::PageTarget(s->url, r);
+            } catch (const std::exception&) {
+                asking = false;  // the page is asked for again in the main loop, which reports it
+                break;
+            }
+            auto slot = std::make_unique<Slot>();
+            slot->start = ask;
+            slot->lane = lane;
+            lane->busy = true;
+            net::co_spawn(ioc_, FetchInto(slot.get(), &s->url, std::move(target), timeout, s->config.max_page_bytes,
+                                          &s->headers, &wake),
+                          net::detached);
+            flight.push_back(std::move(slot));
+            ask += step;
         }
-        auto page = co_await FetchPage(&s->url, std::move(target), next, timeout, s->config.max_page_bytes, &s->abort,
-                                       &s->headers, &s->session);
-        bool go_on = false;
+        if (flight.empty()) break;
+        // Nothing else runs on this thread between the check and the wait,
+        // so a page that comes in always finds the wait to cancel.
+        while (!flight.front()->page) {
+            wake.expires_at(net::steady_timer::time_point::max());
+            co_await wake.async_wait(kTuple);
+        }
+        const bool stale = flight.front()->stale;
+        FetchedPage page = std::move(*flight.front()->page);
+        flight.pop_front();
+        if (!asking || stale || page.start != expect) continue;  // after the end or a bad page, or a wrong guess
         try {
             Check(&page, s->config);
-            go_on = page.problem.empty() && page.after;
-            if (go_on) next = *page.after;
-            out->push_back(std::move(page));
         } catch (const std::exception&) {
-            break;
+            asking = false;
+            continue;
         }
-        if (!go_on) break;
+        const bool go_on = page.problem.empty() && page.after;
+        if (page.page && *page.page) total = (**page.page).number_of_records;
+        const long long start = page.start;
+        out->push_back(std::move(page));
+        if (!go_on) {
+            asking = false;
+            continue;
+        }
+        expect = *out->back().after;
+        if (expect != start + step) {
+            // The source's pages are not as long as we guessed: what was
+            // asked for on that guess is dropped, and asked for again.
+            step = std::max(1LL, expect - start);
+            for (auto& f : flight) f->stale = true;
+            ask = expect;
+        }
     }
     co_return 0;
 }

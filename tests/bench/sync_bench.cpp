@@ -1,10 +1,11 @@
 // sync-bench: the client side of `tools/bench sync`. Nothing here fails on
 // a number; it prints what it measured.
 //
-//   sync-bench export PORT PATH PAGE
+//   sync-bench export PORT PATH PAGE [CONCURRENCY]
 //       pages through an SRU server's whole result set (cql.allRecords=1) the
-//       way a harvester does, one request at a time, and only counts: the
-//       rate the source itself can deliver.
+//       way a harvester does, CONCURRENCY requests at a time (default 1), each
+//       on its own connection, and only counts: the rate the source itself
+//       can deliver.
 //   sync-bench lag POI_PORT POI_TOKEN ISIL COPIES NAT_PORT NAT_TOKEN RATE SECONDS FIRST
 //       pushes RATE availability changes a second for SECONDS to the POI node
 //       (batches every 100 ms, copies P0 … P<COPIES-1> of library ISIL), and
@@ -48,35 +49,54 @@ std::optional<iblsync::test::HttpReply> Get(RawConnection& c, const std::string&
     return c.Read(timeout);
 }
 
-int Export(int port, const std::string& path, int page) {
-    RawConnection c(port);
-    long long start = 1, total = -1, records = 0, bytes = 0;
+int Export(int port, const std::string& path, int page, int concurrency) {
+    std::atomic<long long> next{1}, total{-1}, records{0}, bytes{0};
+    std::atomic<bool> failed{false};
+    // One connection's share: the next page not yet taken, until the end.
+    auto worker = [&](bool first) {
+        RawConnection c(port);
+        while (!failed) {
+            if (!first && total < 0) return;  // only the first page tells the total
+            const long long start = next.fetch_add(page);
+            if (total >= 0 && start > total) return;
+            auto r = Get(c, fmt::format("{}?version=1.1&operation=searchRetrieve&query=cql.allRecords%3D1&startRecord="
+                                        "{}&maximumRecords={}&recordSchema=marcxml",
+                                        path, start, page),
+                         "");
+            if (!r || r->status != 200) {
+                std::fprintf(stderr, "sync-bench: page at %lld: answer %d\n", start, r ? r->status : 0);
+                failed = true;
+                return;
+            }
+            if (first) {
+                auto p = r->body.find("numberOfRecords>");
+                if (p == std::string::npos) {
+                    failed = true;
+                    return;
+                }
+                total = std::stoll(r->body.substr(p + 16));
+                return;  // the others start now
+            }
+            bytes += static_cast<long long>(r->body.size());
+            long long n = 0;
+            // Opening and closing tags, whatever the prefix (Zebra writes zs:).
+            for (auto p = r->body.find("recordData>"); p != std::string::npos; p = r->body.find("recordData>", p + 1))
+                ++n;
+            records += n / 2;
+        }
+    };
     const auto t0 = Clock::now();
-    while (total < 0 || start <= total) {
-        auto r = Get(c, fmt::format("{}?version=1.1&operation=searchRetrieve&query=cql.allRecords%3D1&startRecord={}"
-                                    "&maximumRecords={}&recordSchema=marcxml",
-                                    path, start, page),
-                     "");
-        if (!r || r->status != 200) {
-            std::fprintf(stderr, "sync-bench: page at %lld: answer %d\n", start, r ? r->status : 0);
-            return 1;
-        }
-        bytes += static_cast<long long>(r->body.size());
-        if (total < 0) {
-            auto p = r->body.find("numberOfRecords>");
-            if (p == std::string::npos) return 1;
-            total = std::stoll(r->body.substr(p + 16));
-        }
-        long long n = 0;
-        // Opening and closing tags, whatever the prefix (Zebra writes zs:).
-        for (auto p = r->body.find("recordData>"); p != std::string::npos; p = r->body.find("recordData>", p + 1)) ++n;
-        n /= 2;
-        if (n == 0) break;
-        records += n;
-        start += n;
-    }
+    // The first page, once, for numberOfRecords; then every page (the first
+    // again, counted this time) over CONCURRENCY connections.
+    worker(true);
+    next = 1;
+    std::vector<std::thread> threads;
+    for (int i = 0; i < std::max(1, concurrency); ++i) threads.emplace_back(worker, false);
+    for (auto& t : threads) t.join();
+    if (failed) return 1;
     const double s = Seconds(t0);
-    std::printf("export %lld records %lld bytes %.2f s %.0f records/s\n", records, bytes, s, records / s);
+    std::printf("export %lld records %lld bytes %.2f s %.0f records/s\n", records.load(), bytes.load(), s,
+                static_cast<double>(records) / s);
     return 0;
 }
 
@@ -261,12 +281,13 @@ int Lag(int poi_port, const std::string& poi_token, const std::string& isil, int
 
 int main(int argc, char** argv) {
     const std::string mode = argc > 1 ? argv[1] : "";
-    if (mode == "export" && argc == 5) return Export(std::stoi(argv[2]), argv[3], std::stoi(argv[4]));
+    if (mode == "export" && (argc == 5 || argc == 6))
+        return Export(std::stoi(argv[2]), argv[3], std::stoi(argv[4]), argc == 6 ? std::stoi(argv[5]) : 1);
     if (mode == "lag" && argc == 11)
         return Lag(std::stoi(argv[2]), argv[3], argv[4], std::stoi(argv[5]), std::stoi(argv[6]), argv[7],
                    std::stoi(argv[8]), std::stoi(argv[9]), std::stoi(argv[10]));
     std::fprintf(stderr,
-                 "usage: sync-bench export PORT PATH PAGE\n"
+                 "usage: sync-bench export PORT PATH PAGE [CONCURRENCY]\n"
                  "       sync-bench lag POI_PORT POI_TOKEN ISIL COPIES NAT_PORT NAT_TOKEN RATE SECONDS FIRST\n");
     return 2;
 }

@@ -251,6 +251,68 @@ TEST_F(HarvestTest, FromAnotherIblsyncdFullThenIncremental) {
     ExpectLogOncePerRecord(at_source + 1);
 }
 
+// Three pages asked for at once, each on its own connection to Zebra:
+// every record comes once, no page is asked for twice, and nothing past
+// the end is asked for.
+TEST_F(HarvestTest, PagesAskedForThreeAtATimeComeOnceEach) {
+    DaemonProcess d(dir_, Config(zebra_->Url(), "concurrency = 3\n"));
+    ASSERT_TRUE(d.Start()) << d.Log();
+    Register(d);
+    ASSERT_TRUE(WaitForRuns()) << d.Log();
+    EXPECT_EQ(Live(), 71);
+    ExpectLogOncePerRecord(71);
+    // Zebra logs each searchRetrieve and each connection (session).
+    const std::string log = zebra_->Log();
+    auto count = [&](const std::string& needle) {
+        long long n = 0;
+        for (auto p = log.find(needle); p != std::string::npos; p = log.find(needle, p + 1)) ++n;
+        return n;
+    };
+    // A first run that found the library not yet registered may have asked
+    // for pages before; the ones after registering are 8: count the pages
+    // with the records' positions instead.
+    std::set<std::string> starts;
+    for (auto p = log.find("operation=searchRetrieve"); p != std::string::npos;
+         p = log.find("operation=searchRetrieve", p + 1)) {
+        auto at = log.find("startRecord=", p);
+        starts.insert(log.substr(at + 12, log.find('&', at) - at - 12));
+    }
+    EXPECT_EQ(starts, (std::set<std::string>{"1", "11", "21", "31", "41", "51", "61", "71"}))
+        << "no page past the end";
+    EXPECT_GE(count("Session - OK"), 3) << "the pages went over more than one connection";
+}
+
+// A source that sends shorter pages than asked for (this iblsyncd caps
+// maximumRecords at 7; the harvester asks for 10, three at a time): the
+// pages asked for on the wrong guess are dropped and asked for again where
+// they really start, and every record comes once.
+TEST_F(HarvestTest, AShortPagingSourceProvesTheGuessedStartsWrong) {
+    TempDir source_dir;
+    TestSchema source_db;
+    NodeConfig scfg;
+    scfg.conninfo = source_db.conninfo();
+    scfg.role = "national";
+    scfg.isil = "NL-KB-TEST";
+    scfg.extra_toml = "\n[sru]\nmax_records = 7\ndefault_records = 7\n";
+    DaemonProcess source(source_dir, scfg);
+    ASSERT_TRUE(source.Start()) << source.Log();
+    auto r = RunCommand({IblctlPath(), "import", "--db", source_db.conninfo(), "--library", "NL-0000000301", "--name",
+                         "Bron", "--rejects", source_dir.File("rejects"),
+                         SourceDir() + "/tests/data/marc/originals/pymarc_basics/NLNZ_100_example_marc.marc"},
+                        60s);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const long long at_source = std::stoll(source_db.Query1("SELECT count(*) FROM bib_record WHERE NOT deleted"));
+    ASSERT_GT(at_source, 50);
+
+    DaemonProcess d(dir_, Config(fmt::format("http://127.0.0.1:{}/sru", source.port()), "concurrency = 3\n"));
+    ASSERT_TRUE(d.Start()) << d.Log();
+    Register(d);
+    ASSERT_TRUE(WaitForRuns()) << d.Log();
+    EXPECT_EQ(Live(), at_source);
+    EXPECT_EQ(State("run_total"), std::to_string(at_source));
+    ExpectLogOncePerRecord(at_source);
+}
+
 // A source that suddenly returns almost nothing: the full run's deletions
 // are held back, said so once, and applied when an operator allows them.
 TEST_F(HarvestTest, AFullRunThatWouldEmptyTheLibraryIsHeldBack) {
