@@ -22,6 +22,7 @@
 #include <rapidjson/writer.h>
 #include <spdlog/spdlog.h>
 
+#include "daemon/ibl_api.hpp"
 #include "daemon/log.hpp"
 #include "protocols/catalogue_record.hpp"
 #include "protocols/isil.hpp"
@@ -926,8 +927,16 @@ struct PushApi::Impl {
                                        Printable(req.path)));
         };
         // Which route, before anything else, so that metrics and errors name it.
-        enum class R { kNone, kChanges, kDigest, kWork, kRecords, kRecord, kHoldings, kAvailability } which = R::kNone;
+        enum class R {
+            kNone, kChanges, kDigest, kWork, kRecords, kRecord, kHoldings, kAvailability, kIblRequests, kIblRequest,
+            kIblInbox
+        } which = R::kNone;
         if (seg.size() == 1 && seg[0] == "changes") which = R::kChanges, route = "/v1/changes";
+        else if (seg.size() == 2 && seg[0] == "ibl" && seg[1] == "requests")
+            which = R::kIblRequests, route = "/v1/ibl/requests";
+        else if (seg.size() == 3 && seg[0] == "ibl" && seg[1] == "requests" && !seg[2].empty())
+            which = R::kIblRequest, route = "/v1/ibl/requests/{id}";
+        else if (seg.size() == 2 && seg[0] == "ibl" && seg[1] == "inbox") which = R::kIblInbox, route = "/v1/ibl/inbox";
         else if (seg.size() == 1 && seg[0] == "digest") which = R::kDigest, route = "/v1/digest";
         else if (seg.size() == 2 && seg[0] == "works") which = R::kWork, route = "/v1/works/{id}";
         else if (seg.size() >= 3 && seg[0] == "libraries") {
@@ -953,6 +962,9 @@ struct PushApi::Impl {
         if (which == R::kChanges) co_return co_await GetChanges(req);
         if (which == R::kDigest) co_return co_await GetDigest(req);
         if (which == R::kWork) co_return co_await GetWork(seg[1]);
+        if (which == R::kIblRequests) co_return co_await PostIblRequest(&db, &exec, &req, &who.library);
+        if (which == R::kIblRequest) co_return co_await GetIblRequest(&db, &exec, &who.library, &seg[2]);
+        if (which == R::kIblInbox) co_return co_await GetIblInbox(&db, &exec, &who.library);
 
         auto isil = protocols::NormalizeIsil(seg[1]);
         if (!isil)
@@ -1101,6 +1113,9 @@ const std::vector<ApiRoute>& ApiRoutes() {
         {"GET", "/v1/changes"},
         {"GET", "/v1/digest"},
         {"GET", "/v1/works/{id}"},
+        {"POST", "/v1/ibl/requests"},
+        {"GET", "/v1/ibl/requests/{id}"},
+        {"GET", "/v1/ibl/inbox"},
         {"POST", "/v1/libraries/{isil}/records"},
         {"POST", "/v1/libraries/{isil}/availability"},
         {"GET", "/v1/libraries/{isil}/records/{id}"},

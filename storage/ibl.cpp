@@ -74,13 +74,13 @@ bool SeenBefore(pqxx::work& tx, long long request, const std::string& identity) 
                 .empty();
 }
 
-void AddEvent(pqxx::work& tx, long long request, std::string_view kind, const std::string& what,
-              const iso::Header& h, const std::string& identity, const std::string& state, std::string_view body) {
-    detail::ExecPrepared(tx, "ibl_event_in",
-                         "INSERT INTO ibl_event (request, direction, kind, what, sent_at, identity, state_after, body) "
-                         "VALUES ($1, 'in', $2, $3, $4::timestamptz, $5, $6, $7)",
-                         request, std::string(kind), what, iso::FormatTime(h.timestamp), identity, state,
-                         std::string(body));
+void AddEvent(pqxx::work& tx, long long request, const char* direction, std::string_view kind,
+              const std::string& what, const iso::Header& h, const std::string& identity, const std::string& state,
+              std::string_view body) {
+    tx.exec_params("INSERT INTO ibl_event (request, direction, kind, what, sent_at, identity, state_after, body) "
+                   "VALUES ($1, $2, $3, $4, $5::timestamptz, $6, $7, $8)",
+                   request, std::string(direction), std::string(kind), what, iso::FormatTime(h.timestamp), identity,
+                   state, std::string(body));
 }
 
 void SaveTransaction(pqxx::work& tx, long long request, const ibl::Transaction& t,
@@ -176,7 +176,7 @@ InboundOutcome TakeRequest(pqxx::work& tx, const iso::Request& m, std::string_vi
     }
     out.request = row.at(0)[0].as<long long>();
     out.state = state;
-    AddEvent(tx, out.request, "request", "", m.header, identity, state, body);
+    AddEvent(tx, out.request, "in", "request", "", m.header, identity, state, body);
     return out;
 }
 
@@ -219,7 +219,7 @@ InboundOutcome TakeSupplierMessage(pqxx::work& tx, const iso::SupplyingAgencyMes
     out.state = ibl::ToString(verdict.next.state);
     SaveTransaction(tx, id, verdict.next, m.header.supplying_agency_request_id,
                     m.status_info.due_date ? iso::FormatTime(*m.status_info.due_date) : std::string());
-    AddEvent(tx, id, "supplyingAgencyMessage", what, m.header, identity, out.state, body);
+    AddEvent(tx, id, "in", "supplyingAgencyMessage", what, m.header, identity, out.state, body);
     return out;
 }
 
@@ -251,11 +251,201 @@ InboundOutcome TakeRequesterMessage(pqxx::work& tx, const iso::RequestingAgencyM
     if (!verdict.allowed) return Refused(BadValue(fmt::format("action: {}", verdict.why)));
     out.state = ibl::ToString(verdict.next.state);
     SaveTransaction(tx, id, verdict.next, "", "");
-    AddEvent(tx, id, "requestingAgencyMessage", what, m.header, identity, out.state, body);
+    AddEvent(tx, id, "in", "requestingAgencyMessage", what, m.header, identity, out.state, body);
     return out;
 }
 
+constexpr const char* kOpenStates =
+    "('RetryPossible', 'Unfilled', 'CopyCompleted', 'LoanCompleted', 'CompletedWithoutReturn', 'Cancelled')";
+
+// The columns IblRequestView is read from.
+std::string ViewColumns() {
+    auto time = [](const char* col) {
+        return fmt::format("coalesce(to_char({} AT TIME ZONE 'UTC', '{}'), '')", col, detail::kIsoUtc);
+    };
+    return fmt::format(
+        "request_id, role, requesting_agency, supplying_agency, state, cancel_pending, renew_pending, received, "
+        "shipped_return, conditional, service_type, coalesce(title, ''), coalesce(author, ''), coalesce(isbn, ''), "
+        "coalesce(patron_ref, ''), coalesce(pickup, ''), coalesce(work_id, 0), array_to_string(rota, ','), "
+        "rota_index, {}, {}, {}",
+        time("due_date"), time("created_at"), time("updated_at"));
+}
+
+IblRequestView ViewOf(const pqxx::row& r) {
+    IblRequestView v;
+    int i = 0;
+    v.request_id = r[i++].as<std::string>();
+    v.role = r[i++].as<std::string>();
+    v.requester = r[i++].as<std::string>();
+    v.lender = r[i++].as<std::string>();
+    v.state = r[i++].as<std::string>();
+    v.cancel_pending = r[i++].as<bool>();
+    v.renew_pending = r[i++].as<bool>();
+    v.received = r[i++].as<bool>();
+    v.shipped_return = r[i++].as<bool>();
+    v.conditional = r[i++].as<bool>();
+    v.service_type = r[i++].as<std::string>();
+    v.title = r[i++].as<std::string>();
+    v.author = r[i++].as<std::string>();
+    v.isbn = r[i++].as<std::string>();
+    v.patron_ref = r[i++].as<std::string>();
+    v.pickup = r[i++].as<std::string>();
+    v.work_id = r[i++].as<long long>();
+    const auto rota = r[i++].as<std::string>();
+    for (std::size_t at = 0; at < rota.size();) {
+        auto comma = rota.find(',', at);
+        if (comma == std::string::npos) comma = rota.size();
+        v.rota.push_back(rota.substr(at, comma - at));
+        at = comma + 1;
+    }
+    v.rota_index = r[i++].as<int>();
+    v.due_date = r[i++].as<std::string>();
+    v.created_at = r[i++].as<std::string>();
+    v.updated_at = r[i++].as<std::string>();
+    return v;
+}
+
+IblRequestView ViewById(pqxx::work& tx, long long id) {
+    return ViewOf(tx.exec_params1("SELECT " + ViewColumns() + " FROM ibl_request WHERE id = $1", id));
+}
+
+
 }  // namespace
+
+CreateResult CreateIblRequest(Database& db, const NewIblRequest& in) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::work tx(c, "ibl create");
+        CreateResult out;
+        // One request at a time per library and patron, so that two equal
+        // requests sent at once cannot both pass the duplicate check.
+        tx.exec_params("SELECT pg_advisory_xact_lock(hashtextextended('iblsync.ibl:' || $1 || '|' || $2, 0))",
+                       in.library, in.patron_ref);
+        pqxx::result works;
+        if (!in.isbn.empty()) {
+            const std::string key = "isbn:" + in.isbn;
+            works = tx.exec_params(
+                "SELECT DISTINCT rw.work_id FROM record_key k JOIN record_work rw ON rw.record_id = k.record_id "
+                "WHERE k.khash = hashtextextended($1, 0) AND k.key = $1 ORDER BY 1",
+                key);
+        } else {
+            works = tx.exec_params(
+                "SELECT rw.work_id FROM bib_record b JOIN record_work rw ON rw.record_id = b.id "
+                "WHERE b.library = $1 AND b.local_id = $2 AND NOT b.deleted",
+                in.record_library, in.record_id);
+        }
+        if (works.empty()) {
+            out.status = CreateStatus::kUnknownWork;
+            return out;
+        }
+        detail::ArrayLiteral work_ids;
+        for (const auto& w : works) work_ids.Add(w[0].as<long long>());
+        const std::string work_array = work_ids.Done();
+        auto dup = tx.exec_params(fmt::format("SELECT id FROM ibl_request WHERE role = 'requester' AND "
+                                              "requesting_agency = $1 AND patron_ref = $2 AND work_id = ANY($3::bigint[]) "
+                                              "AND state NOT IN {} ORDER BY id LIMIT 1",
+                                              kOpenStates),
+                                  in.library, in.patron_ref, work_array);
+        if (!dup.empty()) {
+            out.status = CreateStatus::kDuplicate;
+            out.request = ViewById(tx, dup[0][0].as<long long>());
+            return out;
+        }
+        auto lenders = tx.exec_params(
+            fmt::format(
+                "SELECT h.library, "
+                "(SELECT count(*) FROM ibl_request r WHERE r.role = 'requester' AND r.supplying_agency = h.library "
+                "  AND r.state NOT IN {0}) AS open, "
+                "(SELECT max(r.created_at) FROM ibl_request r WHERE r.role = 'requester' "
+                "  AND r.supplying_agency = h.library) AS last "
+                "FROM record_work rw JOIN holding h ON h.record_id = rw.record_id "
+                "JOIN library l ON l.isil = h.library "
+                "WHERE rw.work_id = ANY($1::bigint[]) AND h.status = 'available' AND h.library <> $2 AND l.enabled "
+                "AND coalesce(l.poi, (SELECT isil FROM node_identity)) = (SELECT isil FROM node_identity) "
+                "GROUP BY h.library ORDER BY 2, 3 NULLS FIRST, 1",
+                kOpenStates),
+            work_array, in.library);
+        if (lenders.empty()) {
+            out.status = CreateStatus::kNoLender;
+            return out;
+        }
+        detail::ArrayLiteral rota;
+        for (const auto& l : lenders) rota.Add(l[0].as<std::string>());
+        const std::string lender = lenders[0][0].as<std::string>();
+        // What the request is for, as the catalogue has it.
+        auto about = tx.exec_params1(
+            "SELECT coalesce(b.title, ''), coalesce(b.isbns[1], '') FROM record_work rw "
+            "JOIN bib_record b ON b.id = rw.record_id WHERE rw.work_id = $1 AND NOT b.deleted "
+            "ORDER BY (b.title IS NULL), b.id LIMIT 1",
+            works[0][0].as<long long>());
+        const std::string title = about[0].as<std::string>();
+        const std::string isbn = in.isbn.empty() ? about[1].as<std::string>() : in.isbn;
+        const std::string state = ibl::ToString(ibl::State::kSent);
+        auto mine = tx.exec_params1(
+            "INSERT INTO ibl_request (role, requesting_agency, request_id, supplying_agency, state, service_type, "
+            "title, isbn, patron_ref, pickup, work_id, rota) "
+            "VALUES ('requester', $1, 'IBL-' || nextval('ibl_request_number'), $2, $3, 'Loan', NULLIF($4, ''), "
+            "NULLIF($5, ''), $6, NULLIF($7, ''), $8, $9::text[]) RETURNING id, request_id",
+            in.library, lender, state, title, isbn, in.patron_ref, in.pickup, works[0][0].as<long long>(),
+            rota.Done());
+        const long long id = mine[0].as<long long>();
+        const std::string request_id = mine[1].as<std::string>();
+
+        // The ISO 18626 request as it goes to the lender.
+        iso::Request m;
+        m.header.requesting_agency = iso::AgencyId::Isil(in.library);
+        m.header.supplying_agency = iso::AgencyId::Isil(lender);
+        m.header.requesting_agency_request_id = request_id;
+        m.header.timestamp = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+        m.bibliographic_info.title = title;
+        if (!isbn.empty()) m.bibliographic_info.item_ids.push_back({isbn, {"ISBN", ""}});
+        iso::ServiceInfo service;
+        service.service_type = iso::ServiceType::kLoan;
+        service.note = in.note;
+        m.service_info = service;
+        iso::PatronInfo patron;
+        patron.patron_id = in.patron_ref;
+        m.patron_info = patron;
+        const std::string body = iso::Write(m);
+        const std::string identity = IdentityOf(m.header, "request", "");
+        AddEvent(tx, id, "out", "request", "", m.header, identity, state, body);
+        // The lender is a library of this node: delivered here and now.
+        auto theirs = tx.exec_params1(
+            "INSERT INTO ibl_request (role, requesting_agency, request_id, supplying_agency, state, service_type, "
+            "title, isbn, patron_ref, pickup) "
+            "VALUES ('supplier', $1, $2, $3, $4, 'Loan', NULLIF($5, ''), NULLIF($6, ''), $7, NULLIF($8, '')) "
+            "RETURNING id",
+            in.library, request_id, lender, state, title, isbn, in.patron_ref, in.pickup);
+        AddEvent(tx, theirs[0].as<long long>(), "in", "request", "", m.header, identity, state, body);
+        out.request = ViewById(tx, id);
+        tx.commit();
+        return out;
+    });
+}
+
+std::optional<IblRequestView> GetIblRequest(Database& db, const std::string& library, const std::string& request_id) {
+    return db.Pool().With([&](pqxx::connection& c) -> std::optional<IblRequestView> {
+        pqxx::read_transaction tx(c, "ibl get");
+        auto r = tx.exec_params("SELECT " + ViewColumns() +
+                                    " FROM ibl_request WHERE role = 'requester' AND requesting_agency = $1 "
+                                    "AND request_id = $2 ORDER BY id DESC LIMIT 1",
+                                library, request_id);
+        if (r.empty()) return std::nullopt;
+        return ViewOf(r[0]);
+    });
+}
+
+std::vector<IblRequestView> IblInbox(Database& db, const std::string& library) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c, "ibl inbox");
+        std::vector<IblRequestView> out;
+        for (const auto& r : tx.exec_params(fmt::format("SELECT {} FROM ibl_request WHERE role = 'supplier' AND "
+                                                        "supplying_agency = $1 AND state NOT IN {} ORDER BY id",
+                                                        ViewColumns(), kOpenStates),
+                                            library))
+            out.push_back(ViewOf(r));
+        return out;
+    });
+}
 
 InboundOutcome ApplyInbound(Database& db, const iso::Message& message, std::string_view body,
                             const std::string& sender) {

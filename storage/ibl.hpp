@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "protocols/iso18626.hpp"
 
@@ -36,5 +37,55 @@ struct InboundOutcome {
 // not applied here: they answer messages this node sent.
 InboundOutcome ApplyInbound(Database& db, const protocols::iso18626::Message& message, std::string_view body,
                             const std::string& sender);
+
+// A request a library makes through the JSON API (POST /v1/ibl/requests).
+// The work is named by an ISBN or by a record of the catalogue.
+struct NewIblRequest {
+    std::string library;     // the requesting library (the token's)
+    std::string isbn;        // ISBN-13, or empty
+    std::string record_library, record_id;  // a record of the catalogue, or empty
+    std::string patron_ref;  // opaque
+    std::string pickup;
+    std::string note;
+};
+
+// One side of a transaction, as the JSON API and iblctl show it.
+struct IblRequestView {
+    std::string request_id, role, requester, lender, state;
+    bool cancel_pending = false, renew_pending = false, received = false, shipped_return = false,
+         conditional = false;
+    std::string service_type, title, author, isbn, patron_ref, pickup;
+    long long work_id = 0;  // 0: not known
+    std::vector<std::string> rota;
+    int rota_index = 0;
+    std::string due_date, created_at, updated_at;  // ISO 8601 UTC; due_date "" if none
+};
+
+enum class CreateStatus {
+    kCreated,     // the request went to `request.lender`
+    kDuplicate,   // the library has this work open for this patron: `request` is that one
+    kUnknownWork, // no record with that ISBN or id in the catalogue
+    kNoLender,    // no other library of this node has a copy available: nothing written
+};
+struct CreateResult {
+    CreateStatus status = CreateStatus::kCreated;
+    IblRequestView request;
+};
+
+// Finds the work and the libraries of this node (this POI's province) that
+// have a copy of it available, other than the requester; orders them with
+// the fewest open requests from this node first, then the one asked longest
+// ago; and sends the request to the first. The lender being a library of
+// this node, the request is delivered in the same transaction: the
+// requester's row, the lender's row and the request's two ibl_event rows
+// (out and in) are committed together or not at all.
+CreateResult CreateIblRequest(Database& db, const NewIblRequest& request);
+
+// The requester's side of one of its requests; nullopt if it has none by that id.
+std::optional<IblRequestView> GetIblRequest(Database& db, const std::string& library, const std::string& request_id);
+
+// A lending library's open tasks: the requests it supplies that are not
+// finished, oldest first.
+std::vector<IblRequestView> IblInbox(Database& db, const std::string& library);
 
 }  // namespace iblsync::storage

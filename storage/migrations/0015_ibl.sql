@@ -29,11 +29,19 @@ CREATE TABLE ibl_request (
     author              text,
     isbn                text,
     patron_ref          text,  -- opaque: never a name or card number
+    pickup              text,  -- where the patron collects it, in the requester's words
+    work_id             bigint,  -- the work asked for, when the requester's node found it
+    -- The requester's lenders in the order they are asked, and which one
+    -- has the request now (0-based); empty on the supplier's side.
+    rota                text[]  NOT NULL DEFAULT '{}',
+    rota_index          integer NOT NULL DEFAULT 0,
     due_date            timestamptz,
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
     UNIQUE (role, requesting_agency, request_id, supplying_agency)
 );
+-- Request ids this node gives the requests its libraries make (IBL-1, ...).
+CREATE SEQUENCE ibl_request_number;
 CREATE INDEX ibl_request_open ON ibl_request (supplying_agency, role)
     WHERE state NOT IN ('RetryPossible', 'Unfilled', 'CopyCompleted', 'LoanCompleted', 'CompletedWithoutReturn',
                         'Cancelled');
@@ -51,3 +59,4 @@ CREATE TABLE ibl_event (
     at          timestamptz NOT NULL DEFAULT now(),
     UNIQUE (request, direction, identity)
 );
+CREATE INDEX ibl_request_patron ON ibl_request (requesting_agency, patron_ref, work_id) WHERE role = 'requester';

@@ -1,0 +1,218 @@
+#include "daemon/ibl_api.hpp"
+
+#include <fmt/format.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "protocols/identifiers.hpp"
+#include "protocols/isil.hpp"
+#include "storage/ibl.hpp"
+
+namespace iblsync::daemon {
+
+namespace {
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+HttpResponse Problem(int status, const std::string& slug, std::string title, std::string detail,
+                     std::string pointer = {}) {
+    auto p = protocols::MakeProblem(status, slug, std::move(title), std::move(detail));
+    p.pointer = std::move(pointer);
+    return ProblemResponse(p);
+}
+
+void Key(Writer& w, const char* key, const std::string& value) {
+    w.Key(key);
+    w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+}
+
+void WriteRequest(Writer& w, const storage::IblRequestView& r) {
+    w.StartObject();
+    Key(w, "id", r.request_id);
+    Key(w, "requester", r.requester);
+    Key(w, "lender", r.lender);
+    Key(w, "state", r.state);
+    w.Key("cancel_pending");
+    w.Bool(r.cancel_pending);
+    w.Key("renew_pending");
+    w.Bool(r.renew_pending);
+    w.Key("received");
+    w.Bool(r.received);
+    w.Key("shipped_return");
+    w.Bool(r.shipped_return);
+    w.Key("conditions_to_accept");
+    w.Bool(r.conditional);
+    Key(w, "service", r.service_type);
+    Key(w, "title", r.title);
+    Key(w, "isbn", r.isbn);
+    Key(w, "patron_ref", r.patron_ref);
+    Key(w, "pickup", r.pickup);
+    if (r.work_id > 0) {
+        w.Key("work_id");
+        w.Int64(r.work_id);
+    }
+    if (!r.rota.empty()) {
+        w.Key("lenders");
+        w.StartArray();
+        for (const auto& l : r.rota) w.String(l.c_str());
+        w.EndArray();
+        w.Key("lender_index");
+        w.Int(r.rota_index);
+    }
+    if (!r.due_date.empty()) Key(w, "due_date", r.due_date);
+    Key(w, "created_at", r.created_at);
+    Key(w, "updated_at", r.updated_at);
+    w.EndObject();
+}
+
+// A patron reference is the library system's own opaque id for the
+// patron's request: never a name, an e-mail address or a card number.
+bool GoodPatronRef(const std::string& s) {
+    if (s.empty() || s.size() > 64) return false;
+    for (unsigned char c : s)
+        if (!std::isalnum(c) && c != '-' && c != '_' && c != '.' && c != ':') return false;
+    return true;
+}
+
+// The request's JSON, checked field by field; a problem response if it is not right.
+std::variant<storage::NewIblRequest, HttpResponse> ReadNewRequest(const HttpRequest& req, const std::string& library) {
+    auto bad = [](const std::string& detail, const std::string& pointer = {}) {
+        return Problem(400, "invalid-ibl-request", "Invalid IBL request", detail, pointer);
+    };
+    if (req.MediaType() != "application/json")
+        return Problem(415, "unsupported-media-type", "Unsupported media type",
+                       "send the request as application/json");
+    rapidjson::Document d;
+    d.Parse<rapidjson::kParseValidateEncodingFlag>(req.body.data(), req.body.size());
+    if (d.HasParseError()) return bad("the body is not JSON (or not valid UTF-8)");
+    if (!d.IsObject()) return bad("the body must be a JSON object");
+    storage::NewIblRequest out;
+    out.library = library;
+    for (auto it = d.MemberBegin(); it != d.MemberEnd(); ++it) {
+        const std::string name(it->name.GetString(), it->name.GetStringLength());
+        const auto& v = it->value;
+        const std::string pointer = "/" + name;
+        auto text = [&](std::size_t max, std::string* to) -> std::optional<HttpResponse> {
+            if (!v.IsString()) return bad(fmt::format("{} must be a string", name), pointer);
+            if (v.GetStringLength() > max)
+                return bad(fmt::format("{} may have {} characters at most", name, max), pointer);
+            to->assign(v.GetString(), v.GetStringLength());
+            return std::nullopt;
+        };
+        std::optional<HttpResponse> problem;
+        if (name == "isbn") {
+            std::string raw;
+            problem = text(40, &raw);
+            if (!problem) {
+                auto isbn = protocols::NormalizeIsbn(raw);
+                if (!isbn) problem = bad(fmt::format("isbn: {}", isbn.error()), pointer);
+                else out.isbn = isbn.value();
+            }
+        } else if (name == "record") {
+            if (!v.IsObject() || !v.HasMember("library") || !v.HasMember("id") || !v["library"].IsString() ||
+                !v["id"].IsString() || v.MemberCount() != 2)
+                problem = bad("record must be {\"library\": ISIL, \"id\": the record's id at that library}", pointer);
+            else {
+                auto isil = protocols::NormalizeIsil(v["library"].GetString());
+                if (!isil) problem = bad(fmt::format("record.library: {}", isil.error()), pointer + "/library");
+                else {
+                    out.record_library = isil.value();
+                    out.record_id = v["id"].GetString();
+                    if (out.record_id.empty() || out.record_id.size() > 200)
+                        problem = bad("record.id must have 1 to 200 characters", pointer + "/id");
+                }
+            }
+        } else if (name == "patron_ref") {
+            problem = text(64, &out.patron_ref);
+            if (!problem && !GoodPatronRef(out.patron_ref))
+                problem = bad("patron_ref must be your system's opaque reference (1-64 letters, digits, '-', '_', "
+                              "'.', ':'); never send a patron's name or card number",
+                              pointer);
+        } else if (name == "pickup") {
+            problem = text(100, &out.pickup);
+        } else if (name == "note") {
+            problem = text(500, &out.note);
+        } else {
+            problem = bad(fmt::format("unknown field '{}'; a request has isbn or record, patron_ref, pickup and note",
+                                      name.substr(0, 64)),
+                          pointer);
+        }
+        if (problem) return *problem;
+    }
+    if (out.isbn.empty() == out.record_id.empty())
+        return bad("name the work with either isbn or record, not both and not neither");
+    if (out.patron_ref.empty()) return bad("patron_ref is required", "/patron_ref");
+    return out;
+}
+
+}  // namespace
+
+std::string IblRequestJson(const storage::IblRequestView& request) {
+    rapidjson::StringBuffer buf;
+    Writer w(buf);
+    WriteRequest(w, request);
+    return std::string(buf.GetString(), buf.GetSize());
+}
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+net::awaitable<HttpResponse> PostIblRequest(storage::Database* db, DbExecutor* exec, const HttpRequest* req,
+                                            const std::string* library) {
+    auto read = ReadNewRequest(*req, *library);
+    if (auto* problem = std::get_if<HttpResponse>(&read)) co_return *problem;
+    const auto& wanted = std::get<storage::NewIblRequest>(read);
+    auto result = co_await exec->Run([&] { return storage::CreateIblRequest(*db, wanted); });
+    switch (result.status) {
+        case storage::CreateStatus::kCreated: {
+            auto r = JsonResponse(201, IblRequestJson(result.request));
+            r.headers.emplace_back("Location", "/v1/ibl/requests/" + result.request.request_id);
+            co_return r;
+        }
+        case storage::CreateStatus::kDuplicate: {
+            auto r = Problem(409, "duplicate-ibl-request", "Duplicate request",
+                             fmt::format("{} already has request {} open for this work and patron_ref ({}); follow "
+                                         "that one",
+                                         *library, result.request.request_id, result.request.state));
+            r.headers.emplace_back("Location", "/v1/ibl/requests/" + result.request.request_id);
+            co_return r;
+        }
+        case storage::CreateStatus::kUnknownWork:
+            co_return Problem(404, "unknown-work", "Unknown work",
+                              wanted.isbn.empty()
+                                  ? fmt::format("the catalogue has no record {} of {}", wanted.record_id,
+                                                wanted.record_library)
+                                  : fmt::format("the catalogue has no record with ISBN {}", wanted.isbn));
+        case storage::CreateStatus::kNoLender:
+            co_return Problem(409, "no-lender", "No lender",
+                              "no other library of this province has a copy of this work available now; nothing was "
+                              "requested. Try again later");
+    }
+    co_return Problem(500, "internal", "Internal error", "unexpected outcome");
+}
+
+net::awaitable<HttpResponse> GetIblRequest(storage::Database* db, DbExecutor* exec, const std::string* library,
+                                           const std::string* request_id) {
+    auto found = co_await exec->Run([&] { return storage::GetIblRequest(*db, *library, *request_id); });
+    if (!found)
+        co_return Problem(404, "unknown-ibl-request", "Unknown request",
+                          fmt::format("{} has no IBL request with id {}", *library, request_id->substr(0, 100)));
+    co_return JsonResponse(200, IblRequestJson(*found));
+}
+
+net::awaitable<HttpResponse> GetIblInbox(storage::Database* db, DbExecutor* exec, const std::string* library) {
+    auto tasks = co_await exec->Run([&] { return storage::IblInbox(*db, *library); });
+    rapidjson::StringBuffer buf;
+    Writer w(buf);
+    w.StartObject();
+    Key(w, "library", *library);
+    w.Key("requests");
+    w.StartArray();
+    for (const auto& t : tasks) WriteRequest(w, t);
+    w.EndArray();
+    w.EndObject();
+    co_return JsonResponse(200, std::string(buf.GetString(), buf.GetSize()));
+}
+#pragma GCC diagnostic pop
+
+}  // namespace iblsync::daemon

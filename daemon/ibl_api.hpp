@@ -1,0 +1,32 @@
+#pragma once
+// The IBL part of the /v1 API, for library systems that speak JSON rather
+// than ISO 18626: a library makes a request and reads it back, and a
+// lending library reads its inbox. PushApi routes here after checking the
+// token; `library` is the token's library.
+
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "daemon/db_executor.hpp"
+#include "daemon/http_types.hpp"
+
+namespace iblsync::storage {
+class Database;
+struct IblRequestView;
+}  // namespace iblsync::storage
+
+namespace iblsync::daemon {
+
+// POST /v1/ibl/requests
+net::awaitable<HttpResponse> PostIblRequest(storage::Database* db, DbExecutor* exec, const HttpRequest* request,
+                                            const std::string* library);
+// GET /v1/ibl/requests/{id}
+net::awaitable<HttpResponse> GetIblRequest(storage::Database* db, DbExecutor* exec, const std::string* library,
+                                           const std::string* request_id);
+// GET /v1/ibl/inbox
+net::awaitable<HttpResponse> GetIblInbox(storage::Database* db, DbExecutor* exec, const std::string* library);
+
+std::string IblRequestJson(const storage::IblRequestView& request);
+
+}  // namespace iblsync::daemon

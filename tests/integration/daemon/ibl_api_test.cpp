@@ -1,0 +1,229 @@
+// IBL requests through the JSON API of a real iblsyncd, over loopback HTTP,
+// on a real PostgreSQL: a library asks for a work by ISBN or record, the
+// node picks a lender of its province with a copy available and delivers
+// the ISO 18626 request to it in the same transaction; the lender sees it
+// in its inbox. Duplicates, works no one can lend and bad input are refused
+// and leave the database as it was.
+
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include "tests/support/daemon_process.hpp"
+#include "tests/support/raw_http.hpp"
+
+namespace iblsync::test {
+namespace {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+constexpr const char* kA = "NL-0000000401";  // asks
+constexpr const char* kB = "NL-0000000402";  // lends
+constexpr const char* kD = "NL-0000000404";  // lends
+constexpr const char* kC = "NL-0000000403";  // of another POI: never asked by this node
+constexpr const char* kOtherPoi = "NL-0000000499";
+
+// "De avonden", ISBN 9789023466024, as each library catalogues it.
+std::string Avonden(const std::string& id, const std::string& copies) {
+    return fmt::format(R"({{"id":"{}","title":"De avonden","authors":["Reve, Gerard"],"year":1947,)"
+                       R"("isbn":"9789023466024","holdings":{}}})",
+                       id, copies);
+}
+
+rapidjson::Document Json(const std::string& text) {
+    rapidjson::Document d;
+    d.Parse(text.c_str());
+    EXPECT_FALSE(d.HasParseError()) << text;
+    return d;
+}
+
+class IblApiTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        NodeConfig cfg;
+        cfg.conninfo = schema_.conninfo();
+        daemon_ = std::make_unique<DaemonProcess>(dir_, cfg);
+        ASSERT_TRUE(daemon_->Start()) << daemon_->Log();
+        for (const char* lib : {kA, kB, kD}) Add({lib});
+        Add({kOtherPoi});
+        Add({kC, "--poi", kOtherPoi});
+        for (const char* lib : {kA, kB, kC, kD}) tokens_[lib] = Issue(lib);
+    }
+
+    void Add(std::vector<std::string> args) {
+        const std::string isil = args.front();
+        args.insert(args.begin(), {"library", "add"});
+        args.insert(args.begin() + 3, {"--name", "Bibliotheek " + isil, "--province", "NL-GE"});
+        auto r = daemon_->Iblctl(args);
+        ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    }
+
+    std::string Issue(const std::string& lib) {
+        auto r = daemon_->Iblctl({"--json", "token", "issue", lib});
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        auto d = Json(r.out);
+        return d.HasMember("token") ? d["token"].GetString() : "";
+    }
+
+    std::optional<HttpReply> Call(const std::string& method, const std::string& path, const std::string& lib,
+                                  const std::string& body = {}, const std::string& type = "application/json") {
+        Headers h;
+        if (!lib.empty()) h.emplace_back("Authorization", "Bearer " + tokens_[lib]);
+        if (!body.empty()) h.emplace_back("Content-Type", type);
+        return HttpCall(daemon_->port(), method, path, h, body);
+    }
+
+    void Catalogue(const std::string& lib, const std::string& id, const std::string& copies) {
+        auto r = Call("PUT", fmt::format("/v1/libraries/{}/records/{}", lib, id), lib, Avonden(id, copies));
+        ASSERT_TRUE(r);
+        ASSERT_TRUE(r->status == 201 || r->status == 200) << r->body;
+    }
+
+    std::optional<HttpReply> Ask(const std::string& body, const std::string& lib = kA) {
+        return Call("POST", "/v1/ibl/requests", lib, body);
+    }
+
+    std::string Fingerprint() const {
+        return schema_.Query1(
+            "SELECT (SELECT count(*) FROM ibl_request) || '/' || (SELECT count(*) FROM ibl_event) || '/' || "
+            "(SELECT last_value FROM ibl_request_number)");
+    }
+
+    TestSchema schema_;
+    TempDir dir_;
+    std::unique_ptr<DaemonProcess> daemon_;
+    std::map<std::string, std::string> tokens_;
+};
+
+TEST_F(IblApiTest, ARequestGoesToALenderOfTheProvinceWithACopyAvailable) {
+    Catalogue(kB, "b1", R"([{"barcode":"B-1","status":"available"}])");
+    Catalogue(kD, "d1", R"([{"barcode":"D-1","status":"on_loan","due_date":"2026-12-31"}])");
+    Catalogue(kC, "c1", R"([{"barcode":"C-1","status":"available"}])");
+    auto r = Ask(R"({"isbn":"90-234-6602-0","patron_ref":"hold-1","pickup":"Centrale"})");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 201) << r->body;
+    auto d = Json(r->body);
+    const std::string id = d["id"].GetString();
+    EXPECT_EQ(r->headers["location"], "/v1/ibl/requests/" + id);
+    EXPECT_EQ(std::string(d["lender"].GetString()), kB) << "D's copy is on loan, C is another POI's";
+    EXPECT_EQ(std::string(d["state"].GetString()), "Sent");
+    EXPECT_EQ(std::string(d["isbn"].GetString()), "9789023466024");
+    EXPECT_EQ(std::string(d["title"].GetString()), "De avonden");
+    ASSERT_EQ(d["lenders"].Size(), 1u);
+
+    // The lender's inbox has it, with the same id.
+    auto inbox = Call("GET", "/v1/ibl/inbox", kB);
+    ASSERT_TRUE(inbox);
+    ASSERT_EQ(inbox->status, 200) << inbox->body;
+    auto in = Json(inbox->body);
+    ASSERT_EQ(in["requests"].Size(), 1u) << inbox->body;
+    EXPECT_EQ(std::string(in["requests"][0]["id"].GetString()), id);
+    EXPECT_EQ(std::string(in["requests"][0]["requester"].GetString()), kA);
+    EXPECT_EQ(std::string(in["requests"][0]["pickup"].GetString()), "Centrale");
+    EXPECT_EQ(Json(Call("GET", "/v1/ibl/inbox", kD)->body)["requests"].Size(), 0u);
+
+    // The requester reads it back; another library cannot.
+    auto back = Call("GET", "/v1/ibl/requests/" + id, kA);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->status, 200);
+    EXPECT_EQ(Json(back->body)["lender"], d["lender"]);
+    EXPECT_EQ(Call("GET", "/v1/ibl/requests/" + id, kB)->status, 404);
+
+    // Both sides and both messages, in one go.
+    EXPECT_EQ(schema_.Query1("SELECT string_agg(role || ':' || state, ',' ORDER BY id) FROM ibl_request"),
+              "requester:Sent,supplier:Sent");
+    EXPECT_EQ(schema_.Query1("SELECT string_agg(direction || ':' || kind, ',' ORDER BY id) FROM ibl_event"),
+              "out:request,in:request");
+    EXPECT_EQ(schema_.Query1("SELECT count(DISTINCT body) FROM ibl_event"), "1");
+}
+
+TEST_F(IblApiTest, RequestsSpreadOverLendersAndByRecordToo) {
+    Catalogue(kB, "b1", R"([{"barcode":"B-1","status":"available"}])");
+    Catalogue(kD, "d1", R"([{"barcode":"D-1","status":"available"}])");
+    std::set<std::string> lenders;
+    for (const char* patron : {"p1", "p2"}) {
+        auto r = Ask(fmt::format(R"({{"record":{{"library":"{}","id":"d1"}},"patron_ref":"{}"}})", kD, patron));
+        ASSERT_TRUE(r);
+        ASSERT_EQ(r->status, 201) << r->body;
+        auto d = Json(r->body);
+        EXPECT_EQ(d["lenders"].Size(), 2u);
+        lenders.insert(d["lender"].GetString());
+    }
+    EXPECT_EQ(lenders, (std::set<std::string>{kB, kD})) << "the second goes to the lender with fewer open requests";
+}
+
+TEST_F(IblApiTest, ADuplicateOrAWorkNoOneCanLendChangesNothing) {
+    Catalogue(kB, "b1", R"([{"barcode":"B-1","status":"available"}])");
+    Catalogue(kA, "a1", R"([{"barcode":"A-1","status":"available"}])");
+    auto first = Ask(R"({"isbn":"9789023466024","patron_ref":"hold-7"})");
+    ASSERT_TRUE(first);
+    ASSERT_EQ(first->status, 201);
+    const std::string id = Json(first->body)["id"].GetString();
+    const auto before = Fingerprint();
+
+    auto again = Ask(R"({"isbn":"9789023466024","patron_ref":"hold-7"})");
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->status, 409);
+    EXPECT_EQ(std::string(Json(again->body)["type"].GetString()), "urn:iblsync:problem:duplicate-ibl-request");
+    EXPECT_EQ(again->headers["location"], "/v1/ibl/requests/" + id);
+
+    // B asks for it: its own copy does not count, and no one else has one.
+    auto none = Ask(R"({"isbn":"9789023466024","patron_ref":"hold-8"})", kB);
+    ASSERT_TRUE(none);
+    EXPECT_EQ(none->status, 201) << "A has one: " << none->body;
+    const auto after_b = Fingerprint();
+    Catalogue(kA, "a1", R"([{"barcode":"A-1","status":"on_loan"}])");
+    auto nobody = Ask(R"({"isbn":"9789023466024","patron_ref":"hold-9"})", kB);
+    ASSERT_TRUE(nobody);
+    EXPECT_EQ(nobody->status, 409) << nobody->body;
+    EXPECT_EQ(std::string(Json(nobody->body)["type"].GetString()), "urn:iblsync:problem:no-lender");
+    auto unknown = Ask(R"({"isbn":"9780140449136","patron_ref":"hold-9"})");
+    ASSERT_TRUE(unknown);
+    EXPECT_EQ(unknown->status, 404) << unknown->body;
+    EXPECT_EQ(Fingerprint(), after_b);
+    EXPECT_NE(before, after_b);
+}
+
+TEST_F(IblApiTest, BadRequestsAreRefusedWithTheirReason) {
+    Catalogue(kB, "b1", R"([{"barcode":"B-1","status":"available"}])");
+    const auto before = Fingerprint();
+    struct Case {
+        std::string body, type, detail;
+        int status = 400;
+    };
+    const std::vector<Case> cases = {
+        {"not json", "application/json", "the body is not JSON (or not valid UTF-8)"},
+        {"[1,2]", "application/json", "the body must be a JSON object"},
+        {R"({"isbn":"9789023466024"})", "application/json", "patron_ref is required"},
+        {R"({"patron_ref":"x"})", "application/json", "name the work with either isbn or record, not both and not neither"},
+        {R"({"isbn":"9789023466025","patron_ref":"x"})", "application/json", "isbn: "},
+        {R"({"isbn":"9789023466024","patron_ref":"Jan de Vries"})", "application/json",
+         "patron_ref must be your system's opaque reference"},
+        {R"({"isbn":"9789023466024","patron_ref":"x","card":"2000123"})", "application/json", "unknown field 'card'"},
+        {"{\"isbn\":\"9789023466024\",\"patron_ref\":\"x\",\"pickup\":\"\xC3\x28\"}", "application/json",
+         "the body is not JSON (or not valid UTF-8)"},
+        {R"({"record":{"library":"Ede","id":"1"},"patron_ref":"x"})", "application/json", "record.library: "},
+        {R"({"isbn":"9789023466024","patron_ref":"x"})", "text/plain", "send the request as application/json", 415},
+    };
+    for (const auto& k : cases) {
+        auto r = Call("POST", "/v1/ibl/requests", kA, k.body, k.type);
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, k.status) << k.body << r->body;
+        EXPECT_EQ(r->headers["content-type"], "application/problem+json");
+        const std::string detail = Json(r->body)["detail"].GetString();
+        EXPECT_EQ(detail.substr(0, k.detail.size()), k.detail) << k.body;
+    }
+    auto no_token = Call("POST", "/v1/ibl/requests", "", R"({"isbn":"9789023466024","patron_ref":"x"})");
+    ASSERT_TRUE(no_token);
+    EXPECT_EQ(no_token->status, 401);
+    tokens_["wrong"] = tokens_[kA] + "0";
+    EXPECT_EQ(Call("GET", "/v1/ibl/inbox", "wrong")->status, 401);
+    EXPECT_EQ(Call("DELETE", "/v1/ibl/inbox", kA)->status, 405);
+    EXPECT_EQ(Fingerprint(), before);
+}
+
+}  // namespace
+}  // namespace iblsync::test
