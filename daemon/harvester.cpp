@@ -12,9 +12,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -137,6 +135,17 @@ struct Harvester::Source {
     void Close() {  // the next attempt starts afresh
         for (auto& l : lanes) l->session.Close();
     }
+};
+
+// The pages of a run, fetched by FetchPages while the ones before them are
+// applied: `ready` holds them in order, checked, for Harvest to take.
+struct Harvester::Fetcher {
+    std::deque<FetchedPage> ready;
+    bool running = false;  // FetchPages has not returned yet
+    bool stop = false;     // Harvest asks it to stop asking
+    net::steady_timer have;  // Harvest waits on it: a page is ready, or FetchPages returned
+    net::steady_timer wake;  // FetchPages waits on it: a page came in, room was made, or stop
+    explicit Fetcher(net::io_context& ioc) : have(ioc), wake(ioc) {}
 };
 
 Harvester::Harvester(net::io_context& ioc, storage::Database& db, DbExecutor& exec, std::function<void()> changed)
@@ -321,17 +330,18 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
     long long records = 0, rejected_total = 0;
     std::mt19937_64 random{std::random_device{}()};
     const auto timeout = std::chrono::seconds(s.config.timeout_seconds);
-    // Pages are fetched while the ones before them are applied: the source
-    // and the database work at the same time, and the harvest goes at the
-    // pace of the slower of the two. Pages that came in meanwhile are
-    // applied together, up to kBatchRecords in one transaction: when the
-    // database is the slower side, the cost of a transaction (its merge
-    // statements and its durable commit) is shared by more records. A page
-    // is never applied before it was asked for, and never later than the
-    // next transaction.
-    std::deque<FetchedPage> ahead;
+    // Pages are fetched (FetchPages) while the ones before them are
+    // applied: the source and the database work at the same time, and the
+    // harvest goes at the pace of the slower of the two. Fetching does not
+    // wait for a transaction to end, so the source is never left idle
+    // between them. Pages that came in meanwhile are applied together, up
+    // to kBatchRecords in one transaction: when the database is the slower
+    // side, the cost of a transaction (its merge statements and its durable
+    // commit) is shared by more records. Fetching runs at most max_ahead
+    // pages ahead of what was applied.
+    Fetcher fetcher(ioc_);
     const std::size_t max_ahead =
-        static_cast<std::size_t>(std::max<long long>(1, kBatchRecords / std::max(1, s.config.page_size)));
+        static_cast<std::size_t>(std::max<long long>(2, kBatchRecords / std::max(1, s.config.page_size)));
     // Turns a page's records into changes; the rejected ones are counted and logged.
     auto collect = [&](const sru::Page& page, long long at, std::vector<storage::RecordChange>* changes) {
         long long rejected = 0;
@@ -364,17 +374,22 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
         bool transient = true, reread_run = false;
         try {
             const auto fetch_start = std::chrono::steady_clock::now();
-            FetchedPage first;
-            if (!ahead.empty() && ahead.front().start == start) {
-                first = std::move(ahead.front());
-                ahead.pop_front();
-            } else {
-                ahead.clear();
-                first = co_await FetchPage(&s.url, sru::PageTarget(s.url, req), start, timeout,
-                                           s.config.max_page_bytes, &s.lanes[0]->abort, &s.headers,
-                                           &s.lanes[0]->session);
-                Check(&first, s.config);
+            if (!fetcher.running && (fetcher.ready.empty() || fetcher.ready.front().start != start)) {
+                fetcher.ready.clear();
+                fetcher.stop = false;
+                fetcher.running = true;
+                net::co_spawn(ioc_, FetchPages(&s, &req, start, &fetcher, max_ahead, timeout), net::detached);
             }
+            while (fetcher.ready.empty() && fetcher.running) {
+                fetcher.have.expires_at(net::steady_timer::time_point::max());
+                co_await fetcher.have.async_wait(kTuple);
+            }
+            if (stopping_ || s.paused) break;
+            if (fetcher.ready.empty() || fetcher.ready.front().start != start)
+                throw HttpFailure(fmt::format("the page at {} did not come", start));  // asked again after a wait
+            FetchedPage first = std::move(fetcher.ready.front());
+            fetcher.ready.pop_front();
+            fetcher.wake.cancel();  // room for one more
             const auto fetched = std::chrono::steady_clock::now();
             transient = first.transient;
             if (!first.problem.empty()) throw HttpFailure(first.problem);
@@ -385,6 +400,7 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
             long long total = (*first.page)->number_of_records;
             std::size_t in_batch = (*first.page)->records.size();
             batch.push_back(std::move(first));
+            auto& ahead = fetcher.ready;
             while (after && !ahead.empty() && ahead.front().start == *after &&
                    in_batch < static_cast<std::size_t>(kBatchRecords)) {
                 if (!ahead.front().problem.empty()) break;
@@ -394,19 +410,15 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
                 batch.push_back(std::move(ahead.front()));
                 ahead.pop_front();
             }
+            fetcher.wake.cancel();
             const int pages = static_cast<int>(batch.size());
             std::vector<storage::RecordChange> changes;
             long long rejected = 0;
             double parse_ms = 0;
-            std::atomic<bool> applied_yet{false};
             // The records are read on the database's thread, inside the same
             // wait as the transaction: the source is asked for the next
             // pages meanwhile and does not wait for the parsing either.
             auto apply = [&] {
-                struct Done {
-                    std::atomic<bool>& flag;
-                    ~Done() { flag = true; }
-                } done{applied_yet};
                 const auto began = std::chrono::steady_clock::now();
                 changes.clear();  // as if new, should this ever run twice
                 rejected = 0;
@@ -416,21 +428,7 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
                                                  after, s.config.max_delete_percent);
             };
             const auto parsed = std::chrono::steady_clock::now();
-            storage::PageApplied applied;
-            if (after) {
-                using namespace net::experimental::awaitable_operators;
-                // Fetching goes on after the pages still in line, if the last is good.
-                long long from = *after;
-                if (!ahead.empty()) {
-                    const auto& last = ahead.back();
-                    from = last.problem.empty() && last.after ? *last.after : -1;
-                }
-                auto [done, ignored] = co_await (exec_.Run(apply) && FetchAhead(&s, &req, from, &ahead, max_ahead,
-                                                                                  &applied_yet, timeout));
-                applied = std::move(done);
-            } else {
-                applied = co_await exec_.Run(apply);
-            }
+            storage::PageApplied applied = co_await exec_.Run(apply);
             auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
             spdlog::debug(
                 "harvest page source={} start={} pages={} records={} fetch_ms={:.1f} parse_ms={:.1f} apply_ms={:.1f}",
@@ -453,7 +451,7 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
                 spdlog::info("harvest finished source={} library={} kind={} records={} rejected={} deleted={}",
                              s.config.name, s.config.library, full ? "full" : "incremental", records, rejected_total,
                              applied.deleted_absent);
-                co_return;
+                break;
             }
             start = *after;
             continue;
@@ -462,7 +460,7 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
         } catch (const storage::HarvestConflict& e) {
             spdlog::warn("harvest run moved on source={} error={} action=\"asking for the run again\"",
                          s.config.name, Quote(e.what()));
-            co_return;
+            break;
         } catch (const storage::DatabaseError& e) {
             error = fmt::format("database: {}", e.what());
             transient = e.sqlstate() != "IBL01";
@@ -472,8 +470,9 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
             if (e.sqlstate() == "IBL01")
                 error += fmt::format(" (register it: iblctl library add {} ...)", s.config.library);
         }
-        if (stopping_ || s.paused) co_return;
-        ahead.clear();
+        if (stopping_ || s.paused) break;
+        co_await StopFetching(&fetcher);
+        fetcher.ready.clear();
         s.Close();
         Failed(s, error, transient);
         try {
@@ -491,7 +490,19 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
         if (!transient) delay = std::max(delay, cap / 4);
         std::uniform_real_distribution<double> jitter(0.5, 1.0);
         co_await Sleep(s, std::chrono::milliseconds(static_cast<long long>(delay * jitter(random) * 1000)));
-        if (reread_run) co_return;
+        if (reread_run) break;
+    }
+    // The pages asked for are waited for: their slots live in FetchPages'
+    // frame, and this frame holds the request it reads.
+    co_await StopFetching(&fetcher);
+}
+
+net::awaitable<void> Harvester::StopFetching(Fetcher* f) {
+    f->stop = true;
+    f->wake.cancel();
+    while (f->running) {
+        f->have.expires_at(net::steady_timer::time_point::max());
+        co_await f->have.async_wait(kTuple);
     }
 }
 
@@ -518,34 +529,32 @@ net::awaitable<void> FetchInto(Slot* slot, const sru::HttpUrl* url, std::string 
 #pragma GCC diagnostic pop
 }  // namespace
 
-// Fetches the pages from `from` on (none when -1) into `out` while a batch
-// is applied (until `applied`), `max_pages` at most in line, and stops at a
-// bad page or the last one. With concurrency above 1, up to that many
-// pages are asked for at once, each on its own connection: the source then
-// always has the next page to work on, instead of waiting for us to read
-// the one before and ask again. Where the pages after the first start is a
-// guess (the page size on from there); a page shorter than asked for (a
-// source that caps maximumRecords) proves it wrong, and the pages asked for
-// on that guess are dropped and asked for again where they really start.
-net::awaitable<int> Harvester::FetchAhead(Source* s, const sru::PageRequest* base, long long from,
-                                          std::deque<FetchedPage>* out, std::size_t max_pages,
-                                          const std::atomic<bool>* applied, std::chrono::seconds timeout) {
-    // It must not throw: waiting for it together with the batch's
-    // transaction, it would cancel that half-way. Every page asked for is
-    // waited for before it returns, since the slots live in this frame. A
-    // failed transaction cancels this side: the waits below then end early
-    // (and are taken up again), never with an exception.
-    co_await net::this_coro::throw_if_cancelled(false);
+// Fetches the pages from `from` on into f->ready, at most `max_pages` in
+// line (ready and asked for), until the last page, a bad one, or f->stop.
+// With concurrency above 1, up to that many pages are asked for at once,
+// each on its own connection: the source then always has the next page to
+// work on, instead of waiting for us to read the one before and ask again.
+// Where the pages after the first start is a guess (the page size on from
+// there); a page shorter than asked for (a source that caps
+// maximumRecords) proves it wrong, and the pages asked for on that guess
+// are dropped and asked for again where they really start.
+net::awaitable<void> Harvester::FetchPages(Source* s, const sru::PageRequest* base, long long from, Fetcher* f,
+                                           std::size_t max_pages, std::chrono::seconds timeout) {
+    // It must not throw (it runs detached): every failure is a page with
+    // its problem. Every page asked for is waited for before it returns,
+    // since the slots live in this frame.
     std::deque<std::unique_ptr<Slot>> flight;
-    net::steady_timer wake(ioc_);
     long long ask = from;     // where the next page to ask for starts (a guess after the first)
-    long long expect = from;  // where the next page in `out` must start
+    long long expect = from;  // where the next page in `ready` must start
     long long step = std::max(1, s->config.page_size);  // records a page brings, as far as we know
     long long total = -1;                                // records in the result, once a page said so
     bool asking = from > 0;
+    auto more = [&] { return asking && !f->stop && !stopping_ && !s->paused; };
     while (true) {
-        while (asking && ask > 0 && (total < 0 || ask <= total) && out->size() + flight.size() < max_pages &&
-               !*applied && !stopping_ && !s->paused) {
+        // Nothing past numberOfRecords is asked for on a guess; the page
+        // the last one pointed to always is (the main loop judges it).
+        while (more() && ask > 0 && (total < 0 || ask <= total || (flight.empty() && ask == expect)) &&
+               f->ready.size() + flight.size() < max_pages) {
             Lane* lane = nullptr;
             for (auto& l : s->lanes)
                 if (!l->busy) {
@@ -558,8 +567,15 @@ net::awaitable<int> Harvester::FetchAhead(Source* s, const sru::PageRequest* bas
                 sru::PageRequest r = *base;
                 r.start = ask;
                 target = sru::PageTarget(s->url, r);
-            } catch (const std::exception&) {
-                asking = false;  // the page is asked for again in the main loop, which reports it
+            } catch (const std::exception& e) {
+                // Cannot even be asked for: a page that says why, in its place.
+                FetchedPage bad;
+                bad.start = ask;
+                bad.error = e.what();
+                bad.problem = e.what();
+                bad.transient = false;
+                if (flight.empty() && ask == expect) f->ready.push_back(std::move(bad));
+                asking = false;
                 break;
             }
             auto slot = std::make_unique<Slot>();
@@ -567,46 +583,50 @@ net::awaitable<int> Harvester::FetchAhead(Source* s, const sru::PageRequest* bas
             slot->lane = lane;
             lane->busy = true;
             net::co_spawn(ioc_, FetchInto(slot.get(), &s->url, std::move(target), timeout, s->config.max_page_bytes,
-                                          &s->headers, &wake),
+                                          &s->headers, &f->wake),
                           net::detached);
             flight.push_back(std::move(slot));
             ask += step;
         }
-        if (flight.empty()) break;
-        // Nothing else runs on this thread between the check and the wait,
-        // so a page that comes in always finds the wait to cancel.
-        while (!flight.front()->page) {
-            wake.expires_at(net::steady_timer::time_point::max());
-            co_await wake.async_wait(kTuple);
+        if (flight.empty() && !more()) break;
+        // Nothing else runs on this thread between a check and its wait, so
+        // whatever would end the wait finds it to cancel.
+        if (flight.empty() || !flight.front()->page) {
+            f->wake.expires_at(net::steady_timer::time_point::max());
+            co_await f->wake.async_wait(kTuple);
+            continue;
         }
         const bool stale = flight.front()->stale;
         FetchedPage page = std::move(*flight.front()->page);
         flight.pop_front();
-        if (!asking || stale || page.start != expect) continue;  // after the end or a bad page, or a wrong guess
+        if (!asking || f->stop || stale || page.start != expect) continue;  // not wanted any more, or a wrong guess
         try {
             Check(&page, s->config);
-        } catch (const std::exception&) {
-            asking = false;
-            continue;
+        } catch (const std::exception& e) {
+            page.problem = e.what();
+            page.transient = true;
         }
         const bool go_on = page.problem.empty() && page.after;
         if (page.page && *page.page) total = (**page.page).number_of_records;
         const long long start = page.start;
-        out->push_back(std::move(page));
+        const std::optional<long long> after = page.after;
+        f->ready.push_back(std::move(page));
+        f->have.cancel();
         if (!go_on) {
             asking = false;
             continue;
         }
-        expect = *out->back().after;
+        expect = *after;
         if (expect != start + step) {
             // The source's pages are not as long as we guessed: what was
             // asked for on that guess is dropped, and asked for again.
             step = std::max(1LL, expect - start);
-            for (auto& f : flight) f->stale = true;
+            for (auto& fl : flight) fl->stale = true;
             ask = expect;
         }
     }
-    co_return 0;
+    f->running = false;
+    f->have.cancel();
 }
 
 }  // namespace iblsync::daemon

@@ -61,9 +61,10 @@ private:
     net::awaitable<void> Sync();
     net::awaitable<void> Loop(Source& s);
     net::awaitable<void> Harvest(Source& s, const storage::HarvestRun& run);
-    net::awaitable<int> FetchAhead(Source* s, const protocols::sru::PageRequest* base, long long from,
-                                   std::deque<FetchedPage>* out, std::size_t max_pages,
-                                   const std::atomic<bool>* applied, std::chrono::seconds timeout);
+    struct Fetcher;
+    net::awaitable<void> FetchPages(Source* s, const protocols::sru::PageRequest* base, long long from, Fetcher* f,
+                                    std::size_t max_pages, std::chrono::seconds timeout);
+    net::awaitable<void> StopFetching(Fetcher* f);
     net::awaitable<void> Sleep(Source& s, std::chrono::milliseconds d);
     void Failed(Source& s, const std::string& error, bool transient);
     void Healthy(Source& s);
