@@ -1,5 +1,9 @@
 #include "daemon/ibl_api.hpp"
 
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -29,6 +33,10 @@ void Key(Writer& w, const char* key, const std::string& value) {
 
 void WriteRequest(Writer& w, const storage::IblRequestView& r) {
     w.StartObject();
+    if (r.role == "supplier") {
+        w.Key("task");
+        w.Int64(r.task);
+    }
     Key(w, "id", r.request_id);
     Key(w, "requester", r.requester);
     Key(w, "lender", r.lender);
@@ -146,6 +154,71 @@ std::variant<storage::NewIblRequest, HttpResponse> ReadNewRequest(const HttpRequ
     return out;
 }
 
+// A lender's answer, checked field by field.
+std::variant<storage::TaskAnswer, HttpResponse> ReadAnswer(const HttpRequest& req) {
+    auto bad = [](const std::string& detail, const std::string& pointer = {}) {
+        return Problem(400, "invalid-ibl-answer", "Invalid answer", detail, pointer);
+    };
+    if (req.MediaType() != "application/json")
+        return Problem(415, "unsupported-media-type", "Unsupported media type", "send the answer as application/json");
+    rapidjson::Document d;
+    d.Parse<rapidjson::kParseValidateEncodingFlag>(req.body.data(), req.body.size());
+    if (d.HasParseError()) return bad("the body is not JSON (or not valid UTF-8)");
+    if (!d.IsObject()) return bad("the body must be a JSON object");
+    storage::TaskAnswer out;
+    std::string answer;
+    for (auto it = d.MemberBegin(); it != d.MemberEnd(); ++it) {
+        const std::string name(it->name.GetString(), it->name.GetStringLength());
+        const auto& v = it->value;
+        if (!v.IsString()) return bad(fmt::format("{} must be a string", name.substr(0, 64)), "/" + name);
+        const std::string value(v.GetString(), v.GetStringLength());
+        if (name == "answer") answer = value;
+        else if (name == "reason") out.reason = value;
+        else if (name == "due_date") out.due_date = value;
+        else if (name == "note") out.note = value;
+        else
+            return bad(fmt::format("unknown field '{}'; an answer has answer, reason, due_date and note",
+                                   name.substr(0, 64)),
+                       "/" + name);
+    }
+    if (answer == "will_supply") out.answer = storage::LenderAnswer::kWillSupply;
+    else if (answer == "unfilled") out.answer = storage::LenderAnswer::kUnfilled;
+    else if (answer == "shipped") out.answer = storage::LenderAnswer::kShipped;
+    else if (answer == "returned") out.answer = storage::LenderAnswer::kReturned;
+    else if (answer == "cancel_accepted") out.answer = storage::LenderAnswer::kCancelAccepted;
+    else if (answer == "cancel_refused") out.answer = storage::LenderAnswer::kCancelRefused;
+    else if (answer == "renew_granted") out.answer = storage::LenderAnswer::kRenewGranted;
+    else if (answer == "renew_refused") out.answer = storage::LenderAnswer::kRenewRefused;
+    else
+        return bad("answer must be will_supply, unfilled, shipped, returned, cancel_accepted, cancel_refused, "
+                   "renew_granted or renew_refused",
+                   "/answer");
+    if (out.reason.size() > 50 || !std::all_of(out.reason.begin(), out.reason.end(), [](unsigned char c) {
+            return std::isalnum(c) != 0;
+        }))
+        return bad("reason is a code of letters and digits, at most 50, such as NotOnShelf", "/reason");
+    if (!out.reason.empty() && out.answer != storage::LenderAnswer::kUnfilled)
+        return bad("reason goes with unfilled only", "/reason");
+    if (out.note.size() > 500) return bad("note may have 500 characters at most", "/note");
+    if (out.answer == storage::LenderAnswer::kShipped || out.answer == storage::LenderAnswer::kRenewGranted) {
+        const auto& dd = out.due_date;
+        const bool shape = dd.size() == 10 && dd[4] == '-' && dd[7] == '-';
+        auto digits = [&](std::size_t a, std::size_t n) {
+            return std::all_of(dd.begin() + static_cast<long>(a), dd.begin() + static_cast<long>(a + n),
+                               [](unsigned char c) { return std::isdigit(c) != 0; });
+        };
+        if (!shape || !digits(0, 4) || !digits(5, 2) || !digits(8, 2) ||
+            !std::chrono::year_month_day{std::chrono::year{std::stoi(dd.substr(0, 4))},
+                                         std::chrono::month{static_cast<unsigned>(std::stoi(dd.substr(5, 2)))},
+                                         std::chrono::day{static_cast<unsigned>(std::stoi(dd.substr(8, 2)))}}
+                 .ok())
+            return bad(fmt::format("{} needs due_date, a day as YYYY-MM-DD", answer), "/due_date");
+    } else if (!out.due_date.empty()) {
+        return bad("due_date goes with shipped and renew_granted only", "/due_date");
+    }
+    return out;
+}
+
 }  // namespace
 
 std::string IblRequestJson(const storage::IblRequestView& request) {
@@ -212,6 +285,85 @@ net::awaitable<HttpResponse> GetIblInbox(storage::Database* db, DbExecutor* exec
     w.EndArray();
     w.EndObject();
     co_return JsonResponse(200, std::string(buf.GetString(), buf.GetSize()));
+}
+net::awaitable<HttpResponse> PostIblAnswer(storage::Database* db, DbExecutor* exec, const HttpRequest* req,
+                                           const std::string* library, const std::string* task) {
+    long long id = 0;
+    if (task->empty() || task->size() > 18 ||
+        !std::all_of(task->begin(), task->end(), [](unsigned char c) { return std::isdigit(c) != 0; }) ||
+        (id = std::stoll(*task)) <= 0)
+        co_return Problem(404, "unknown-ibl-task", "Unknown task",
+                          "a task is named by the number the inbox gives it (\"task\")");
+    auto read = ReadAnswer(*req);
+    if (auto* problem = std::get_if<HttpResponse>(&read)) co_return *problem;
+    const auto& answer = std::get<storage::TaskAnswer>(read);
+    auto result = co_await exec->Run([&] { return storage::AnswerIblTask(*db, *library, id, answer); });
+    switch (result.status) {
+        case storage::AnswerStatus::kUnknownTask:
+            co_return Problem(404, "unknown-ibl-task", "Unknown task",
+                              fmt::format("{} has no task {} in its inbox", *library, id));
+        case storage::AnswerStatus::kNotAllowed:
+            co_return Problem(409, "ibl-answer-not-allowed", "Not allowed now",
+                              fmt::format("the request is not in a state for this answer: {}", result.why));
+        case storage::AnswerStatus::kRemotePeer:
+            co_return Problem(501, "ibl-remote-requester", "Not yet possible",
+                              "the requester is served by another node; answers to other nodes go through the "
+                              "ISO 18626 outbox, which this version does not have yet. Nothing was changed");
+        case storage::AnswerStatus::kDone: break;
+    }
+    rapidjson::StringBuffer buf;
+    Writer w(buf);
+    w.StartObject();
+    w.Key("task");
+    WriteRequest(w, result.task);
+    Key(w, "requester_state", result.requester_state);
+    if (!result.next_lender.empty()) Key(w, "next_lender", result.next_lender);
+    w.EndObject();
+    co_return JsonResponse(200, std::string(buf.GetString(), buf.GetSize()));
+}
+net::awaitable<HttpResponse> PostIblAction(storage::Database* db, DbExecutor* exec, const HttpRequest* req,
+                                           const std::string* library, const std::string* request_id) {
+    auto bad = [](const std::string& detail, const std::string& pointer = {}) {
+        return Problem(400, "invalid-ibl-action", "Invalid action", detail, pointer);
+    };
+    if (req->MediaType() != "application/json")
+        co_return Problem(415, "unsupported-media-type", "Unsupported media type",
+                          "send the action as application/json");
+    rapidjson::Document d;
+    d.Parse<rapidjson::kParseValidateEncodingFlag>(req->body.data(), req->body.size());
+    if (d.HasParseError() || !d.IsObject()) co_return bad("the body must be a JSON object (and valid UTF-8)");
+    std::string action, note;
+    for (auto it = d.MemberBegin(); it != d.MemberEnd(); ++it) {
+        const std::string name(it->name.GetString(), it->name.GetStringLength());
+        if (!it->value.IsString()) co_return bad(fmt::format("{} must be a string", name.substr(0, 64)), "/" + name);
+        if (name == "action") action = it->value.GetString();
+        else if (name == "note") note = it->value.GetString();
+        else co_return bad(fmt::format("unknown field '{}'; an action has action and note", name.substr(0, 64)),
+                           "/" + name);
+    }
+    if (note.size() > 500) co_return bad("note may have 500 characters at most", "/note");
+    storage::RequesterAction what;
+    if (action == "received") what = storage::RequesterAction::kReceived;
+    else if (action == "shipped_return") what = storage::RequesterAction::kShippedReturn;
+    else if (action == "cancel") what = storage::RequesterAction::kCancel;
+    else if (action == "renew") what = storage::RequesterAction::kRenew;
+    else co_return bad("action must be received, shipped_return, cancel or renew", "/action");
+    auto result =
+        co_await exec->Run([&] { return storage::ActOnIblRequest(*db, *library, *request_id, what, note); });
+    switch (result.status) {
+        case storage::AnswerStatus::kUnknownTask:
+            co_return Problem(404, "unknown-ibl-request", "Unknown request",
+                              fmt::format("{} has no IBL request with id {}", *library, request_id->substr(0, 100)));
+        case storage::AnswerStatus::kNotAllowed:
+            co_return Problem(409, "ibl-action-not-allowed", "Not allowed now",
+                              fmt::format("the request is not in a state for this action: {}", result.why));
+        case storage::AnswerStatus::kRemotePeer:
+            co_return Problem(501, "ibl-remote-lender", "Not yet possible",
+                              "the lender is served by another node; messages to other nodes go through the ISO "
+                              "18626 outbox, which this version does not have yet. Nothing was changed");
+        case storage::AnswerStatus::kDone: break;
+    }
+    co_return JsonResponse(200, IblRequestJson(result.request));
 }
 #pragma GCC diagnostic pop
 

@@ -929,7 +929,7 @@ struct PushApi::Impl {
         // Which route, before anything else, so that metrics and errors name it.
         enum class R {
             kNone, kChanges, kDigest, kWork, kRecords, kRecord, kHoldings, kAvailability, kIblRequests, kIblRequest,
-            kIblInbox
+            kIblInbox, kIblTask, kIblAction
         } which = R::kNone;
         if (seg.size() == 1 && seg[0] == "changes") which = R::kChanges, route = "/v1/changes";
         else if (seg.size() == 2 && seg[0] == "ibl" && seg[1] == "requests")
@@ -937,6 +937,10 @@ struct PushApi::Impl {
         else if (seg.size() == 3 && seg[0] == "ibl" && seg[1] == "requests" && !seg[2].empty())
             which = R::kIblRequest, route = "/v1/ibl/requests/{id}";
         else if (seg.size() == 2 && seg[0] == "ibl" && seg[1] == "inbox") which = R::kIblInbox, route = "/v1/ibl/inbox";
+        else if (seg.size() == 3 && seg[0] == "ibl" && seg[1] == "inbox" && !seg[2].empty())
+            which = R::kIblTask, route = "/v1/ibl/inbox/{task}";
+        else if (seg.size() == 4 && seg[0] == "ibl" && seg[1] == "requests" && !seg[2].empty() && seg[3] == "actions")
+            which = R::kIblAction, route = "/v1/ibl/requests/{id}/actions";
         else if (seg.size() == 1 && seg[0] == "digest") which = R::kDigest, route = "/v1/digest";
         else if (seg.size() == 2 && seg[0] == "works") which = R::kWork, route = "/v1/works/{id}";
         else if (seg.size() >= 3 && seg[0] == "libraries") {
@@ -965,6 +969,8 @@ struct PushApi::Impl {
         if (which == R::kIblRequests) co_return co_await PostIblRequest(&db, &exec, &req, &who.library);
         if (which == R::kIblRequest) co_return co_await GetIblRequest(&db, &exec, &who.library, &seg[2]);
         if (which == R::kIblInbox) co_return co_await GetIblInbox(&db, &exec, &who.library);
+        if (which == R::kIblTask) co_return co_await PostIblAnswer(&db, &exec, &req, &who.library, &seg[2]);
+        if (which == R::kIblAction) co_return co_await PostIblAction(&db, &exec, &req, &who.library, &seg[2]);
 
         auto isil = protocols::NormalizeIsil(seg[1]);
         if (!isil)
@@ -1116,6 +1122,8 @@ const std::vector<ApiRoute>& ApiRoutes() {
         {"POST", "/v1/ibl/requests"},
         {"GET", "/v1/ibl/requests/{id}"},
         {"GET", "/v1/ibl/inbox"},
+        {"POST", "/v1/ibl/inbox/{task}"},
+        {"POST", "/v1/ibl/requests/{id}/actions"},
         {"POST", "/v1/libraries/{isil}/records"},
         {"POST", "/v1/libraries/{isil}/availability"},
         {"GET", "/v1/libraries/{isil}/records/{id}"},

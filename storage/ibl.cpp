@@ -264,7 +264,7 @@ std::string ViewColumns() {
         return fmt::format("coalesce(to_char({} AT TIME ZONE 'UTC', '{}'), '')", col, detail::kIsoUtc);
     };
     return fmt::format(
-        "request_id, role, requesting_agency, supplying_agency, state, cancel_pending, renew_pending, received, "
+        "id, request_id, role, requesting_agency, supplying_agency, state, cancel_pending, renew_pending, received, "
         "shipped_return, conditional, service_type, coalesce(title, ''), coalesce(author, ''), coalesce(isbn, ''), "
         "coalesce(patron_ref, ''), coalesce(pickup, ''), coalesce(work_id, 0), array_to_string(rota, ','), "
         "rota_index, {}, {}, {}",
@@ -274,6 +274,7 @@ std::string ViewColumns() {
 IblRequestView ViewOf(const pqxx::row& r) {
     IblRequestView v;
     int i = 0;
+    v.task = r[i++].as<long long>();
     v.request_id = r[i++].as<std::string>();
     v.role = r[i++].as<std::string>();
     v.requester = r[i++].as<std::string>();
@@ -309,6 +310,50 @@ IblRequestView ViewById(pqxx::work& tx, long long id) {
     return ViewOf(tx.exec_params1("SELECT " + ViewColumns() + " FROM ibl_request WHERE id = $1", id));
 }
 
+
+// The ISO 18626 status a state reports (Sent has none: RequestReceived).
+iso::Status StatusOf(ibl::State s) {
+    if (s == ibl::State::kSent) return iso::Status::kRequestReceived;
+    return static_cast<iso::Status>(static_cast<int>(s) - 1);
+}
+
+// A request as it goes out to a lender of this node.
+struct Outgoing {
+    std::string requester, lender, request_id, title, isbn, patron_ref, pickup, note;
+};
+
+iso::Time Now() { return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now()); }
+
+// Writes the ISO 18626 request on the requester's row (out) and delivers it
+// to the lender, a library of this node, in the same transaction: the
+// lender's row and the same document coming in.
+void SendToLocalLender(pqxx::work& tx, long long requester_row, const Outgoing& o) {
+    iso::Request m;
+    m.header.requesting_agency = iso::AgencyId::Isil(o.requester);
+    m.header.supplying_agency = iso::AgencyId::Isil(o.lender);
+    m.header.requesting_agency_request_id = o.request_id;
+    m.header.timestamp = Now();
+    m.bibliographic_info.title = o.title;
+    if (!o.isbn.empty()) m.bibliographic_info.item_ids.push_back({o.isbn, {"ISBN", ""}});
+    iso::ServiceInfo service;
+    service.service_type = iso::ServiceType::kLoan;
+    service.note = o.note;
+    m.service_info = service;
+    iso::PatronInfo patron;
+    patron.patron_id = o.patron_ref;
+    m.patron_info = patron;
+    const std::string body = iso::Write(m);
+    const std::string identity = IdentityOf(m.header, "request", "");
+    const std::string state = ibl::ToString(ibl::State::kSent);
+    AddEvent(tx, requester_row, "out", "request", "", m.header, identity, state, body);
+    auto theirs = tx.exec_params1(
+        "INSERT INTO ibl_request (role, requesting_agency, request_id, supplying_agency, state, service_type, "
+        "title, isbn, patron_ref, pickup) "
+        "VALUES ('supplier', $1, $2, $3, $4, 'Loan', NULLIF($5, ''), NULLIF($6, ''), $7, NULLIF($8, '')) "
+        "RETURNING id",
+        o.requester, o.request_id, o.lender, state, o.title, o.isbn, o.patron_ref, o.pickup);
+    AddEvent(tx, theirs[0].as<long long>(), "in", "request", "", m.header, identity, state, body);
+}
 
 }  // namespace
 
@@ -390,33 +435,201 @@ CreateResult CreateIblRequest(Database& db, const NewIblRequest& in) {
         const long long id = mine[0].as<long long>();
         const std::string request_id = mine[1].as<std::string>();
 
-        // The ISO 18626 request as it goes to the lender.
-        iso::Request m;
-        m.header.requesting_agency = iso::AgencyId::Isil(in.library);
+        SendToLocalLender(tx, id, Outgoing{in.library, lender, request_id, title, isbn, in.patron_ref, in.pickup,
+                                           in.note});
+        out.request = ViewById(tx, id);
+        tx.commit();
+        return out;
+    });
+}
+
+AnswerResult AnswerIblTask(Database& db, const std::string& lender, long long task, const TaskAnswer& answer) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::work tx(c, "ibl answer");
+        AnswerResult out;
+        auto mine = tx.exec_params(
+            "SELECT id, state, cancel_pending, renew_pending, received, shipped_return, conditional, "
+            "requesting_agency, request_id FROM ibl_request "
+            "WHERE id = $1 AND role = 'supplier' AND supplying_agency = $2 FOR UPDATE",
+            task, lender);
+        if (mine.empty()) {
+            out.status = AnswerStatus::kUnknownTask;
+            return out;
+        }
+        const auto& row = mine[0];
+        const std::string requester = row["requesting_agency"].as<std::string>();
+        const std::string request_id = row["request_id"].as<std::string>();
+        const ibl::Transaction now = TransactionOf(row);
+
+        // The message ISO 18626 has for the answer.
+        iso::SupplyingAgencyMessage m;
+        m.header.requesting_agency = iso::AgencyId::Isil(requester);
         m.header.supplying_agency = iso::AgencyId::Isil(lender);
         m.header.requesting_agency_request_id = request_id;
-        m.header.timestamp = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
-        m.bibliographic_info.title = title;
-        if (!isbn.empty()) m.bibliographic_info.item_ids.push_back({isbn, {"ISBN", ""}});
-        iso::ServiceInfo service;
-        service.service_type = iso::ServiceType::kLoan;
-        service.note = in.note;
-        m.service_info = service;
-        iso::PatronInfo patron;
-        patron.patron_id = in.patron_ref;
-        m.patron_info = patron;
+        m.header.timestamp = Now();
+        const bool first_answer = now.state == ibl::State::kSent;
+        m.message_info.reason =
+            first_answer ? iso::ReasonForMessage::kRequestResponse : iso::ReasonForMessage::kStatusChange;
+        m.message_info.note = answer.note;
+        m.status_info.last_change = m.header.timestamp;
+        switch (answer.answer) {
+            case LenderAnswer::kWillSupply: m.status_info.status = iso::Status::kWillSupply; break;
+            case LenderAnswer::kUnfilled:
+                m.status_info.status = iso::Status::kUnfilled;
+                m.message_info.reason_unfilled = iso::Code{answer.reason.empty() ? "NotAvailable" : answer.reason, ""};
+                break;
+            case LenderAnswer::kShipped: {
+                m.status_info.status = iso::Status::kLoaned;
+                // A due date is a day: 23:59:59Z, as ISO 18626 says.
+                m.status_info.due_date = iso::ParseTime(answer.due_date + "T23:59:59Z");
+                iso::DeliveryInfo d;
+                d.date_sent = m.header.timestamp;
+                m.delivery_info = d;
+                break;
+            }
+            case LenderAnswer::kReturned: m.status_info.status = iso::Status::kLoanCompleted; break;
+            case LenderAnswer::kCancelAccepted:
+            case LenderAnswer::kCancelRefused:
+                m.message_info.reason = iso::ReasonForMessage::kCancelResponse;
+                m.message_info.answer_yes_no = answer.answer == LenderAnswer::kCancelAccepted;
+                // Refused: the status stays, and a request not yet answered has been received.
+                m.status_info.status = answer.answer == LenderAnswer::kCancelAccepted ? iso::Status::kCancelled
+                                       : first_answer ? iso::Status::kRequestReceived
+                                                      : StatusOf(now.state);
+                break;
+            case LenderAnswer::kRenewGranted:
+                m.message_info.reason = iso::ReasonForMessage::kRenewResponse;
+                m.message_info.answer_yes_no = true;
+                m.status_info.status = iso::Status::kLoaned;
+                m.status_info.due_date = iso::ParseTime(answer.due_date + "T23:59:59Z");
+                break;
+            case LenderAnswer::kRenewRefused:
+                m.message_info.reason = iso::ReasonForMessage::kRenewResponse;
+                m.message_info.answer_yes_no = false;
+                m.status_info.status = StatusOf(now.state);
+                break;
+        }
+        ibl::SupplierEvent e;
+        e.reason = m.message_info.reason;
+        e.status = m.status_info.status;
+        e.answer = m.message_info.answer_yes_no;
+        auto verdict = ibl::OnSupplierMessage(now, e);
+        if (!verdict.allowed) {
+            out.status = AnswerStatus::kNotAllowed;
+            out.why = verdict.why;
+            return out;
+        }
+        // The requester's side: a library of this node, with this lender now.
+        auto theirs = detail::ExecPrepared(tx, "ibl_find_request", kFindRequest, std::string("requester"), requester,
+                                           request_id, lender);
+        if (theirs.empty() || !OwnLibrary(tx, requester)) {
+            out.status = AnswerStatus::kRemotePeer;
+            return out;
+        }
+        const long long requester_row = theirs[0]["id"].as<long long>();
+        auto on_their_side = ibl::OnSupplierMessage(TransactionOf(theirs[0]), e);
+        if (!on_their_side.allowed) {  // the two sides disagree: refuse rather than split them further
+            out.status = AnswerStatus::kNotAllowed;
+            out.why = "the requester's side does not allow it: " + on_their_side.why;
+            return out;
+        }
+        const std::string what = fmt::format("{} {}", iso::ToString(e.reason), iso::ToString(e.status));
         const std::string body = iso::Write(m);
-        const std::string identity = IdentityOf(m.header, "request", "");
-        AddEvent(tx, id, "out", "request", "", m.header, identity, state, body);
-        // The lender is a library of this node: delivered here and now.
-        auto theirs = tx.exec_params1(
-            "INSERT INTO ibl_request (role, requesting_agency, request_id, supplying_agency, state, service_type, "
-            "title, isbn, patron_ref, pickup) "
-            "VALUES ('supplier', $1, $2, $3, $4, 'Loan', NULLIF($5, ''), NULLIF($6, ''), $7, NULLIF($8, '')) "
-            "RETURNING id",
-            in.library, request_id, lender, state, title, isbn, in.patron_ref, in.pickup);
-        AddEvent(tx, theirs[0].as<long long>(), "in", "request", "", m.header, identity, state, body);
-        out.request = ViewById(tx, id);
+        const std::string identity = IdentityOf(m.header, "supplyingAgencyMessage", what);
+        const std::string due = m.status_info.due_date ? iso::FormatTime(*m.status_info.due_date) : std::string();
+        const std::string lender_state = ibl::ToString(verdict.next.state);
+        SaveTransaction(tx, task, verdict.next, "", due);
+        AddEvent(tx, task, "out", "supplyingAgencyMessage", what, m.header, identity, lender_state, body);
+
+        // An Unfilled with lenders left in the rota: the request goes on to
+        // the next one, and the requester is not told the request ended.
+        auto rota = tx.exec_params1("SELECT rota_index, coalesce(rota[rota_index + 2], ''), coalesce(title, ''), "
+                                    "coalesce(isbn, ''), coalesce(patron_ref, ''), coalesce(pickup, '') "
+                                    "FROM ibl_request WHERE id = $1",
+                                    requester_row);
+        const std::string next = rota[1].as<std::string>();
+        if (answer.answer == LenderAnswer::kUnfilled && !next.empty()) {
+            AddEvent(tx, requester_row, "in", "supplyingAgencyMessage", what, m.header, identity, "Sent", body);
+            tx.exec_params("UPDATE ibl_request SET supplying_agency = $2, rota_index = rota_index + 1, state = 'Sent', "
+                           "cancel_pending = false, renew_pending = false, received = false, shipped_return = false, "
+                           "conditional = false, supplier_request_id = NULL, due_date = NULL, updated_at = now() "
+                           "WHERE id = $1",
+                           requester_row, next);
+            SendToLocalLender(tx, requester_row,
+                              Outgoing{requester, next, request_id, rota[2].as<std::string>(),
+                                       rota[3].as<std::string>(), rota[4].as<std::string>(),
+                                       rota[5].as<std::string>(), ""});
+            out.next_lender = next;
+            out.requester_state = "Sent";
+        } else {
+            out.requester_state = ibl::ToString(on_their_side.next.state);
+            SaveTransaction(tx, requester_row, on_their_side.next, "", due);
+            AddEvent(tx, requester_row, "in", "supplyingAgencyMessage", what, m.header, identity,
+                     out.requester_state, body);
+        }
+        out.task = ViewById(tx, task);
+        tx.commit();
+        return out;
+    });
+}
+
+ActionResult ActOnIblRequest(Database& db, const std::string& library, const std::string& request_id,
+                             RequesterAction action, const std::string& note) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::work tx(c, "ibl action");
+        ActionResult out;
+        auto mine = tx.exec_params(
+            "SELECT id, state, cancel_pending, renew_pending, received, shipped_return, conditional, "
+            "supplying_agency FROM ibl_request WHERE role = 'requester' AND requesting_agency = $1 "
+            "AND request_id = $2 ORDER BY id DESC LIMIT 1 FOR UPDATE",
+            library, request_id);
+        if (mine.empty()) {
+            out.status = AnswerStatus::kUnknownTask;
+            return out;
+        }
+        const long long row = mine[0]["id"].as<long long>();
+        const std::string lender = mine[0]["supplying_agency"].as<std::string>();
+        iso::RequestingAgencyMessage m;
+        m.header.requesting_agency = iso::AgencyId::Isil(library);
+        m.header.supplying_agency = iso::AgencyId::Isil(lender);
+        m.header.requesting_agency_request_id = request_id;
+        m.header.timestamp = Now();
+        m.note = note;
+        switch (action) {
+            case RequesterAction::kReceived: m.action = iso::Action::kReceived; break;
+            case RequesterAction::kShippedReturn: m.action = iso::Action::kShippedReturn; break;
+            case RequesterAction::kCancel: m.action = iso::Action::kCancel; break;
+            case RequesterAction::kRenew: m.action = iso::Action::kRenew; break;
+        }
+        auto verdict = ibl::OnRequesterAction(TransactionOf(mine[0]), m.action);
+        if (!verdict.allowed) {
+            out.status = AnswerStatus::kNotAllowed;
+            out.why = verdict.why;
+            return out;
+        }
+        auto theirs = detail::ExecPrepared(tx, "ibl_find_request", kFindRequest, std::string("supplier"), library,
+                                           request_id, lender);
+        if (theirs.empty() || !OwnLibrary(tx, lender)) {
+            out.status = AnswerStatus::kRemotePeer;
+            return out;
+        }
+        const long long lender_row = theirs[0]["id"].as<long long>();
+        auto on_their_side = ibl::OnRequesterAction(TransactionOf(theirs[0]), m.action);
+        if (!on_their_side.allowed) {
+            out.status = AnswerStatus::kNotAllowed;
+            out.why = "the lender's side does not allow it: " + on_their_side.why;
+            return out;
+        }
+        const std::string what = iso::ToString(m.action);
+        const std::string body = iso::Write(m);
+        const std::string identity = IdentityOf(m.header, "requestingAgencyMessage", what);
+        SaveTransaction(tx, row, verdict.next, "", "");
+        AddEvent(tx, row, "out", "requestingAgencyMessage", what, m.header, identity,
+                 ibl::ToString(verdict.next.state), body);
+        out.lender_state = ibl::ToString(on_their_side.next.state);
+        SaveTransaction(tx, lender_row, on_their_side.next, "", "");
+        AddEvent(tx, lender_row, "in", "requestingAgencyMessage", what, m.header, identity, out.lender_state, body);
+        out.request = ViewById(tx, row);
         tx.commit();
         return out;
     });

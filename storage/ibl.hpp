@@ -51,6 +51,7 @@ struct NewIblRequest {
 
 // One side of a transaction, as the JSON API and iblctl show it.
 struct IblRequestView {
+    long long task = 0;  // the row's own number: how a lender names the request in its inbox
     std::string request_id, role, requester, lender, state;
     bool cancel_pending = false, renew_pending = false, received = false, shipped_return = false,
          conditional = false;
@@ -87,5 +88,61 @@ std::optional<IblRequestView> GetIblRequest(Database& db, const std::string& lib
 // A lending library's open tasks: the requests it supplies that are not
 // finished, oldest first.
 std::vector<IblRequestView> IblInbox(Database& db, const std::string& library);
+
+// What a lending library answers to a request in its inbox, through the
+// JSON API; each becomes the supplyingAgencyMessage ISO 18626 has for it.
+enum class LenderAnswer {
+    kWillSupply,      // WillSupply
+    kUnfilled,        // Unfilled, with a reason
+    kShipped,         // Loaned, with the due date
+    kReturned,        // LoanCompleted: the item came back
+    kCancelAccepted,  // CancelResponse Y: Cancelled
+    kCancelRefused,   // CancelResponse N: the status stays
+    kRenewGranted,    // RenewResponse Y: Loaned, with the new due date
+    kRenewRefused,    // RenewResponse N: the status stays
+};
+struct TaskAnswer {
+    LenderAnswer answer = LenderAnswer::kWillSupply;
+    std::string reason;    // kUnfilled: reasonUnfilled
+    std::string due_date;  // kShipped, kRenewGranted: YYYY-MM-DD
+    std::string note;
+};
+
+enum class AnswerStatus {
+    kDone,
+    kUnknownTask,      // no such request in this lender's inbox
+    kNotAllowed,       // the state table refuses it now: `why`
+    kRemotePeer,       // the other side is served by another node: needs the outbox (not built yet)
+};
+struct AnswerResult {
+    AnswerStatus status = AnswerStatus::kDone;
+    std::string why;
+    IblRequestView task;          // the lender's side, after the answer
+    std::string requester_state;  // the requester's side, after it
+    std::string next_lender;      // set when an Unfilled sent the request on to the next lender
+};
+
+// Applies a lender's answer to both sides in one transaction: the lender's
+// row and its outgoing message, and the requester's row (a library of this
+// node) with the same message coming in. An Unfilled while the requester's
+// rota has lenders left does not end the request: the requester's side
+// takes it as a notification and the request goes to the next lender.
+AnswerResult AnswerIblTask(Database& db, const std::string& lender, long long task, const TaskAnswer& answer);
+
+// What a requesting library does with its request, through the JSON API;
+// each becomes the requestingAgencyMessage ISO 18626 has for it.
+enum class RequesterAction { kReceived, kShippedReturn, kCancel, kRenew };
+
+struct ActionResult {
+    AnswerStatus status = AnswerStatus::kDone;  // kUnknownTask: no such request of this library
+    std::string why;
+    IblRequestView request;  // the requester's side, after the action
+    std::string lender_state;
+};
+
+// Applies the action to both sides in one transaction, as AnswerIblTask
+// does for the lender's answers.
+ActionResult ActOnIblRequest(Database& db, const std::string& library, const std::string& request_id,
+                             RequesterAction action, const std::string& note);
 
 }  // namespace iblsync::storage

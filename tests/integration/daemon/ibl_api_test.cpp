@@ -225,5 +225,162 @@ TEST_F(IblApiTest, BadRequestsAreRefusedWithTheirReason) {
     EXPECT_EQ(Fingerprint(), before);
 }
 
+// The first lender cannot supply: the request goes on to the second, who
+// supplies, ships and gets the item back. Every answer reaches the
+// requester in the same transaction; answers out of turn change nothing.
+TEST_F(IblApiTest, ALenderAnswersAndAnUnfilledGoesOnToTheNextLender) {
+    Catalogue(kB, "b1", R"([{"barcode":"B-1","status":"available"}])");
+    Catalogue(kD, "d1", R"([{"barcode":"D-1","status":"available"}])");
+    auto made = Ask(R"({"isbn":"9789023466024","patron_ref":"hold-20"})");
+    ASSERT_TRUE(made);
+    ASSERT_EQ(made->status, 201) << made->body;
+    auto request = Json(made->body);
+    const std::string id = request["id"].GetString();
+    const std::string first = request["lenders"][0].GetString();
+    const std::string second = request["lenders"][1].GetString();
+    auto task_of = [&](const std::string& lender) -> std::string {
+        auto in = Json(Call("GET", "/v1/ibl/inbox", lender)->body);
+        if (in["requests"].Size() != 1) return "";
+        return std::to_string(in["requests"][0]["task"].GetInt64());
+    };
+    auto answer = [&](const std::string& lender, const std::string& task, const std::string& body) {
+        return Call("POST", "/v1/ibl/inbox/" + task, lender, body);
+    };
+    auto requester_state = [&] { return std::string(Json(Call("GET", "/v1/ibl/requests/" + id, kA)->body)["state"].GetString()); };
+
+    const std::string t1 = task_of(first);
+    ASSERT_NE(t1, "");
+    // Out of turn: nothing was shipped, so it cannot come back.
+    auto before = Fingerprint();
+    auto early = answer(first, t1, R"({"answer":"returned"})");
+    ASSERT_TRUE(early);
+    EXPECT_EQ(early->status, 409) << early->body;
+    EXPECT_EQ(Fingerprint(), before);
+    // Another library cannot answer for the lender.
+    EXPECT_EQ(answer(second, t1, R"({"answer":"will_supply"})")->status, 404);
+    EXPECT_EQ(answer(first, "abc", R"({"answer":"will_supply"})")->status, 404);
+    auto bad = answer(first, t1, R"({"answer":"shipped","due_date":"2026-02-30"})");
+    EXPECT_EQ(bad->status, 400) << bad->body;
+    EXPECT_EQ(answer(first, t1, R"({"answer":"lent"})")->status, 400);
+    EXPECT_EQ(Fingerprint(), before);
+
+    auto unfilled = answer(first, t1, R"({"answer":"unfilled","reason":"NotOnShelf"})");
+    ASSERT_TRUE(unfilled);
+    ASSERT_EQ(unfilled->status, 200) << unfilled->body;
+    auto u = Json(unfilled->body);
+    EXPECT_EQ(std::string(u["next_lender"].GetString()), second);
+    EXPECT_EQ(std::string(u["task"]["state"].GetString()), "Unfilled");
+    EXPECT_EQ(requester_state(), "Sent") << "the requester is not told the request ended";
+    EXPECT_EQ(task_of(first), "") << "finished tasks leave the inbox";
+
+    const std::string t2 = task_of(second);
+    ASSERT_NE(t2, "");
+    EXPECT_EQ(answer(second, t2, R"({"answer":"will_supply"})")->status, 200);
+    EXPECT_EQ(requester_state(), "WillSupply");
+    auto shipped = answer(second, t2, R"({"answer":"shipped","due_date":"2027-01-15"})");
+    ASSERT_EQ(shipped->status, 200) << shipped->body;
+    auto now = Json(Call("GET", "/v1/ibl/requests/" + id, kA)->body);
+    EXPECT_EQ(std::string(now["state"].GetString()), "Loaned");
+    EXPECT_EQ(std::string(now["lender"].GetString()), second);
+    EXPECT_EQ(std::string(now["due_date"].GetString()), "2027-01-15T23:59:59Z");
+    EXPECT_EQ(answer(second, t2, R"({"answer":"returned"})")->status, 200);
+    EXPECT_EQ(requester_state(), "LoanCompleted");
+    EXPECT_EQ(task_of(second), "");
+
+    // What each side saw, in order.
+    EXPECT_EQ(schema_.Query1(fmt::format(
+                  "SELECT string_agg(e.direction || ' ' || e.kind || ' ' || e.what || '>' || e.state_after, '; ' "
+                  "ORDER BY e.id) FROM ibl_event e JOIN ibl_request r ON r.id = e.request "
+                  "WHERE r.role = 'requester' AND r.request_id = '{}'",
+                  id)),
+              "out request >Sent; in supplyingAgencyMessage RequestResponse Unfilled>Sent; out request >Sent; "
+              "in supplyingAgencyMessage RequestResponse WillSupply>WillSupply; "
+              "in supplyingAgencyMessage StatusChange Loaned>Loaned; "
+              "in supplyingAgencyMessage StatusChange LoanCompleted>LoanCompleted");
+}
+
+TEST_F(IblApiTest, TheLastLendersUnfilledEndsTheRequest) {
+    Catalogue(kB, "b1", R"([{"barcode":"B-1","status":"available"}])");
+    auto made = Ask(R"({"isbn":"9789023466024","patron_ref":"hold-30"})");
+    ASSERT_EQ(made->status, 201) << made->body;
+    const std::string id = Json(made->body)["id"].GetString();
+    auto in = Json(Call("GET", "/v1/ibl/inbox", kB)->body);
+    const std::string task = std::to_string(in["requests"][0]["task"].GetInt64());
+    auto r = Call("POST", "/v1/ibl/inbox/" + task, kB, R"({"answer":"unfilled"})");
+    ASSERT_EQ(r->status, 200) << r->body;
+    EXPECT_FALSE(Json(r->body).HasMember("next_lender"));
+    EXPECT_EQ(std::string(Json(Call("GET", "/v1/ibl/requests/" + id, kA)->body)["state"].GetString()), "Unfilled");
+    // Open no more: the same patron may ask again.
+    EXPECT_EQ(Ask(R"({"isbn":"9789023466024","patron_ref":"hold-30"})")->status, 201);
+}
+
+// A whole loan: supplied, received, renewed (once granted, once refused),
+// sent back and received back; and a cancel before shipping. Actions out of
+// turn are refused and change nothing.
+TEST_F(IblApiTest, ALoanFromRequestToReturnAndACancelBeforeShipping) {
+    Catalogue(kB, "b1", R"([{"barcode":"B-1","status":"available"}])");
+    auto made = Ask(R"({"isbn":"9789023466024","patron_ref":"hold-40"})");
+    ASSERT_EQ(made->status, 201) << made->body;
+    const std::string id = Json(made->body)["id"].GetString();
+    const std::string task =
+        std::to_string(Json(Call("GET", "/v1/ibl/inbox", kB)->body)["requests"][0]["task"].GetInt64());
+    auto act = [&](const std::string& action) {
+        return Call("POST", "/v1/ibl/requests/" + id + "/actions", kA, fmt::format(R"({{"action":"{}"}})", action));
+    };
+    auto answer = [&](const std::string& body) { return Call("POST", "/v1/ibl/inbox/" + task, kB, body); };
+    auto requester = [&] { return Json(Call("GET", "/v1/ibl/requests/" + id, kA)->body); };
+
+    auto before = Fingerprint();
+    auto early = act("received");
+    ASSERT_EQ(early->status, 409) << early->body;
+    EXPECT_EQ(std::string(Json(early->body)["detail"].GetString()),
+              "the request is not in a state for this action: nothing was sent yet (Sent)");
+    EXPECT_EQ(act("fly")->status, 400);
+    EXPECT_EQ(Call("POST", "/v1/ibl/requests/IBL-0/actions", kA, R"({"action":"cancel"})")->status, 404);
+    EXPECT_EQ(Call("POST", "/v1/ibl/requests/" + id + "/actions", kB, R"({"action":"cancel"})")->status, 404)
+        << "only the requester acts on its request";
+    EXPECT_EQ(Fingerprint(), before);
+
+    ASSERT_EQ(answer(R"({"answer":"will_supply"})")->status, 200);
+    ASSERT_EQ(answer(R"({"answer":"shipped","due_date":"2027-01-15"})")->status, 200);
+    EXPECT_EQ(act("cancel")->status, 409) << "shipped: it must come back instead";
+    ASSERT_EQ(act("received")->status, 200);
+    EXPECT_TRUE(requester()["received"].GetBool());
+    auto renew = act("renew");
+    ASSERT_EQ(renew->status, 200) << renew->body;
+    EXPECT_TRUE(Json(renew->body)["renew_pending"].GetBool());
+    EXPECT_EQ(act("renew")->status, 409) << "one renew at a time";
+    EXPECT_EQ(answer(R"({"answer":"renew_granted"})")->status, 400) << "a granted renew needs its due date";
+    ASSERT_EQ(answer(R"({"answer":"renew_granted","due_date":"2027-02-12"})")->status, 200);
+    auto now = requester();
+    EXPECT_FALSE(now["renew_pending"].GetBool());
+    EXPECT_EQ(std::string(now["due_date"].GetString()), "2027-02-12T23:59:59Z");
+    EXPECT_EQ(std::string(now["state"].GetString()), "Loaned");
+    ASSERT_EQ(act("renew")->status, 200);
+    ASSERT_EQ(answer(R"({"answer":"renew_refused"})")->status, 200);
+    EXPECT_EQ(std::string(requester()["due_date"].GetString()), "2027-02-12T23:59:59Z");
+    ASSERT_EQ(act("shipped_return")->status, 200);
+    EXPECT_EQ(act("renew")->status, 409) << "no renew after it was sent back";
+    ASSERT_EQ(answer(R"({"answer":"returned"})")->status, 200);
+    EXPECT_EQ(std::string(requester()["state"].GetString()), "LoanCompleted");
+    EXPECT_EQ(schema_.Query1("SELECT string_agg(state || ':' || received || shipped_return, ',' ORDER BY id) "
+                             "FROM ibl_request"),
+              "LoanCompleted:truetrue,LoanCompleted:truetrue")
+        << "both sides agree";
+
+    // A second request, cancelled before it was shipped.
+    auto other = Ask(R"({"isbn":"9789023466024","patron_ref":"hold-41"})");
+    ASSERT_EQ(other->status, 201) << other->body;
+    const std::string id2 = Json(other->body)["id"].GetString();
+    const std::string task2 =
+        std::to_string(Json(Call("GET", "/v1/ibl/inbox", kB)->body)["requests"][0]["task"].GetInt64());
+    EXPECT_EQ(Call("POST", "/v1/ibl/inbox/" + task2, kB, R"({"answer":"cancel_accepted"})")->status, 409)
+        << "no cancel was asked for";
+    ASSERT_EQ(Call("POST", "/v1/ibl/requests/" + id2 + "/actions", kA, R"({"action":"cancel"})")->status, 200);
+    ASSERT_EQ(Call("POST", "/v1/ibl/inbox/" + task2, kB, R"({"answer":"cancel_accepted"})")->status, 200);
+    EXPECT_EQ(std::string(Json(Call("GET", "/v1/ibl/requests/" + id2, kA)->body)["state"].GetString()), "Cancelled");
+    EXPECT_EQ(Json(Call("GET", "/v1/ibl/inbox", kB)->body)["requests"].Size(), 0u);
+}
+
 }  // namespace
 }  // namespace iblsync::test
