@@ -317,6 +317,26 @@ iso::Status StatusOf(ibl::State s) {
     return static_cast<iso::Status>(static_cast<int>(s) - 1);
 }
 
+// An answer or action refused, with its reason, or for the other side being
+// remote; nothing is written then.
+template <class Result>
+Result Refuse(AnswerStatus status, std::string why = {}) {
+    Result r;
+    r.status = status;
+    r.why = std::move(why);
+    return r;
+}
+
+// The other side of a transaction at this node, locked; empty when that
+// side is a library of another node (`other` is its ISIL).
+pqxx::result LocalCounterpart(pqxx::work& tx, const char* role, const std::string& requester,
+                              const std::string& request_id, const std::string& lender, const std::string& other) {
+    auto row = detail::ExecPrepared(tx, "ibl_find_request", kFindRequest, std::string(role), requester, request_id,
+                                    lender);
+    if (!row.empty() && !OwnLibrary(tx, other)) return {};
+    return row;
+}
+
 // A request as it goes out to a lender of this node.
 struct Outgoing {
     std::string requester, lender, request_id, title, isbn, patron_ref, pickup, note;
@@ -386,8 +406,8 @@ CreateResult CreateIblRequest(Database& db, const NewIblRequest& in) {
         for (const auto& w : works) work_ids.Add(w[0].as<long long>());
         const std::string work_array = work_ids.Done();
         auto dup = tx.exec_params(fmt::format("SELECT id FROM ibl_request WHERE role = 'requester' AND "
-                                              "requesting_agency = $1 AND patron_ref = $2 AND work_id = ANY($3::bigint[]) "
-                                              "AND state NOT IN {} ORDER BY id LIMIT 1",
+                                              "requesting_agency = $1 AND patron_ref = $2 AND "
+                                              "work_id = ANY($3::bigint[]) AND state NOT IN {} ORDER BY id LIMIT 1",
                                               kOpenStates),
                                   in.library, in.patron_ref, work_array);
         if (!dup.empty()) {
@@ -514,25 +534,15 @@ AnswerResult AnswerIblTask(Database& db, const std::string& lender, long long ta
         e.status = m.status_info.status;
         e.answer = m.message_info.answer_yes_no;
         auto verdict = ibl::OnSupplierMessage(now, e);
-        if (!verdict.allowed) {
-            out.status = AnswerStatus::kNotAllowed;
-            out.why = verdict.why;
-            return out;
-        }
+        if (!verdict.allowed) return Refuse<AnswerResult>(AnswerStatus::kNotAllowed, verdict.why);
         // The requester's side: a library of this node, with this lender now.
-        auto theirs = detail::ExecPrepared(tx, "ibl_find_request", kFindRequest, std::string("requester"), requester,
-                                           request_id, lender);
-        if (theirs.empty() || !OwnLibrary(tx, requester)) {
-            out.status = AnswerStatus::kRemotePeer;
-            return out;
-        }
+        auto theirs = LocalCounterpart(tx, "requester", requester, request_id, lender, requester);
+        if (theirs.empty()) return Refuse<AnswerResult>(AnswerStatus::kRemotePeer);
         const long long requester_row = theirs[0]["id"].as<long long>();
         auto on_their_side = ibl::OnSupplierMessage(TransactionOf(theirs[0]), e);
-        if (!on_their_side.allowed) {  // the two sides disagree: refuse rather than split them further
-            out.status = AnswerStatus::kNotAllowed;
-            out.why = "the requester's side does not allow it: " + on_their_side.why;
-            return out;
-        }
+        if (!on_their_side.allowed)  // the two sides disagree: refuse rather than split them further
+            return Refuse<AnswerResult>(AnswerStatus::kNotAllowed,
+                                        "the requester's side does not allow it: " + on_their_side.why);
         const std::string what = fmt::format("{} {}", iso::ToString(e.reason), iso::ToString(e.status));
         const std::string body = iso::Write(m);
         const std::string identity = IdentityOf(m.header, "supplyingAgencyMessage", what);
@@ -602,24 +612,14 @@ ActionResult ActOnIblRequest(Database& db, const std::string& library, const std
             case RequesterAction::kRenew: m.action = iso::Action::kRenew; break;
         }
         auto verdict = ibl::OnRequesterAction(TransactionOf(mine[0]), m.action);
-        if (!verdict.allowed) {
-            out.status = AnswerStatus::kNotAllowed;
-            out.why = verdict.why;
-            return out;
-        }
-        auto theirs = detail::ExecPrepared(tx, "ibl_find_request", kFindRequest, std::string("supplier"), library,
-                                           request_id, lender);
-        if (theirs.empty() || !OwnLibrary(tx, lender)) {
-            out.status = AnswerStatus::kRemotePeer;
-            return out;
-        }
+        if (!verdict.allowed) return Refuse<ActionResult>(AnswerStatus::kNotAllowed, verdict.why);
+        auto theirs = LocalCounterpart(tx, "supplier", library, request_id, lender, lender);
+        if (theirs.empty()) return Refuse<ActionResult>(AnswerStatus::kRemotePeer);
         const long long lender_row = theirs[0]["id"].as<long long>();
         auto on_their_side = ibl::OnRequesterAction(TransactionOf(theirs[0]), m.action);
-        if (!on_their_side.allowed) {
-            out.status = AnswerStatus::kNotAllowed;
-            out.why = "the lender's side does not allow it: " + on_their_side.why;
-            return out;
-        }
+        if (!on_their_side.allowed)
+            return Refuse<ActionResult>(AnswerStatus::kNotAllowed,
+                                        "the lender's side does not allow it: " + on_their_side.why);
         const std::string what = iso::ToString(m.action);
         const std::string body = iso::Write(m);
         const std::string identity = IdentityOf(m.header, "requestingAgencyMessage", what);

@@ -92,6 +92,29 @@ protected:
         EXPECT_EQ(Count("SELECT count(*) FROM change_log WHERE entity = 'record' AND op = 'update'"), 0);
         EXPECT_EQ(Count("SELECT max(seq) - min(seq) + 1 - count(*) FROM change_log"), 0);
     }
+    // Another iblsyncd as the SRU source, with its own database.
+    std::unique_ptr<DaemonProcess> StartSource(const TempDir& dir, const TestSchema& db,
+                                               const std::string& extra = "") {
+        NodeConfig cfg;
+        cfg.conninfo = db.conninfo();
+        cfg.role = "national";
+        cfg.isil = "NL-KB-TEST";
+        cfg.extra_toml = extra;
+        auto source = std::make_unique<DaemonProcess>(dir, cfg);
+        EXPECT_TRUE(source->Start()) << source->Log();
+        return source;
+    }
+    // Loads a MARC file into the source's library NL-0000000301.
+    void LoadSource(const TempDir& dir, const TestSchema& db, const std::string& file) {
+        auto r = RunCommand({IblctlPath(), "import", "--db", db.conninfo(), "--library", "NL-0000000301", "--name",
+                             "Bron", "--rejects", dir.File("rejects"), file},
+                            60s);
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    static std::string Nlnz() {
+        return SourceDir() + "/tests/data/marc/originals/pymarc_basics/NLNZ_100_example_marc.marc";
+    }
+
     void Register(DaemonProcess& d) {
         auto r = d.Iblctl({"library", "add", kLibrary, "--name", "Bibliotheek Harvest", "--province", "NL-GE"});
         ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -206,19 +229,10 @@ TEST_F(HarvestTest, AFullRunsLastPageDeletesWhatTheSourceLacksInTheSameTransacti
 TEST_F(HarvestTest, FromAnotherIblsyncdFullThenIncremental) {
     TempDir source_dir;
     TestSchema source_db;
-    NodeConfig scfg;
-    scfg.conninfo = source_db.conninfo();
-    scfg.role = "national";
-    scfg.isil = "NL-KB-TEST";
-    DaemonProcess source(source_dir, scfg);
-    ASSERT_TRUE(source.Start()) << source.Log();
-    auto load = [&](const std::string& file) {
-        auto r = RunCommand({IblctlPath(), "import", "--db", source_db.conninfo(), "--library", "NL-0000000301",
-                             "--name", "Bron", "--rejects", source_dir.File("rejects"), file},
-                            60s);
-        ASSERT_EQ(r.exit_code, 0) << r.err;
-    };
-    load(SourceDir() + "/tests/data/marc/originals/pymarc_basics/NLNZ_100_example_marc.marc");
+    auto source_node = StartSource(source_dir, source_db);
+    DaemonProcess& source = *source_node;
+    auto load = [&](const std::string& file) { LoadSource(source_dir, source_db, file); };
+    load(Nlnz());
     const long long at_source = std::stoll(source_db.Query1("SELECT count(*) FROM bib_record WHERE NOT deleted"));
     ASSERT_GT(at_source, 50);
     // {since} has whole seconds, rounded down (fetching a record twice is
@@ -289,18 +303,9 @@ TEST_F(HarvestTest, PagesAskedForThreeAtATimeComeOnceEach) {
 TEST_F(HarvestTest, AShortPagingSourceProvesTheGuessedStartsWrong) {
     TempDir source_dir;
     TestSchema source_db;
-    NodeConfig scfg;
-    scfg.conninfo = source_db.conninfo();
-    scfg.role = "national";
-    scfg.isil = "NL-KB-TEST";
-    scfg.extra_toml = "\n[sru]\nmax_records = 7\ndefault_records = 7\n";
-    DaemonProcess source(source_dir, scfg);
-    ASSERT_TRUE(source.Start()) << source.Log();
-    auto r = RunCommand({IblctlPath(), "import", "--db", source_db.conninfo(), "--library", "NL-0000000301", "--name",
-                         "Bron", "--rejects", source_dir.File("rejects"),
-                         SourceDir() + "/tests/data/marc/originals/pymarc_basics/NLNZ_100_example_marc.marc"},
-                        60s);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto source_node = StartSource(source_dir, source_db, "\n[sru]\nmax_records = 7\ndefault_records = 7\n");
+    DaemonProcess& source = *source_node;
+    LoadSource(source_dir, source_db, Nlnz());
     const long long at_source = std::stoll(source_db.Query1("SELECT count(*) FROM bib_record WHERE NOT deleted"));
     ASSERT_GT(at_source, 50);
 

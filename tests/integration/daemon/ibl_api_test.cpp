@@ -198,7 +198,8 @@ TEST_F(IblApiTest, BadRequestsAreRefusedWithTheirReason) {
         {"not json", "application/json", "the body is not JSON (or not valid UTF-8)"},
         {"[1,2]", "application/json", "the body must be a JSON object"},
         {R"({"isbn":"9789023466024"})", "application/json", "patron_ref is required"},
-        {R"({"patron_ref":"x"})", "application/json", "name the work with either isbn or record, not both and not neither"},
+        {R"({"patron_ref":"x"})", "application/json",
+         "name the work with either isbn or record, not both and not neither"},
         {R"({"isbn":"9789023466025","patron_ref":"x"})", "application/json", "isbn: "},
         {R"({"isbn":"9789023466024","patron_ref":"Jan de Vries"})", "application/json",
          "patron_ref must be your system's opaque reference"},
@@ -246,7 +247,9 @@ TEST_F(IblApiTest, ALenderAnswersAndAnUnfilledGoesOnToTheNextLender) {
     auto answer = [&](const std::string& lender, const std::string& task, const std::string& body) {
         return Call("POST", "/v1/ibl/inbox/" + task, lender, body);
     };
-    auto requester_state = [&] { return std::string(Json(Call("GET", "/v1/ibl/requests/" + id, kA)->body)["state"].GetString()); };
+    auto requester_state = [&] {
+        return std::string(Json(Call("GET", "/v1/ibl/requests/" + id, kA)->body)["state"].GetString());
+    };
 
     const std::string t1 = task_of(first);
     ASSERT_NE(t1, "");

@@ -340,7 +340,8 @@ TEST_F(Iso18626Test, SupplierMessagesMoveTheRequestersRequestAndRefusedOnesChang
     // From a library that is not the supplier of this request.
     c = Send(token_poi_, SupplierXml(kLibA, kLibC, "out-1", 5, R::kStatusChange, S::kOverdue));
     EXPECT_FALSE(c.ok);
-    EXPECT_EQ(c.error_value, fmt::format("requestingAgencyRequestId: {} did not send {} a request out-1", kLibA, kLibC));
+    EXPECT_EQ(c.error_value,
+              fmt::format("requestingAgencyRequestId: {} did not send {} a request out-1", kLibA, kLibC));
     // About a request of a library that is not ours.
     c = Send(token_b_, SupplierXml(kLibC, kLibB, "out-1", 6, R::kStatusChange, S::kOverdue));
     EXPECT_FALSE(c.ok);
