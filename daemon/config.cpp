@@ -246,6 +246,7 @@ const std::vector<Setting>& Settings() {
             if (v.size() > 200) return std::string("is longer than 200 bytes");
             return std::nullopt;
         }));
+        s.push_back(Integer("ibl", "anonymise_after_days", true, &Config::ibl_anonymise_after_days, 0, 3650));
         s.push_back(String("database", "conninfo", false, true, &Config::db_conninfo,
                            [](std::string& v) -> Problem {
                                if (v.empty()) return std::string("must not be empty");

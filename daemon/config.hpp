@@ -116,6 +116,9 @@ struct Config {
     int sru_exact_count = 1000;           // counted exactly up to this; estimated above
     std::string sru_title;                // explain's database title; default from the node name
 
+    // [ibl]
+    int ibl_anonymise_after_days = 30;  // finished requests lose the patron reference after this
+
     // [database]
     std::string db_conninfo;
     int db_pool_size = 4;

@@ -38,6 +38,7 @@
 #include "daemon/version.hpp"
 #include "storage/access.hpp"
 #include "storage/database.hpp"
+#include "storage/ibl.hpp"
 #include "protocols/isil.hpp"
 #include "storage/harvest.hpp"
 #include "storage/file_drop.hpp"
@@ -692,7 +693,8 @@ struct Node::Impl {
     }
 
     // Retention: old changes leave the front of the feed, old idempotency
-    // keys are forgotten. At start-up (once the schema is ready), after each
+    // keys are forgotten, finished IBL requests lose the patron's
+    // reference (ibl.anonymise_after_days). At start-up (once the schema is ready), after each
     // reload and every 10 minutes; logged only when something went.
     net::awaitable<void> Housekeeping() {
         while (!stopping) {
@@ -707,6 +709,16 @@ struct Node::Impl {
                                      pruned.changes, pruned.idempotency_keys, cfg->api_keep_changes_days);
                 } catch (const storage::DatabaseError& e) {
                     spdlog::warn("retention failed error={} action=\"trying again in 10 minutes\"", Quote(e.what()));
+                }
+                try {
+                    auto anonymised = co_await exec.Run(
+                        [&] { return storage::AnonymiseIblRequests(db, cfg->ibl_anonymise_after_days); });
+                    if (anonymised > 0)
+                        spdlog::info("ibl requests anonymised requests={} anonymise_after_days={}", anonymised,
+                                     cfg->ibl_anonymise_after_days);
+                } catch (const storage::DatabaseError& e) {
+                    spdlog::warn("ibl anonymising failed error={} action=\"trying again in 10 minutes\"",
+                                 Quote(e.what()));
                 }
             }
             if (stopping) break;  // the shutdown's cancel may have come while we pruned

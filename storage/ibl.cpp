@@ -635,6 +635,29 @@ ActionResult ActOnIblRequest(Database& db, const std::string& library, const std
     });
 }
 
+long long AnonymiseIblRequests(Database& db, int after_days) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::work tx(c, "ibl anonymise");
+        // Request documents here are all written by protocols/iso18626
+        // (inbound ones stripped and written again), so the patron's
+        // reference is always in <ill:patronId>.
+        auto done = tx.exec_params(fmt::format("UPDATE ibl_request SET patron_ref = NULL, pickup = NULL "
+                                               "WHERE state IN {} AND (patron_ref IS NOT NULL OR pickup IS NOT NULL) "
+                                               "AND updated_at < now() - make_interval(days => $1) RETURNING id",
+                                               kOpenStates),
+                                   after_days);
+        if (done.empty()) return 0LL;
+        detail::ArrayLiteral ids;
+        for (const auto& r : done) ids.Add(r[0].as<long long>());
+        tx.exec_params("UPDATE ibl_event SET body = regexp_replace(body, '<ill:patronId>[^<]*</ill:patronId>', "
+                       "'<ill:patronId>anonymised</ill:patronId>', 'g') "
+                       "WHERE request = ANY($1::bigint[]) AND kind = 'request'",
+                       ids.Done());
+        tx.commit();
+        return static_cast<long long>(done.size());
+    });
+}
+
 std::optional<IblRequestView> GetIblRequest(Database& db, const std::string& library, const std::string& request_id) {
     return db.Pool().With([&](pqxx::connection& c) -> std::optional<IblRequestView> {
         pqxx::read_transaction tx(c, "ibl get");
@@ -666,7 +689,19 @@ InboundOutcome ApplyInbound(Database& db, const iso::Message& message, std::stri
         pqxx::work tx(c, "ibl inbound");
         InboundOutcome out;
         if (const auto* r = std::get_if<iso::Request>(&message)) {
-            out = TakeRequest(tx, *r, body, sender);
+            // Kept without what it says about the patron beyond the opaque
+            // reference (a peer may send names and addresses): the request
+            // as read, written again.
+            if (r->patron_info && (!r->patron_info->surname.empty() || !r->patron_info->given_name.empty() ||
+                                   !r->patron_info->addresses.empty() || r->patron_info->patron_type ||
+                                   r->patron_info->send_to_patron)) {
+                iso::Request kept = *r;
+                kept.patron_info = iso::PatronInfo{};
+                kept.patron_info->patron_id = r->patron_info->patron_id;
+                out = TakeRequest(tx, kept, iso::Write(kept), sender);
+            } else {
+                out = TakeRequest(tx, *r, body, sender);
+            }
         } else if (const auto* s = std::get_if<iso::SupplyingAgencyMessage>(&message)) {
             out = TakeSupplierMessage(tx, *s, body, sender);
         } else if (const auto* q = std::get_if<iso::RequestingAgencyMessage>(&message)) {

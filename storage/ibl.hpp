@@ -145,4 +145,9 @@ struct ActionResult {
 ActionResult ActOnIblRequest(Database& db, const std::string& library, const std::string& request_id,
                              RequesterAction action, const std::string& note);
 
+// Privacy: requests finished more than `after_days` ago lose the patron's
+// reference and pickup place, in their rows and in their stored request
+// documents. Returns how many requests were anonymised.
+long long AnonymiseIblRequests(Database& db, int after_days);
+
 }  // namespace iblsync::storage

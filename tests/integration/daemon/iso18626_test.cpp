@@ -190,6 +190,21 @@ TEST_F(Iso18626Test, ARequestForOwnLibraryIsTakenStoredAndConfirmed) {
               "in|request|Sent|t");
 }
 
+TEST_F(Iso18626Test, ARequestIsStoredWithoutThePatronsNameOrAddress) {
+    auto parsed = iso::Parse(RequestXml(kLibA, kLibB, "req-p"));
+    ASSERT_TRUE(std::holds_alternative<iso::Parsed>(parsed));
+    auto request = std::get<iso::Request>(std::get<iso::Parsed>(parsed).message);
+    request.patron_info->surname = "Jansen";
+    request.patron_info->given_name = "Marieke";
+    request.patron_info->addresses.push_back(iso::ElectronicAddress{{"Email", ""}, "m.jansen@example.org"});
+    ASSERT_TRUE(Send(token_a_, iso::Write(request)).ok);
+    EXPECT_EQ(schema_.Query1("SELECT count(*) FROM ibl_event WHERE body LIKE '%Jansen%' OR body LIKE '%Marieke%' "
+                             "OR body LIKE '%example.org%'"),
+              "0");
+    EXPECT_EQ(schema_.Query1("SELECT count(*) FROM ibl_event WHERE body LIKE '%<ill:patronId>p-4711</ill:patronId>%'"),
+              "1");
+}
+
 TEST_F(Iso18626Test, ARequestDeliveredTwiceIsConfirmedTwiceAndStoredOnce) {
     const auto body = RequestXml(kLibA, kLibB, "req-2");
     ASSERT_TRUE(Send(token_a_, body).ok);
