@@ -553,8 +553,12 @@ net::awaitable<void> Harvester::FetchPages(Source* s, const sru::PageRequest* ba
     while (true) {
         // Nothing past numberOfRecords is asked for on a guess; the page
         // the last one pointed to always is (the main loop judges it).
+        // At most `concurrency` pages are asked for and not yet taken in
+        // order: a page that came back before the one ahead of it still
+        // counts, so a slow first page (no total known yet) cannot let the
+        // guesses run on past the end of the result.
         while (more() && ask > 0 && (total < 0 || ask <= total || (flight.empty() && ask == expect)) &&
-               f->ready.size() + flight.size() < max_pages) {
+               f->ready.size() + flight.size() < max_pages && flight.size() < s->lanes.size()) {
             Lane* lane = nullptr;
             for (auto& l : s->lanes)
                 if (!l->busy) {
@@ -586,6 +590,8 @@ net::awaitable<void> Harvester::FetchPages(Source* s, const sru::PageRequest* ba
                                           &s->headers, &f->wake),
                           net::detached);
             flight.push_back(std::move(slot));
+            spdlog::debug("harvest ask source={} start={} expect={} total={} in_flight={} ready={}", s->config.name,
+                          ask, expect, total, flight.size(), f->ready.size());
             ask += step;
         }
         if (flight.empty() && !more()) break;

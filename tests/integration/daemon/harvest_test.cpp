@@ -269,7 +269,9 @@ TEST_F(HarvestTest, FromAnotherIblsyncdFullThenIncremental) {
 // every record comes once, no page is asked for twice, and nothing past
 // the end is asked for.
 TEST_F(HarvestTest, PagesAskedForThreeAtATimeComeOnceEach) {
-    DaemonProcess d(dir_, Config(zebra_->Url(), "concurrency = 3\n"));
+    auto cfg = Config(zebra_->Url(), "concurrency = 3\n");
+    cfg.log_level = "debug";
+    DaemonProcess d(dir_, cfg);
     ASSERT_TRUE(d.Start()) << d.Log();
     Register(d);
     ASSERT_TRUE(WaitForRuns()) << d.Log();
@@ -292,7 +294,7 @@ TEST_F(HarvestTest, PagesAskedForThreeAtATimeComeOnceEach) {
         starts.insert(log.substr(at + 12, log.find('&', at) - at - 12));
     }
     EXPECT_EQ(starts, (std::set<std::string>{"1", "11", "21", "31", "41", "51", "61", "71"}))
-        << "no page past the end";
+        << "no page past the end" << d.Log();
     EXPECT_GE(count("Session - OK"), 3) << "the pages went over more than one connection";
 }
 
