@@ -369,7 +369,6 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
         return rejected;
     };
     while (!stopping_ && !s.paused) {
-        req.start = start;
         std::string error;
         bool transient = true, reread_run = false;
         try {
