@@ -247,6 +247,7 @@ const std::vector<Setting>& Settings() {
             return std::nullopt;
         }));
         s.push_back(Integer("ibl", "anonymise_after_days", true, &Config::ibl_anonymise_after_days, 0, 3650));
+        s.push_back(Integer("ibl", "answer_within_minutes", true, &Config::ibl_answer_within_minutes, 0, 43200));
         s.push_back(String("database", "conninfo", false, true, &Config::db_conninfo,
                            [](std::string& v) -> Problem {
                                if (v.empty()) return std::string("must not be empty");
@@ -416,6 +417,26 @@ const std::vector<TableKey<Peer>>& PeerKeys() {
     return kKeys;
 }
 
+const std::vector<TableKey<IblPeer>>& IblPeerKeys() {
+    static const std::vector<TableKey<IblPeer>> kKeys = [] {
+        using P = IblPeer;
+        std::vector<TableKey<P>> k;
+        k.push_back(Field<P, std::string>("name", &P::name, StringValue(EntryName)));
+        k.push_back(Field<P, std::string>("isil", &P::isil, StringValue(CanonicalIsil)));
+        k.push_back(Field<P, std::string>("url", &P::url, StringValue(HttpUrlValue)));
+        k.push_back(Field<P, std::string>("token", &P::token, StringValue([](std::string& v) -> Problem {
+            if (v.rfind("iblt_", 0) != 0 || v.size() > 200)
+                return std::string("must be an API token iblt_…, issued on the peer for this node's ISIL with "
+                                   "iblctl token issue");
+            return std::nullopt;
+        })));
+        k.push_back(Field<P, int>("timeout_seconds", &P::timeout_seconds, IntegerValue<int>(1, 600)));
+        k.push_back(Field<P, int>("retry_max_seconds", &P::retry_max_seconds, IntegerValue<int>(1, 86400)));
+        return k;
+    }();
+    return kKeys;
+}
+
 const std::vector<TableKey<FileDrop>>& DropKeys() {
     static const std::vector<TableKey<FileDrop>> kKeys = [] {
         using D = FileDrop;
@@ -501,6 +522,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     sections.push_back("harvest");  // [[harvest]] and [[peer]], read by ParseTables
     sections.push_back("peer");
     sections.push_back("drop");
+    sections.push_back("ibl_peer");
 
     Config cfg;
     cfg.path = path;
@@ -516,6 +538,12 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
         if (section == "peer") {
             if (auto p = ParseTables(section_node, path, "peer", PeerKeys(), {"name", "isil", "url", "token"},
                                      cfg.peers))
+                return Fail(*p);
+            continue;
+        }
+        if (section == "ibl_peer") {
+            if (auto p = ParseTables(section_node, path, "ibl_peer", IblPeerKeys(), {"name", "isil", "url", "token"},
+                                     cfg.ibl_peers))
                 return Fail(*p);
             continue;
         }
@@ -572,6 +600,14 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     for (const auto& p : cfg.peers)
         if (p.isil == cfg.isil)
             return Fail(fmt::format("{}:{}: peer.isil: {} is this node's own ISIL", path, p.line, p.isil));
+    for (const auto& p : cfg.ibl_peers) {
+        if (p.isil == cfg.isil)
+            return Fail(fmt::format("{}:{}: ibl_peer.isil: {} is this node's own ISIL", path, p.line, p.isil));
+        for (const auto* o = cfg.ibl_peers.data(); o != &p; ++o)
+            if (o->isil == p.isil)
+                return Fail(fmt::format("{}:{}: ibl_peer.isil: {} is also the node of the [[ibl_peer]] at line {}",
+                                        path, p.line, p.isil, o->line));
+    }
     for (const auto& h : cfg.harvest)
         if (h.username.empty() != h.password.empty())
             return Fail(fmt::format("{}:{}: harvest.{}: HTTP Basic needs both username and password", path, h.line,
@@ -617,6 +653,7 @@ ConfigDiff Diff(const Config& before, const Config& after) {
     if (unplaced(before.harvest) != unplaced(after.harvest)) d.need_restart.push_back("harvest");
     if (unplaced(before.peers) != unplaced(after.peers)) d.need_restart.push_back("peer");
     if (unplaced(before.drops) != unplaced(after.drops)) d.need_restart.push_back("drop");
+    if (unplaced(before.ibl_peers) != unplaced(after.ibl_peers)) d.need_restart.push_back("ibl_peer");
     return d;
 }
 

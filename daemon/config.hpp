@@ -78,6 +78,20 @@ struct FileDrop {
     bool operator==(const FileDrop&) const = default;
 };
 
+// One [[ibl_peer]] table: another POI node that IBL requests go to (its
+// libraries lend to ours) or come from. ISO 18626 messages for the
+// libraries it serves (library.poi = isil) are POSTed to url + /iso18626.
+struct IblPeer {
+    std::string name;   // as for [[harvest]]
+    std::string isil;   // the peer node's ISIL (its [node] isil)
+    std::string url;    // the peer's base URL, http://host:port
+    std::string token;  // issued on the peer for this node's ISIL (iblctl token issue)
+    int timeout_seconds = 10;     // per message: connect, send, confirmation
+    int retry_max_seconds = 300;  // longest wait between tries of a message the peer did not confirm
+    int line = 0;
+    bool operator==(const IblPeer&) const = default;
+};
+
 struct Config {
     std::string path;  // the file it was read from
 
@@ -118,6 +132,7 @@ struct Config {
 
     // [ibl]
     int ibl_anonymise_after_days = 30;  // finished requests lose the patron reference after this
+    int ibl_answer_within_minutes = 2880;  // a lender silent this long is passed over; 0: never
 
     // [database]
     std::string db_conninfo;
@@ -136,6 +151,8 @@ struct Config {
     std::vector<Peer> peers;
     // [[drop]], in file order
     std::vector<FileDrop> drops;
+    // [[ibl_peer]], in file order
+    std::vector<IblPeer> ibl_peers;
 };
 
 // Reads and validates a config file. On failure the message names the file,

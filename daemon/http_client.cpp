@@ -47,9 +47,13 @@ void HttpSession::Close() { connection.reset(); }
 // the frame with its own matching operators.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-net::awaitable<HttpAnswer> HttpGet(const protocols::sru::HttpUrl& url, const std::string& target,
-                                   std::chrono::seconds timeout, std::uint64_t max_body, HttpAbort* abort,
-                                   const HttpHeaders* headers, HttpSession* session) {
+namespace {
+
+// One exchange: a GET, or a POST of `body` when `content_type` is set.
+net::awaitable<HttpAnswer> Exchange(const protocols::sru::HttpUrl& url, const std::string& target,
+                                    const std::string* content_type, const std::string* body,
+                                    std::chrono::seconds timeout, std::uint64_t max_body, HttpAbort* abort,
+                                    const HttpHeaders* headers, HttpSession* session) {
     auto ex = co_await net::this_coro::executor;
     tcp::resolver resolver(ex);
     const std::string key = url.host + ":" + url.port;
@@ -77,7 +81,7 @@ net::awaitable<HttpAnswer> HttpGet(const protocols::sru::HttpUrl& url, const std
                                    : fmt::format("{} {}:{}: {}", step, url.host, url.port, Why(ec, timeout)));
     };
 
-    http::request<http::empty_body> req{http::verb::get, target, 11};
+    http::request<http::string_body> req{content_type ? http::verb::post : http::verb::get, target, 11};
     req.set(http::field::host, url.port == "80" ? url.host : url.host + ":" + url.port);
     req.set(http::field::user_agent, fmt::format("iblsyncd/{}", kVersion));
     static const HttpHeaders kDefaults;
@@ -85,6 +89,11 @@ net::awaitable<HttpAnswer> HttpGet(const protocols::sru::HttpUrl& url, const std
     req.set(http::field::accept, h.accept);
     if (!h.authorization.empty()) req.set(http::field::authorization, h.authorization);
     req.set(http::field::connection, session ? "keep-alive" : "close");
+    if (content_type) {
+        req.set(http::field::content_type, *content_type);
+        req.body() = *body;
+        req.prepare_payload();
+    }
 
     beast::flat_buffer buffer;
     std::optional<http::response_parser<http::string_body>> parser;
@@ -132,6 +141,21 @@ net::awaitable<HttpAnswer> HttpGet(const protocols::sru::HttpUrl& url, const std
     out.content_type = std::string(res[http::field::content_type]);
     out.body = std::move(res.body());
     co_return out;
+}
+
+}  // namespace
+
+net::awaitable<HttpAnswer> HttpGet(const protocols::sru::HttpUrl& url, const std::string& target,
+                                   std::chrono::seconds timeout, std::uint64_t max_body, HttpAbort* abort,
+                                   const HttpHeaders* headers, HttpSession* session) {
+    co_return co_await Exchange(url, target, nullptr, nullptr, timeout, max_body, abort, headers, session);
+}
+
+net::awaitable<HttpAnswer> HttpPost(const protocols::sru::HttpUrl& url, const std::string& target,
+                                    const std::string* content_type, const std::string* body,
+                                    std::chrono::seconds timeout, std::uint64_t max_body, HttpAbort* abort,
+                                    const HttpHeaders* headers, HttpSession* session) {
+    co_return co_await Exchange(url, target, content_type, body, timeout, max_body, abort, headers, session);
 }
 #pragma GCC diagnostic pop
 

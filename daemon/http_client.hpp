@@ -1,6 +1,6 @@
 #pragma once
-// One HTTP/1.1 GET at a time over plain TCP, for harvesting: connect, send,
-// read the whole answer. Every step shares one deadline, so a source that
+// One HTTP/1.1 GET (harvesting) or POST (ISO 18626 messages to other nodes)
+// at a time over plain TCP: connect, send, read the whole answer. Every step shares one deadline, so a source that
 // accepts and then never answers (or trickles) costs at most `timeout`.
 // With an HttpSession the connection stays open for the next GET to the same
 // host (keep-alive): a harvest then does not connect once per page, and an
@@ -65,5 +65,13 @@ struct HttpSession {
 net::awaitable<HttpAnswer> HttpGet(const protocols::sru::HttpUrl& url, const std::string& target,
                                    std::chrono::seconds timeout, std::uint64_t max_body, HttpAbort* abort = nullptr,
                                    const HttpHeaders* headers = nullptr, HttpSession* session = nullptr);
+
+// POSTs `body` as `content_type`. A kept connection that the server closed
+// meanwhile is retried once on a new one, as for a GET: only for messages
+// that are safe to send twice (ISO 18626 messages are, by their identity).
+net::awaitable<HttpAnswer> HttpPost(const protocols::sru::HttpUrl& url, const std::string& target,
+                                    const std::string* content_type, const std::string* body,
+                                    std::chrono::seconds timeout, std::uint64_t max_body, HttpAbort* abort = nullptr,
+                                    const HttpHeaders* headers = nullptr, HttpSession* session = nullptr);
 
 }  // namespace iblsync::daemon

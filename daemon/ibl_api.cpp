@@ -9,6 +9,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "daemon/ibl_courier.hpp"
 #include "protocols/identifiers.hpp"
 #include "protocols/isil.hpp"
 #include "storage/ibl.hpp"
@@ -69,6 +70,7 @@ void WriteRequest(Writer& w, const storage::IblRequestView& r) {
         w.Int(r.rota_index);
     }
     if (!r.due_date.empty()) Key(w, "due_date", r.due_date);
+    if (!r.answer_by.empty()) Key(w, "answer_by", r.answer_by);
     Key(w, "created_at", r.created_at);
     Key(w, "updated_at", r.updated_at);
     w.EndObject();
@@ -230,14 +232,16 @@ std::string IblRequestJson(const storage::IblRequestView& request) {
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-net::awaitable<HttpResponse> PostIblRequest(storage::Database* db, DbExecutor* exec, const HttpRequest* req,
-                                            const std::string* library) {
+net::awaitable<HttpResponse> PostIblRequest(storage::Database* db, DbExecutor* exec, IblCourier* courier,
+                                            const HttpRequest* req, const std::string* library) {
     auto read = ReadNewRequest(*req, *library);
     if (auto* problem = std::get_if<HttpResponse>(&read)) co_return *problem;
     const auto& wanted = std::get<storage::NewIblRequest>(read);
-    auto result = co_await exec->Run([&] { return storage::CreateIblRequest(*db, wanted); });
+    const auto settings = courier->Settings();
+    auto result = co_await exec->Run([&] { return storage::CreateIblRequest(*db, wanted, settings); });
     switch (result.status) {
         case storage::CreateStatus::kCreated: {
+            courier->Wake();
             auto r = JsonResponse(201, IblRequestJson(result.request));
             r.headers.emplace_back("Location", "/v1/ibl/requests/" + result.request.request_id);
             co_return r;
@@ -258,8 +262,8 @@ net::awaitable<HttpResponse> PostIblRequest(storage::Database* db, DbExecutor* e
                                   : fmt::format("the catalogue has no record with ISBN {}", wanted.isbn));
         case storage::CreateStatus::kNoLender:
             co_return Problem(409, "no-lender", "No lender",
-                              "no other library of this province has a copy of this work available now; nothing was "
-                              "requested. Try again later");
+                              "no other library this node can ask has a copy of this work available now; nothing "
+                              "was requested. Try again later");
     }
     co_return Problem(500, "internal", "Internal error", "unexpected outcome");
 }
@@ -286,8 +290,9 @@ net::awaitable<HttpResponse> GetIblInbox(storage::Database* db, DbExecutor* exec
     w.EndObject();
     co_return JsonResponse(200, std::string(buf.GetString(), buf.GetSize()));
 }
-net::awaitable<HttpResponse> PostIblAnswer(storage::Database* db, DbExecutor* exec, const HttpRequest* req,
-                                           const std::string* library, const std::string* task) {
+net::awaitable<HttpResponse> PostIblAnswer(storage::Database* db, DbExecutor* exec, IblCourier* courier,
+                                           const HttpRequest* req, const std::string* library,
+                                           const std::string* task) {
     long long id = 0;
     if (task->empty() || task->size() > 18 ||
         !std::all_of(task->begin(), task->end(), [](unsigned char c) { return std::isdigit(c) != 0; }) ||
@@ -297,7 +302,8 @@ net::awaitable<HttpResponse> PostIblAnswer(storage::Database* db, DbExecutor* ex
     auto read = ReadAnswer(*req);
     if (auto* problem = std::get_if<HttpResponse>(&read)) co_return *problem;
     const auto& answer = std::get<storage::TaskAnswer>(read);
-    auto result = co_await exec->Run([&] { return storage::AnswerIblTask(*db, *library, id, answer); });
+    const auto settings = courier->Settings();
+    auto result = co_await exec->Run([&] { return storage::AnswerIblTask(*db, *library, id, answer, settings); });
     switch (result.status) {
         case storage::AnswerStatus::kUnknownTask:
             co_return Problem(404, "unknown-ibl-task", "Unknown task",
@@ -305,12 +311,9 @@ net::awaitable<HttpResponse> PostIblAnswer(storage::Database* db, DbExecutor* ex
         case storage::AnswerStatus::kNotAllowed:
             co_return Problem(409, "ibl-answer-not-allowed", "Not allowed now",
                               fmt::format("the request is not in a state for this answer: {}", result.why));
-        case storage::AnswerStatus::kRemotePeer:
-            co_return Problem(501, "ibl-remote-requester", "Not yet possible",
-                              "the requester is served by another node; answers to other nodes go through the "
-                              "ISO 18626 outbox, which this version does not have yet. Nothing was changed");
         case storage::AnswerStatus::kDone: break;
     }
+    courier->Wake();
     rapidjson::StringBuffer buf;
     Writer w(buf);
     w.StartObject();
@@ -321,8 +324,9 @@ net::awaitable<HttpResponse> PostIblAnswer(storage::Database* db, DbExecutor* ex
     w.EndObject();
     co_return JsonResponse(200, std::string(buf.GetString(), buf.GetSize()));
 }
-net::awaitable<HttpResponse> PostIblAction(storage::Database* db, DbExecutor* exec, const HttpRequest* req,
-                                           const std::string* library, const std::string* request_id) {
+net::awaitable<HttpResponse> PostIblAction(storage::Database* db, DbExecutor* exec, IblCourier* courier,
+                                           const HttpRequest* req, const std::string* library,
+                                           const std::string* request_id) {
     auto bad = [](const std::string& detail, const std::string& pointer = {}) {
         return Problem(400, "invalid-ibl-action", "Invalid action", detail, pointer);
     };
@@ -357,12 +361,9 @@ net::awaitable<HttpResponse> PostIblAction(storage::Database* db, DbExecutor* ex
         case storage::AnswerStatus::kNotAllowed:
             co_return Problem(409, "ibl-action-not-allowed", "Not allowed now",
                               fmt::format("the request is not in a state for this action: {}", result.why));
-        case storage::AnswerStatus::kRemotePeer:
-            co_return Problem(501, "ibl-remote-lender", "Not yet possible",
-                              "the lender is served by another node; messages to other nodes go through the ISO "
-                              "18626 outbox, which this version does not have yet. Nothing was changed");
         case storage::AnswerStatus::kDone: break;
     }
+    courier->Wake();
     co_return JsonResponse(200, IblRequestJson(result.request));
 }
 #pragma GCC diagnostic pop

@@ -18,21 +18,25 @@ struct IblRequestView;
 
 namespace iblsync::daemon {
 
+class IblCourier;
+
 // POST /v1/ibl/requests
-net::awaitable<HttpResponse> PostIblRequest(storage::Database* db, DbExecutor* exec, const HttpRequest* request,
-                                            const std::string* library);
+net::awaitable<HttpResponse> PostIblRequest(storage::Database* db, DbExecutor* exec, IblCourier* courier,
+                                            const HttpRequest* request, const std::string* library);
 // GET /v1/ibl/requests/{id}
 net::awaitable<HttpResponse> GetIblRequest(storage::Database* db, DbExecutor* exec, const std::string* library,
                                            const std::string* request_id);
 // GET /v1/ibl/inbox
 net::awaitable<HttpResponse> GetIblInbox(storage::Database* db, DbExecutor* exec, const std::string* library);
 // POST /v1/ibl/inbox/{task}: the lender's answer
-net::awaitable<HttpResponse> PostIblAnswer(storage::Database* db, DbExecutor* exec, const HttpRequest* request,
-                                           const std::string* library, const std::string* task);
+net::awaitable<HttpResponse> PostIblAnswer(storage::Database* db, DbExecutor* exec, IblCourier* courier,
+                                           const HttpRequest* request, const std::string* library,
+                                           const std::string* task);
 
 // POST /v1/ibl/requests/{id}/actions: the requester's action
-net::awaitable<HttpResponse> PostIblAction(storage::Database* db, DbExecutor* exec, const HttpRequest* request,
-                                           const std::string* library, const std::string* request_id);
+net::awaitable<HttpResponse> PostIblAction(storage::Database* db, DbExecutor* exec, IblCourier* courier,
+                                           const HttpRequest* request, const std::string* library,
+                                           const std::string* request_id);
 
 std::string IblRequestJson(const storage::IblRequestView& request);
 

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "daemon/ibl_courier.hpp"
 #include "daemon/log.hpp"
 #include "protocols/iso18626.hpp"
 #include "storage/access.hpp"
@@ -56,9 +57,11 @@ const iso::Header* HeaderOf(const iso::Message& m) {
 struct IblService::Impl {
     storage::Database& db;
     DbExecutor& exec;
+    IblCourier& courier;
 };
 
-IblService::IblService(storage::Database& db, DbExecutor& exec) : impl_(new Impl{db, exec}) {}
+IblService::IblService(storage::Database& db, DbExecutor& exec, IblCourier& courier)
+    : impl_(new Impl{db, exec, courier}) {}
 IblService::~IblService() = default;
 
 // g++ 12 warns falsely about the coroutine frame's operator delete.
@@ -138,9 +141,10 @@ net::awaitable<HttpResponse> IblService::Handle(const HttpRequest& req) {
                           "a confirmation answers a message in the HTTP response to it; it is never sent on its own");
     storage::InboundOutcome outcome;
     std::string failed;
+    const auto settings = impl_->courier.Settings();
     try {
         outcome = co_await impl_->exec.Run(
-            [&] { return storage::ApplyInbound(impl_->db, message, req.body, who->library); });
+            [&] { return storage::ApplyInbound(impl_->db, message, req.body, who->library, settings); });
     } catch (const storage::DatabaseUnavailable&) {
         failed = "unavailable";
     } catch (const std::exception& e) {
@@ -164,9 +168,11 @@ net::awaitable<HttpResponse> IblService::Handle(const HttpRequest& req) {
                      who->library, KindOf(message), header->requesting_agency.value,
                      Quote(header->requesting_agency_request_id), iso::ToString(outcome.error->type),
                      Quote(outcome.error->value));
-    else
+    else {
+        impl_->courier.Wake();  // an Unfilled may have sent the request on to a lender of another node
         spdlog::debug("iso18626 message taken sender={} kind={} request={} state={} duplicate={}", who->library,
                       KindOf(message), outcome.request, outcome.state, outcome.duplicate);
+    }
     co_return Xml(iso::ConfirmationOf(message, received, Now(), outcome.error));
 }
 #pragma GCC diagnostic pop

@@ -21,11 +21,14 @@ class Database;
 
 namespace iblsync::daemon {
 
+class IblCourier;
+
 inline constexpr const char* kIso18626Path = "/iso18626";
 
 class IblService {
 public:
-    IblService(storage::Database& db, DbExecutor& exec);
+    // `courier` has the IBL settings and is woken when a message leaves for another node.
+    IblService(storage::Database& db, DbExecutor& exec, IblCourier& courier);
     ~IblService();
 
     net::awaitable<HttpResponse> Handle(const HttpRequest& request);

@@ -32,6 +32,7 @@
 #include "daemon/notify.hpp"
 #include "daemon/push_api.hpp"
 #include "daemon/routes.hpp"
+#include "daemon/ibl_courier.hpp"
 #include "daemon/ibl_service.hpp"
 #include "daemon/sru_service.hpp"
 #include "daemon/spawn.hpp"
@@ -208,6 +209,7 @@ struct Node::Impl {
     Metrics metrics;
     storage::Database db;
     DbExecutor exec;
+    IblCourier courier;
     PushApi api;
     SruService sru;
     IblService ibl;
@@ -237,9 +239,10 @@ struct Node::Impl {
         : config(std::make_shared<const Config>(std::move(c))),
           db(config->db_conninfo, config->db_pool_size),
           exec(config->db_pool_size),
-          api(db, exec, [this] { return config; }),
+          courier(ioc, db, exec, [this] { return config; }),
+          api(db, exec, [this] { return config; }, courier),
           sru(db, exec, [this] { return config; }),
-          ibl(db, exec),
+          ibl(db, exec, courier),
           routes(RouteContext{[this] { return CheckReadiness(); }, [this] { return MetricsText(); },
                               [this](const HttpRequest& r) { return api.Handle(r); },
                               [this](const HttpRequest& r) { return sru.Handle(r); },
@@ -394,6 +397,7 @@ struct Node::Impl {
         harvester.Render(out);
         peers.Render(out);
         drops.Render(out);
+        courier.Render(out);
         return out.str();
     }
 
@@ -771,6 +775,7 @@ struct Node::Impl {
         harvester.Stop();
         peers.Stop();
         drops.Stop();
+        courier.Stop();
         monitor_timer.cancel();
         watchdog_timer.cancel();
         housekeeping_timer.cancel();
@@ -825,6 +830,7 @@ struct Node::Impl {
         harvester.Start(config->harvest);
         peers.Start(*config);
         drops.Start(config->drops);
+        courier.Start();
         net::co_spawn(ioc, HandleSignals(), LogFailure{"signals"});
         net::co_spawn(ioc, MonitorDatabase(), LogFailure{"database monitor"});
         net::co_spawn(ioc, Housekeeping(), LogFailure{"housekeeping"});

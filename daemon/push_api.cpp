@@ -240,12 +240,13 @@ struct PushApi::Impl {
     storage::Database& db;
     DbExecutor& exec;
     std::function<std::shared_ptr<const Config>()> config;
+    IblCourier& courier;
     std::unordered_map<long long, TokenBucket> buckets;
     std::list<net::steady_timer*> waiters;  // long-polls of /v1/changes
     bool stopped = false;
 
-    Impl(storage::Database& d, DbExecutor& e, std::function<std::shared_ptr<const Config>()> c)
-        : db(d), exec(e), config(std::move(c)) {}
+    Impl(storage::Database& d, DbExecutor& e, std::function<std::shared_ptr<const Config>()> c, IblCourier& i)
+        : db(d), exec(e), config(std::move(c)), courier(i) {}
 
     void WakeWaiters() {
         for (auto* t : waiters) t->cancel();
@@ -966,11 +967,11 @@ struct PushApi::Impl {
         if (which == R::kChanges) co_return co_await GetChanges(req);
         if (which == R::kDigest) co_return co_await GetDigest(req);
         if (which == R::kWork) co_return co_await GetWork(seg[1]);
-        if (which == R::kIblRequests) co_return co_await PostIblRequest(&db, &exec, &req, &who.library);
+        if (which == R::kIblRequests) co_return co_await PostIblRequest(&db, &exec, &courier, &req, &who.library);
         if (which == R::kIblRequest) co_return co_await GetIblRequest(&db, &exec, &who.library, &seg[2]);
         if (which == R::kIblInbox) co_return co_await GetIblInbox(&db, &exec, &who.library);
-        if (which == R::kIblTask) co_return co_await PostIblAnswer(&db, &exec, &req, &who.library, &seg[2]);
-        if (which == R::kIblAction) co_return co_await PostIblAction(&db, &exec, &req, &who.library, &seg[2]);
+        if (which == R::kIblTask) co_return co_await PostIblAnswer(&db, &exec, &courier, &req, &who.library, &seg[2]);
+        if (which == R::kIblAction) co_return co_await PostIblAction(&db, &exec, &courier, &req, &who.library, &seg[2]);
 
         auto isil = protocols::NormalizeIsil(seg[1]);
         if (!isil)
@@ -1134,8 +1135,9 @@ const std::vector<ApiRoute>& ApiRoutes() {
     return kRoutes;
 }
 
-PushApi::PushApi(storage::Database& db, DbExecutor& exec, std::function<std::shared_ptr<const Config>()> config)
-    : impl_(std::make_unique<Impl>(db, exec, std::move(config))) {}
+PushApi::PushApi(storage::Database& db, DbExecutor& exec, std::function<std::shared_ptr<const Config>()> config,
+                 IblCourier& ibl)
+    : impl_(std::make_unique<Impl>(db, exec, std::move(config), ibl)) {}
 PushApi::~PushApi() = default;
 
 net::awaitable<HttpResponse> PushApi::Handle(const HttpRequest& req) {

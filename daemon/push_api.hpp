@@ -38,9 +38,13 @@ std::string ChangePageJson(const storage::ChangePage& page, long long since, boo
 std::string DigestJson(const std::vector<protocols::feed::LibraryDigest>& libraries,
                        const std::vector<protocols::feed::RecordDigest>& records, bool with_records);
 
+class IblCourier;
+
 class PushApi {
 public:
-    PushApi(storage::Database& db, DbExecutor& exec, std::function<std::shared_ptr<const Config>()> config);
+    // `ibl` carries IBL messages for other nodes and has the IBL settings.
+    PushApi(storage::Database& db, DbExecutor& exec, std::function<std::shared_ptr<const Config>()> config,
+            IblCourier& ibl);
     ~PushApi();
 
     // Any request whose path starts with /v1/.

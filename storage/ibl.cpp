@@ -74,13 +74,15 @@ bool SeenBefore(pqxx::work& tx, long long request, const std::string& identity) 
                 .empty();
 }
 
-void AddEvent(pqxx::work& tx, long long request, const char* direction, std::string_view kind,
-              const std::string& what, const iso::Header& h, const std::string& identity, const std::string& state,
-              std::string_view body) {
-    tx.exec_params("INSERT INTO ibl_event (request, direction, kind, what, sent_at, identity, state_after, body) "
-                   "VALUES ($1, $2, $3, $4, $5::timestamptz, $6, $7, $8)",
-                   request, std::string(direction), std::string(kind), what, iso::FormatTime(h.timestamp), identity,
-                   state, std::string(body));
+long long AddEvent(pqxx::work& tx, long long request, const char* direction, std::string_view kind,
+                   const std::string& what, const iso::Header& h, const std::string& identity,
+                   const std::string& state, std::string_view body) {
+    return tx
+        .exec_params1("INSERT INTO ibl_event (request, direction, kind, what, sent_at, identity, state_after, body) "
+                      "VALUES ($1, $2, $3, $4, $5::timestamptz, $6, $7, $8) RETURNING id",
+                      request, std::string(direction), std::string(kind), what, iso::FormatTime(h.timestamp),
+                      identity, state, std::string(body))[0]
+        .as<long long>();
 }
 
 void SaveTransaction(pqxx::work& tx, long long request, const ibl::Transaction& t,
@@ -180,81 +182,6 @@ InboundOutcome TakeRequest(pqxx::work& tx, const iso::Request& m, std::string_vi
     return out;
 }
 
-// A supplyingAgencyMessage: the supplier of a request this node's library sent.
-InboundOutcome TakeSupplierMessage(pqxx::work& tx, const iso::SupplyingAgencyMessage& m, std::string_view body,
-                                   const std::string& sender) {
-    auto parties = PartiesOf(tx, m.header, false, sender);
-    if (auto* e = std::get_if<iso::ErrorData>(&parties)) return Refused(*e);
-    const auto& p = std::get<Parties>(parties);
-    auto found = detail::ExecPrepared(tx, "ibl_find_request", kFindRequest, std::string("requester"), p.requester,
-                                      m.header.requesting_agency_request_id, p.supplier);
-    if (found.empty())
-        return Refused(BadValue(fmt::format("requestingAgencyRequestId: {} did not send {} a request {}", p.requester,
-                                            p.supplier, m.header.requesting_agency_request_id)));
-    const long long id = found.at(0)["id"].as<long long>();
-    const std::string what = fmt::format("{} {}", iso::ToString(m.message_info.reason),
-                                         iso::ToString(m.status_info.status));
-    const std::string identity = IdentityOf(m.header, "supplyingAgencyMessage", what);
-    InboundOutcome out;
-    out.request = id;
-    if (SeenBefore(tx, id, identity)) {
-        out.duplicate = true;
-        out.state = found.at(0)["state"].as<std::string>();
-        return out;
-    }
-    ibl::SupplierEvent e;
-    e.reason = m.message_info.reason;
-    e.status = m.status_info.status;
-    e.answer = m.message_info.answer_yes_no;
-    e.conditions = m.message_info.offered_costs.has_value() ||
-                   (m.delivery_info && m.delivery_info->loan_condition.has_value());
-    auto verdict = ibl::OnSupplierMessage(TransactionOf(found.at(0)), e);
-    if (!verdict.allowed) {
-        const bool about_reason = m.message_info.reason == iso::ReasonForMessage::kRenewResponse ||
-                                  m.message_info.reason == iso::ReasonForMessage::kCancelResponse;
-        return Refused(Error(about_reason ? iso::ErrorType::kUnsupportedReasonForMessageType
-                                          : iso::ErrorType::kUnrecognisedDataValue,
-                             fmt::format("{}: {}", about_reason ? "reasonForMessage" : "status", verdict.why)));
-    }
-    out.state = ibl::ToString(verdict.next.state);
-    SaveTransaction(tx, id, verdict.next, m.header.supplying_agency_request_id,
-                    m.status_info.due_date ? iso::FormatTime(*m.status_info.due_date) : std::string());
-    AddEvent(tx, id, "in", "supplyingAgencyMessage", what, m.header, identity, out.state, body);
-    return out;
-}
-
-// A requestingAgencyMessage: the requester of a request this node's library supplies.
-InboundOutcome TakeRequesterMessage(pqxx::work& tx, const iso::RequestingAgencyMessage& m, std::string_view body,
-                                    const std::string& sender) {
-    auto parties = PartiesOf(tx, m.header, true, sender);
-    if (auto* e = std::get_if<iso::ErrorData>(&parties)) return Refused(*e);
-    const auto& p = std::get<Parties>(parties);
-    if (m.action == iso::Action::kShippedForward)
-        return Refused(Error(iso::ErrorType::kUnsupportedActionType,
-                             "action: ShippedForward is not used in this network; items go back to their lender"));
-    auto found = detail::ExecPrepared(tx, "ibl_find_request", kFindRequest, std::string("supplier"), p.requester,
-                                      m.header.requesting_agency_request_id, p.supplier);
-    if (found.empty())
-        return Refused(BadValue(fmt::format("requestingAgencyRequestId: {} has no request {} from {}", p.supplier,
-                                            m.header.requesting_agency_request_id, p.requester)));
-    const long long id = found.at(0)["id"].as<long long>();
-    const std::string what = iso::ToString(m.action);
-    const std::string identity = IdentityOf(m.header, "requestingAgencyMessage", what);
-    InboundOutcome out;
-    out.request = id;
-    if (SeenBefore(tx, id, identity)) {
-        out.duplicate = true;
-        out.state = found.at(0)["state"].as<std::string>();
-        return out;
-    }
-    auto verdict = ibl::OnRequesterAction(TransactionOf(found.at(0)), m.action);
-    if (!verdict.allowed) return Refused(BadValue(fmt::format("action: {}", verdict.why)));
-    out.state = ibl::ToString(verdict.next.state);
-    SaveTransaction(tx, id, verdict.next, "", "");
-    AddEvent(tx, id, "in", "requestingAgencyMessage", what, m.header, identity, out.state, body);
-    return out;
-}
-
 constexpr const char* kOpenStates =
     "('RetryPossible', 'Unfilled', 'CopyCompleted', 'LoanCompleted', 'CompletedWithoutReturn', 'Cancelled')";
 
@@ -267,8 +194,8 @@ std::string ViewColumns() {
         "id, request_id, role, requesting_agency, supplying_agency, state, cancel_pending, renew_pending, received, "
         "shipped_return, conditional, service_type, coalesce(title, ''), coalesce(author, ''), coalesce(isbn, ''), "
         "coalesce(patron_ref, ''), coalesce(pickup, ''), coalesce(work_id, 0), array_to_string(rota, ','), "
-        "rota_index, {}, {}, {}",
-        time("due_date"), time("created_at"), time("updated_at"));
+        "rota_index, {}, {}, {}, {}",
+        time("due_date"), time("created_at"), time("updated_at"), time("answer_by"));
 }
 
 IblRequestView ViewOf(const pqxx::row& r) {
@@ -303,6 +230,7 @@ IblRequestView ViewOf(const pqxx::row& r) {
     v.due_date = r[i++].as<std::string>();
     v.created_at = r[i++].as<std::string>();
     v.updated_at = r[i++].as<std::string>();
+    v.answer_by = r[i++].as<std::string>();
     return v;
 }
 
@@ -317,8 +245,7 @@ iso::Status StatusOf(ibl::State s) {
     return static_cast<iso::Status>(static_cast<int>(s) - 1);
 }
 
-// An answer or action refused, with its reason, or for the other side being
-// remote; nothing is written then.
+// An answer or action refused, with its reason; nothing is written then.
 template <class Result>
 Result Refuse(AnswerStatus status, std::string why = {}) {
     Result r;
@@ -327,27 +254,44 @@ Result Refuse(AnswerStatus status, std::string why = {}) {
     return r;
 }
 
-// The other side of a transaction at this node, locked; empty when that
-// side is a library of another node (`other` is its ISIL).
-pqxx::result LocalCounterpart(pqxx::work& tx, const char* role, const std::string& requester,
-                              const std::string& request_id, const std::string& lender, const std::string& other) {
-    auto row = detail::ExecPrepared(tx, "ibl_find_request", kFindRequest, std::string(role), requester, request_id,
-                                    lender);
-    if (!row.empty() && !OwnLibrary(tx, other)) return {};
-    return row;
+iso::Time Now() { return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now()); }
+
+// Where a message for `agency` goes: empty when this node serves the
+// library (the message is delivered in the same transaction), else the
+// ISIL of the POI node that does (the message goes through the outbox).
+std::string NodeFor(pqxx::work& tx, const std::string& agency) {
+    auto r = detail::ExecPrepared(tx, "ibl_node_for",
+                                  "SELECT coalesce(poi, me.isil) FROM library, (SELECT isil FROM node_identity) me "
+                                  "WHERE library.isil = $1 AND coalesce(poi, me.isil) <> me.isil",
+                                  agency);
+    return r.empty() ? std::string() : r[0][0].as<std::string>();
 }
 
-// A request as it goes out to a lender of this node.
+// Queues an outgoing message (its ibl_event row) for the node that serves `agency`.
+void Queue(pqxx::work& tx, long long event, long long request, const std::string& node, const std::string& agency) {
+    detail::ExecPrepared(tx, "ibl_queue", "INSERT INTO ibl_outbox (event, request, node, agency) VALUES ($1, $2, $3, $4)",
+                         event, request, node, agency);
+}
+
+// A message is about to reach the requester's side: the outcome there.
+struct Taken {
+    bool allowed = true;
+    std::string why;
+    bool about_reason = false;  // refused for its reasonForMessage (a Cancel or Renew answer not asked for)
+    std::string state;          // the requester's transaction after it
+    std::string next_lender;    // set when an Unfilled sent the request on to the next lender
+};
+
+// A request as it goes out to a lender.
 struct Outgoing {
     std::string requester, lender, request_id, title, isbn, patron_ref, pickup, note;
 };
 
-iso::Time Now() { return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now()); }
-
-// Writes the ISO 18626 request on the requester's row (out) and delivers it
-// to the lender, a library of this node, in the same transaction: the
-// lender's row and the same document coming in.
-void SendToLocalLender(pqxx::work& tx, long long requester_row, const Outgoing& o) {
+// Writes the ISO 18626 request on the requester's row (out) and delivers
+// it: to a lender of this node in the same transaction (the lender's row
+// and the same document coming in), to a lender of another node through
+// the outbox. The lender has `answer_within_minutes` to answer.
+void SendToLender(pqxx::work& tx, long long requester_row, const Outgoing& o, const IblSettings& settings) {
     iso::Request m;
     m.header.requesting_agency = iso::AgencyId::Isil(o.requester);
     m.header.supplying_agency = iso::AgencyId::Isil(o.lender);
@@ -365,7 +309,14 @@ void SendToLocalLender(pqxx::work& tx, long long requester_row, const Outgoing& 
     const std::string body = iso::Write(m);
     const std::string identity = IdentityOf(m.header, "request", "");
     const std::string state = ibl::ToString(ibl::State::kSent);
-    AddEvent(tx, requester_row, "out", "request", "", m.header, identity, state, body);
+    const long long event = AddEvent(tx, requester_row, "out", "request", "", m.header, identity, state, body);
+    if (settings.answer_within_minutes > 0)
+        tx.exec_params("UPDATE ibl_request SET answer_by = now() + make_interval(mins => $2) WHERE id = $1",
+                       requester_row, settings.answer_within_minutes);
+    if (const auto node = NodeFor(tx, o.lender); !node.empty()) {
+        Queue(tx, event, requester_row, node, o.lender);
+        return;
+    }
     auto theirs = tx.exec_params1(
         "INSERT INTO ibl_request (role, requesting_agency, request_id, supplying_agency, state, service_type, "
         "title, isbn, patron_ref, pickup) "
@@ -375,9 +326,206 @@ void SendToLocalLender(pqxx::work& tx, long long requester_row, const Outgoing& 
     AddEvent(tx, theirs[0].as<long long>(), "in", "request", "", m.header, identity, state, body);
 }
 
+// Moves a request on to the next lender of its rota: a new transaction
+// under the same request id, which the old one points to. Returns the next
+// lender, or empty when the rota has none left (nothing is written then).
+std::string MoveOn(pqxx::work& tx, long long row, const IblSettings& settings) {
+    auto r = tx.exec_params1(
+        "SELECT coalesce(rota[rota_index + 2], ''), requesting_agency, request_id, coalesce(title, ''), "
+        "coalesce(isbn, ''), coalesce(patron_ref, ''), coalesce(pickup, '') FROM ibl_request WHERE id = $1",
+        row);
+    const std::string next = r[0].as<std::string>();
+    if (next.empty()) return next;
+    auto created = tx.exec_params1(
+        "INSERT INTO ibl_request (role, requesting_agency, request_id, supplying_agency, state, service_type, title, "
+        "author, isbn, patron_ref, pickup, work_id, rota, rota_index) "
+        "SELECT 'requester', requesting_agency, request_id, $2, 'Sent', service_type, title, author, isbn, "
+        "patron_ref, pickup, work_id, rota, rota_index + 1 FROM ibl_request WHERE id = $1 RETURNING id",
+        row, next);
+    const long long fresh = created[0].as<long long>();
+    tx.exec_params("UPDATE ibl_request SET superseded_by = $2, answer_by = NULL, updated_at = now() WHERE id = $1",
+                   row, fresh);
+    SendToLender(tx, fresh,
+                 Outgoing{r[1].as<std::string>(), next, r[2].as<std::string>(), r[3].as<std::string>(),
+                          r[4].as<std::string>(), r[5].as<std::string>(), r[6].as<std::string>(), ""},
+                 settings);
+    return next;
+}
+
+ibl::SupplierEvent EventOf(const iso::SupplyingAgencyMessage& m) {
+    ibl::SupplierEvent e;
+    e.reason = m.message_info.reason;
+    e.status = m.status_info.status;
+    e.answer = m.message_info.answer_yes_no;
+    e.conditions = m.message_info.offered_costs.has_value() ||
+                   (m.delivery_info && m.delivery_info->loan_condition.has_value());
+    return e;
+}
+
+// The requester's side takes a supplier's message, from a lender of this
+// node or over ISO 18626: `row` is its transaction, locked (kFindRequest's
+// columns). An Unfilled while the rota has lenders left does not end the
+// request: that transaction ends, and the request goes on to the next
+// lender in a new one. A RetryPossible is passed over at its retry date.
+Taken RequesterTakes(pqxx::work& tx, const pqxx::row& row, const iso::SupplyingAgencyMessage& m,
+                     std::string_view body, const std::string& identity, const std::string& what,
+                     const IblSettings& settings) {
+    const long long id = row["id"].as<long long>();
+    Taken out;
+    auto verdict = ibl::OnSupplierMessage(TransactionOf(row), EventOf(m));
+    if (!verdict.allowed) {
+        out.allowed = false;
+        out.why = verdict.why;
+        out.about_reason = m.message_info.reason == iso::ReasonForMessage::kRenewResponse ||
+                           m.message_info.reason == iso::ReasonForMessage::kCancelResponse;
+        return out;
+    }
+    out.state = ibl::ToString(verdict.next.state);
+    SaveTransaction(tx, id, verdict.next, m.header.supplying_agency_request_id,
+                    m.status_info.due_date ? iso::FormatTime(*m.status_info.due_date) : std::string());
+    // The lender answered: no deadline, unless it asks to be tried again later.
+    const std::string retry_at = verdict.next.state == ibl::State::kRetryPossible
+                                     ? (m.message_info.retry_after ? iso::FormatTime(*m.message_info.retry_after)
+                                                                   : iso::FormatTime(m.header.timestamp))
+                                     : std::string();
+    tx.exec_params("UPDATE ibl_request SET answer_by = NULLIF($2, '')::timestamptz WHERE id = $1", id, retry_at);
+    AddEvent(tx, id, "in", "supplyingAgencyMessage", what, m.header, identity, out.state, body);
+    if (verdict.next.state == ibl::State::kUnfilled) {
+        out.next_lender = MoveOn(tx, id, settings);
+        if (!out.next_lender.empty()) out.state = ibl::ToString(ibl::State::kSent);
+    }
+    return out;
+}
+
+// The supplier's side takes a requester's message: `row` is its
+// transaction, locked (kFindRequest's columns).
+Taken SupplierTakes(pqxx::work& tx, const pqxx::row& row, const iso::RequestingAgencyMessage& m,
+                    std::string_view body, const std::string& identity, const std::string& what) {
+    Taken out;
+    auto verdict = ibl::OnRequesterAction(TransactionOf(row), m.action);
+    if (!verdict.allowed) {
+        out.allowed = false;
+        out.why = verdict.why;
+        return out;
+    }
+    const long long id = row["id"].as<long long>();
+    out.state = ibl::ToString(verdict.next.state);
+    SaveTransaction(tx, id, verdict.next, "", "");
+    AddEvent(tx, id, "in", "requestingAgencyMessage", what, m.header, identity, out.state, body);
+    return out;
+}
+
+// Sends a requestingAgencyMessage from the requester's transaction `row`:
+// to the lender's row here, or through the outbox. Returns the lender's
+// state after it ("" when it went to another node), or why it was refused.
+std::variant<std::string, Taken> SendToSupplier(pqxx::work& tx, long long row, const iso::RequestingAgencyMessage& m,
+                                                const ibl::Transaction& next) {
+    const std::string requester = m.header.requesting_agency.value, lender = m.header.supplying_agency.value;
+    const std::string what = iso::ToString(m.action);
+    const std::string body = iso::Write(m);
+    const std::string identity = IdentityOf(m.header, "requestingAgencyMessage", what);
+    std::string lender_state;
+    const auto node = NodeFor(tx, lender);
+    if (node.empty()) {
+        auto theirs = detail::ExecPrepared(tx, "ibl_find_request", kFindRequest, std::string("supplier"), requester,
+                                           m.header.requesting_agency_request_id, lender);
+        if (theirs.empty()) {
+            Taken refused;
+            refused.allowed = false;
+            refused.why = "the lender has no such request";
+            return refused;
+        }
+        auto taken = SupplierTakes(tx, theirs[0], m, body, identity, what);
+        if (!taken.allowed) {
+            taken.why = "the lender's side does not allow it: " + taken.why;
+            return taken;
+        }
+        lender_state = taken.state;
+    }
+    SaveTransaction(tx, row, next, "", "");
+    const long long event = AddEvent(tx, row, "out", "requestingAgencyMessage", what, m.header, identity,
+                                     ibl::ToString(next.state), body);
+    if (!node.empty()) Queue(tx, event, row, node, lender);
+    return lender_state;
+}
+
+// A rejection of a request this node sent ends that transaction as an
+// Unfilled would, on the requester's row `row`: the request moves on to the
+// next lender, or ends when there is none.
+std::string EndAndMoveOn(pqxx::work& tx, long long row, const std::string& why, const std::string& identity,
+                         const IblSettings& settings) {
+    tx.exec_params("UPDATE ibl_request SET state = 'Unfilled', answer_by = NULL, updated_at = now() WHERE id = $1",
+                   row);
+    iso::Header h;
+    h.timestamp = Now();
+    AddEvent(tx, row, "in", "refusal", why, h, identity, "Unfilled", why);
+    return MoveOn(tx, row, settings);
+}
+
+// A supplyingAgencyMessage: the supplier of a request this node's library sent.
+InboundOutcome TakeSupplierMessage(pqxx::work& tx, const iso::SupplyingAgencyMessage& m, std::string_view body,
+                                   const std::string& sender, const IblSettings& settings) {
+    auto parties = PartiesOf(tx, m.header, false, sender);
+    if (auto* e = std::get_if<iso::ErrorData>(&parties)) return Refused(*e);
+    const auto& p = std::get<Parties>(parties);
+    auto found = detail::ExecPrepared(tx, "ibl_find_request", kFindRequest, std::string("requester"), p.requester,
+                                      m.header.requesting_agency_request_id, p.supplier);
+    if (found.empty())
+        return Refused(BadValue(fmt::format("requestingAgencyRequestId: {} did not send {} a request {}", p.requester,
+                                            p.supplier, m.header.requesting_agency_request_id)));
+    const long long id = found.at(0)["id"].as<long long>();
+    const std::string what = fmt::format("{} {}", iso::ToString(m.message_info.reason),
+                                         iso::ToString(m.status_info.status));
+    const std::string identity = IdentityOf(m.header, "supplyingAgencyMessage", what);
+    InboundOutcome out;
+    out.request = id;
+    if (SeenBefore(tx, id, identity)) {
+        out.duplicate = true;
+        out.state = found.at(0)["state"].as<std::string>();
+        return out;
+    }
+    auto taken = RequesterTakes(tx, found.at(0), m, body, identity, what, settings);
+    if (!taken.allowed)
+        return Refused(Error(taken.about_reason ? iso::ErrorType::kUnsupportedReasonForMessageType
+                                                : iso::ErrorType::kUnrecognisedDataValue,
+                             fmt::format("{}: {}", taken.about_reason ? "reasonForMessage" : "status", taken.why)));
+    out.state = taken.state;
+    return out;
+}
+
+// A requestingAgencyMessage: the requester of a request this node's library supplies.
+InboundOutcome TakeRequesterMessage(pqxx::work& tx, const iso::RequestingAgencyMessage& m, std::string_view body,
+                                    const std::string& sender) {
+    auto parties = PartiesOf(tx, m.header, true, sender);
+    if (auto* e = std::get_if<iso::ErrorData>(&parties)) return Refused(*e);
+    const auto& p = std::get<Parties>(parties);
+    if (m.action == iso::Action::kShippedForward)
+        return Refused(Error(iso::ErrorType::kUnsupportedActionType,
+                             "action: ShippedForward is not used in this network; items go back to their lender"));
+    auto found = detail::ExecPrepared(tx, "ibl_find_request", kFindRequest, std::string("supplier"), p.requester,
+                                      m.header.requesting_agency_request_id, p.supplier);
+    if (found.empty())
+        return Refused(BadValue(fmt::format("requestingAgencyRequestId: {} has no request {} from {}", p.supplier,
+                                            m.header.requesting_agency_request_id, p.requester)));
+    const long long id = found.at(0)["id"].as<long long>();
+    const std::string what = iso::ToString(m.action);
+    const std::string identity = IdentityOf(m.header, "requestingAgencyMessage", what);
+    InboundOutcome out;
+    out.request = id;
+    if (SeenBefore(tx, id, identity)) {
+        out.duplicate = true;
+        out.state = found.at(0)["state"].as<std::string>();
+        return out;
+    }
+    auto taken = SupplierTakes(tx, found.at(0), m, body, identity, what);
+    if (!taken.allowed) return Refused(BadValue(fmt::format("action: {}", taken.why)));
+    out.state = taken.state;
+    return out;
+}
+
 }  // namespace
 
-CreateResult CreateIblRequest(Database& db, const NewIblRequest& in) {
+CreateResult CreateIblRequest(Database& db, const NewIblRequest& in, const IblSettings& settings) {
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::work tx(c, "ibl create");
         CreateResult out;
@@ -406,8 +554,9 @@ CreateResult CreateIblRequest(Database& db, const NewIblRequest& in) {
         for (const auto& w : works) work_ids.Add(w[0].as<long long>());
         const std::string work_array = work_ids.Done();
         auto dup = tx.exec_params(fmt::format("SELECT id FROM ibl_request WHERE role = 'requester' AND "
-                                              "requesting_agency = $1 AND patron_ref = $2 AND "
-                                              "work_id = ANY($3::bigint[]) AND state NOT IN {} ORDER BY id LIMIT 1",
+                                              "requesting_agency = $1 AND patron_ref = $2 AND superseded_by IS NULL "
+                                              "AND work_id = ANY($3::bigint[]) AND state NOT IN {} "
+                                              "ORDER BY id LIMIT 1",
                                               kOpenStates),
                                   in.library, in.patron_ref, work_array);
         if (!dup.empty()) {
@@ -415,20 +564,24 @@ CreateResult CreateIblRequest(Database& db, const NewIblRequest& in) {
             out.request = ViewById(tx, dup[0][0].as<long long>());
             return out;
         }
+        // Libraries of this node first; then those of the other POI nodes
+        // this node sends IBL requests to, whose availability it follows.
+        detail::ArrayLiteral nodes;
+        for (const auto& n : settings.peer_nodes) nodes.Add(n);
         auto lenders = tx.exec_params(
             fmt::format(
-                "SELECT h.library, "
+                "SELECT h.library, (coalesce(l.poi, me.isil) <> me.isil) AS remote, "
                 "(SELECT count(*) FROM ibl_request r WHERE r.role = 'requester' AND r.supplying_agency = h.library "
                 "  AND r.state NOT IN {0}) AS open, "
                 "(SELECT max(r.created_at) FROM ibl_request r WHERE r.role = 'requester' "
                 "  AND r.supplying_agency = h.library) AS last "
                 "FROM record_work rw JOIN holding h ON h.record_id = rw.record_id "
-                "JOIN library l ON l.isil = h.library "
+                "JOIN library l ON l.isil = h.library, (SELECT isil FROM node_identity) me "
                 "WHERE rw.work_id = ANY($1::bigint[]) AND h.status = 'available' AND h.library <> $2 AND l.enabled "
-                "AND coalesce(l.poi, (SELECT isil FROM node_identity)) = (SELECT isil FROM node_identity) "
-                "GROUP BY h.library ORDER BY 2, 3 NULLS FIRST, 1",
+                "AND (coalesce(l.poi, me.isil) = me.isil OR l.poi = ANY($3::text[])) "
+                "GROUP BY h.library, l.poi, me.isil ORDER BY 2, 3, 4 NULLS FIRST, 1",
                 kOpenStates),
-            work_array, in.library);
+            work_array, in.library, nodes.Done());
         if (lenders.empty()) {
             out.status = CreateStatus::kNoLender;
             return out;
@@ -455,15 +608,16 @@ CreateResult CreateIblRequest(Database& db, const NewIblRequest& in) {
         const long long id = mine[0].as<long long>();
         const std::string request_id = mine[1].as<std::string>();
 
-        SendToLocalLender(tx, id, Outgoing{in.library, lender, request_id, title, isbn, in.patron_ref, in.pickup,
-                                           in.note});
+        SendToLender(tx, id, Outgoing{in.library, lender, request_id, title, isbn, in.patron_ref, in.pickup, in.note},
+                     settings);
         out.request = ViewById(tx, id);
         tx.commit();
         return out;
     });
 }
 
-AnswerResult AnswerIblTask(Database& db, const std::string& lender, long long task, const TaskAnswer& answer) {
+AnswerResult AnswerIblTask(Database& db, const std::string& lender, long long task, const TaskAnswer& answer,
+                           const IblSettings& settings) {
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::work tx(c, "ibl answer");
         AnswerResult out;
@@ -529,54 +683,32 @@ AnswerResult AnswerIblTask(Database& db, const std::string& lender, long long ta
                 m.status_info.status = StatusOf(now.state);
                 break;
         }
-        ibl::SupplierEvent e;
-        e.reason = m.message_info.reason;
-        e.status = m.status_info.status;
-        e.answer = m.message_info.answer_yes_no;
-        auto verdict = ibl::OnSupplierMessage(now, e);
+        auto verdict = ibl::OnSupplierMessage(now, EventOf(m));
         if (!verdict.allowed) return Refuse<AnswerResult>(AnswerStatus::kNotAllowed, verdict.why);
-        // The requester's side: a library of this node, with this lender now.
-        auto theirs = LocalCounterpart(tx, "requester", requester, request_id, lender, requester);
-        if (theirs.empty()) return Refuse<AnswerResult>(AnswerStatus::kRemotePeer);
-        const long long requester_row = theirs[0]["id"].as<long long>();
-        auto on_their_side = ibl::OnSupplierMessage(TransactionOf(theirs[0]), e);
-        if (!on_their_side.allowed)  // the two sides disagree: refuse rather than split them further
-            return Refuse<AnswerResult>(AnswerStatus::kNotAllowed,
-                                        "the requester's side does not allow it: " + on_their_side.why);
-        const std::string what = fmt::format("{} {}", iso::ToString(e.reason), iso::ToString(e.status));
+        const std::string what =
+            fmt::format("{} {}", iso::ToString(m.message_info.reason), iso::ToString(m.status_info.status));
         const std::string body = iso::Write(m);
         const std::string identity = IdentityOf(m.header, "supplyingAgencyMessage", what);
-        const std::string due = m.status_info.due_date ? iso::FormatTime(*m.status_info.due_date) : std::string();
-        const std::string lender_state = ibl::ToString(verdict.next.state);
-        SaveTransaction(tx, task, verdict.next, "", due);
-        AddEvent(tx, task, "out", "supplyingAgencyMessage", what, m.header, identity, lender_state, body);
-
-        // An Unfilled with lenders left in the rota: the request goes on to
-        // the next one, and the requester is not told the request ended.
-        auto rota = tx.exec_params1("SELECT rota_index, coalesce(rota[rota_index + 2], ''), coalesce(title, ''), "
-                                    "coalesce(isbn, ''), coalesce(patron_ref, ''), coalesce(pickup, '') "
-                                    "FROM ibl_request WHERE id = $1",
-                                    requester_row);
-        const std::string next = rota[1].as<std::string>();
-        if (answer.answer == LenderAnswer::kUnfilled && !next.empty()) {
-            AddEvent(tx, requester_row, "in", "supplyingAgencyMessage", what, m.header, identity, "Sent", body);
-            tx.exec_params("UPDATE ibl_request SET supplying_agency = $2, rota_index = rota_index + 1, state = 'Sent', "
-                           "cancel_pending = false, renew_pending = false, received = false, shipped_return = false, "
-                           "conditional = false, supplier_request_id = NULL, due_date = NULL, updated_at = now() "
-                           "WHERE id = $1",
-                           requester_row, next);
-            SendToLocalLender(tx, requester_row,
-                              Outgoing{requester, next, request_id, rota[2].as<std::string>(),
-                                       rota[3].as<std::string>(), rota[4].as<std::string>(),
-                                       rota[5].as<std::string>(), ""});
-            out.next_lender = next;
-            out.requester_state = "Sent";
-        } else {
-            out.requester_state = ibl::ToString(on_their_side.next.state);
-            SaveTransaction(tx, requester_row, on_their_side.next, "", due);
-            AddEvent(tx, requester_row, "in", "supplyingAgencyMessage", what, m.header, identity,
-                     out.requester_state, body);
+        const auto node = NodeFor(tx, requester);
+        if (node.empty()) {
+            // The requester's side is here: it takes the message now, or
+            // the answer is refused rather than splitting the two sides.
+            auto theirs = detail::ExecPrepared(tx, "ibl_find_request", kFindRequest, std::string("requester"),
+                                               requester, request_id, lender);
+            if (theirs.empty())
+                return Refuse<AnswerResult>(AnswerStatus::kNotAllowed, "the requester has no such request");
+            auto taken = RequesterTakes(tx, theirs[0], m, body, identity, what, settings);
+            if (!taken.allowed)
+                return Refuse<AnswerResult>(AnswerStatus::kNotAllowed,
+                                            "the requester's side does not allow it: " + taken.why);
+            out.requester_state = taken.state;
+            out.next_lender = taken.next_lender;
         }
+        const std::string due = m.status_info.due_date ? iso::FormatTime(*m.status_info.due_date) : std::string();
+        SaveTransaction(tx, task, verdict.next, "", due);
+        const long long event = AddEvent(tx, task, "out", "supplyingAgencyMessage", what, m.header, identity,
+                                         ibl::ToString(verdict.next.state), body);
+        if (!node.empty()) Queue(tx, event, task, node, requester);
         out.task = ViewById(tx, task);
         tx.commit();
         return out;
@@ -591,7 +723,7 @@ ActionResult ActOnIblRequest(Database& db, const std::string& library, const std
         auto mine = tx.exec_params(
             "SELECT id, state, cancel_pending, renew_pending, received, shipped_return, conditional, "
             "supplying_agency FROM ibl_request WHERE role = 'requester' AND requesting_agency = $1 "
-            "AND request_id = $2 ORDER BY id DESC LIMIT 1 FOR UPDATE",
+            "AND request_id = $2 AND superseded_by IS NULL FOR UPDATE",
             library, request_id);
         if (mine.empty()) {
             out.status = AnswerStatus::kUnknownTask;
@@ -613,28 +745,113 @@ ActionResult ActOnIblRequest(Database& db, const std::string& library, const std
         }
         auto verdict = ibl::OnRequesterAction(TransactionOf(mine[0]), m.action);
         if (!verdict.allowed) return Refuse<ActionResult>(AnswerStatus::kNotAllowed, verdict.why);
-        auto theirs = LocalCounterpart(tx, "supplier", library, request_id, lender, lender);
-        if (theirs.empty()) return Refuse<ActionResult>(AnswerStatus::kRemotePeer);
-        const long long lender_row = theirs[0]["id"].as<long long>();
-        auto on_their_side = ibl::OnRequesterAction(TransactionOf(theirs[0]), m.action);
-        if (!on_their_side.allowed)
-            return Refuse<ActionResult>(AnswerStatus::kNotAllowed,
-                                        "the lender's side does not allow it: " + on_their_side.why);
-        const std::string what = iso::ToString(m.action);
-        const std::string body = iso::Write(m);
-        const std::string identity = IdentityOf(m.header, "requestingAgencyMessage", what);
-        SaveTransaction(tx, row, verdict.next, "", "");
-        AddEvent(tx, row, "out", "requestingAgencyMessage", what, m.header, identity,
-                 ibl::ToString(verdict.next.state), body);
-        out.lender_state = ibl::ToString(on_their_side.next.state);
-        SaveTransaction(tx, lender_row, on_their_side.next, "", "");
-        AddEvent(tx, lender_row, "in", "requestingAgencyMessage", what, m.header, identity, out.lender_state, body);
+        auto sent = SendToSupplier(tx, row, m, verdict.next);
+        if (auto* refused = std::get_if<Taken>(&sent)) return Refuse<ActionResult>(AnswerStatus::kNotAllowed, refused->why);
+        out.lender_state = std::get<std::string>(sent);
         out.request = ViewById(tx, row);
         tx.commit();
         return out;
     });
 }
 
+std::vector<IblOutgoingMessage> DueIblMessages(Database& db, int limit) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c, "ibl due");
+        // The oldest message of each request not yet confirmed, if it is due.
+        auto rows = tx.exec_params(
+            "SELECT o.event, o.request, o.node, o.agency, o.attempts, e.kind, e.body FROM ibl_outbox o "
+            "JOIN ibl_event e ON e.id = o.event "
+            "WHERE o.delivered_at IS NULL AND o.refused IS NULL AND o.next_at <= now() "
+            "AND NOT EXISTS (SELECT 1 FROM ibl_outbox p WHERE p.request = o.request AND p.event < o.event "
+            "  AND p.delivered_at IS NULL AND p.refused IS NULL) "
+            "ORDER BY o.next_at, o.event LIMIT $1",
+            limit);
+        std::vector<IblOutgoingMessage> out;
+        for (const auto& r : rows)
+            out.push_back({r[0].as<long long>(), r[1].as<long long>(), r[2].as<std::string>(), r[3].as<std::string>(),
+                           r[5].as<std::string>(), r[6].as<std::string>(), r[4].as<int>()});
+        return out;
+    });
+}
+
+void IblMessageDelivered(Database& db, long long event) {
+    db.Pool().With([&](pqxx::connection& c) {
+        pqxx::work tx(c, "ibl delivered");
+        tx.exec_params("UPDATE ibl_outbox SET delivered_at = now(), attempts = attempts + 1 WHERE event = $1", event);
+        tx.commit();
+    });
+}
+
+void IblMessageFailed(Database& db, long long event, const std::string& error, int retry_in_seconds) {
+    db.Pool().With([&](pqxx::connection& c) {
+        pqxx::work tx(c, "ibl failed");
+        tx.exec_params("UPDATE ibl_outbox SET attempts = attempts + 1, last_error = $2, last_error_at = now(), "
+                       "next_at = now() + make_interval(secs => $3) WHERE event = $1",
+                       event, error.substr(0, 1000), retry_in_seconds);
+        tx.commit();
+    });
+}
+
+std::string IblMessageRefused(Database& db, long long event, const std::string& error, const IblSettings& settings) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::work tx(c, "ibl refused");
+        auto r = tx.exec_params(
+            "UPDATE ibl_outbox o SET refused = $2, attempts = attempts + 1, last_error_at = now() FROM ibl_event e, "
+            "ibl_request q WHERE o.event = $1 AND e.id = o.event AND q.id = o.request AND o.refused IS NULL "
+            "RETURNING e.kind, q.id, q.role, q.state, q.superseded_by IS NULL",
+            event, error.substr(0, 1000));
+        std::string next;
+        // A request its lender's node would not take: that lender is passed
+        // over, as if it had answered Unfilled.
+        if (!r.empty() && r[0][0].as<std::string>() == "request" && r[0][2].as<std::string>() == "requester" &&
+            r[0][3].as<std::string>() == "Sent" && r[0][4].as<bool>()) {
+            tx.exec_params("SELECT 1 FROM ibl_request WHERE id = $1 FOR UPDATE", r[0][1].as<long long>());
+            next = EndAndMoveOn(tx, r[0][1].as<long long>(), "lender's node refused the request: " + error,
+                                fmt::format("refusal|{}", event), settings);
+        }
+        tx.commit();
+        return next;
+    });
+}
+
+long long PassOverSilentLenders(Database& db, const IblSettings& settings) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::work tx(c, "ibl deadlines");
+        auto due = tx.exec(
+            "SELECT id, state, cancel_pending, renew_pending, received, shipped_return, conditional, "
+            "requesting_agency, request_id, supplying_agency, "
+            "to_char(answer_by AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM ibl_request "
+            "WHERE role = 'requester' AND answer_by <= now() AND superseded_by IS NULL "
+            "AND state IN ('Sent', 'RetryPossible') ORDER BY answer_by LIMIT 100 FOR UPDATE SKIP LOCKED");
+        long long moved = 0;
+        for (const auto& row : due) {
+            const long long id = row["id"].as<long long>();
+            const bool silent = row["state"].as<std::string>() == "Sent";
+            // Nobody left to ask: the lender keeps the request (it may still
+            // answer), and the deadline is not looked at again.
+            auto left = tx.exec_params1("SELECT rota[rota_index + 2] IS NOT NULL FROM ibl_request WHERE id = $1", id);
+            if (!left[0].as<bool>()) {
+                tx.exec_params("UPDATE ibl_request SET answer_by = NULL WHERE id = $1", id);
+                continue;
+            }
+            if (silent) {
+                // The silent lender is told not to supply any more.
+                iso::RequestingAgencyMessage m;
+                m.header.requesting_agency = iso::AgencyId::Isil(row["requesting_agency"].as<std::string>());
+                m.header.supplying_agency = iso::AgencyId::Isil(row["supplying_agency"].as<std::string>());
+                m.header.requesting_agency_request_id = row["request_id"].as<std::string>();
+                m.header.timestamp = Now();
+                m.action = iso::Action::kCancel;
+                m.note = fmt::format("No answer by {}; the request went to another library.", row[10].as<std::string>());
+                auto verdict = ibl::OnRequesterAction(TransactionOf(row), m.action);
+                if (verdict.allowed) (void)SendToSupplier(tx, id, m, verdict.next);
+            }
+            if (!MoveOn(tx, id, settings).empty()) ++moved;
+        }
+        tx.commit();
+        return moved;
+    });
+}
 long long AnonymiseIblRequests(Database& db, int after_days) {
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::work tx(c, "ibl anonymise");
@@ -684,7 +901,7 @@ std::vector<IblRequestView> IblInbox(Database& db, const std::string& library) {
 }
 
 InboundOutcome ApplyInbound(Database& db, const iso::Message& message, std::string_view body,
-                            const std::string& sender) {
+                            const std::string& sender, const IblSettings& settings) {
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::work tx(c, "ibl inbound");
         InboundOutcome out;
@@ -703,7 +920,7 @@ InboundOutcome ApplyInbound(Database& db, const iso::Message& message, std::stri
                 out = TakeRequest(tx, *r, body, sender);
             }
         } else if (const auto* s = std::get_if<iso::SupplyingAgencyMessage>(&message)) {
-            out = TakeSupplierMessage(tx, *s, body, sender);
+            out = TakeSupplierMessage(tx, *s, body, sender, settings);
         } else if (const auto* q = std::get_if<iso::RequestingAgencyMessage>(&message)) {
             out = TakeRequesterMessage(tx, *q, body, sender);
         } else {

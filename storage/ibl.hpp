@@ -16,6 +16,16 @@ namespace iblsync::storage {
 
 class Database;
 
+// What the IBL functions that send messages need from the node's config.
+struct IblSettings {
+    // How long a lender has for its first answer before the request goes to
+    // the next one ([ibl] answer_within_minutes); 0: no deadline.
+    int answer_within_minutes = 2880;
+    // The other POI nodes this node exchanges IBL requests with
+    // ([[ibl_peer]] isil): their libraries join the rota after this node's own.
+    std::vector<std::string> peer_nodes;
+};
+
 // What became of an inbound message.
 struct InboundOutcome {
     // Set when the message is refused: what its ERROR confirmation says.
@@ -35,8 +45,10 @@ struct InboundOutcome {
 // sending agency itself (a library system) or the POI node that serves it;
 // a message from anyone else for that agency is refused. Confirmations are
 // not applied here: they answer messages this node sent.
+// A supplier's Unfilled may send the request on to the next lender
+// (`settings`).
 InboundOutcome ApplyInbound(Database& db, const protocols::iso18626::Message& message, std::string_view body,
-                            const std::string& sender);
+                            const std::string& sender, const IblSettings& settings);
 
 // A request a library makes through the JSON API (POST /v1/ibl/requests).
 // The work is named by an ISBN or by a record of the catalogue.
@@ -60,6 +72,7 @@ struct IblRequestView {
     std::vector<std::string> rota;
     int rota_index = 0;
     std::string due_date, created_at, updated_at;  // ISO 8601 UTC; due_date "" if none
+    std::string answer_by;  // the requester's side: when the lender must have answered; "" if no deadline
 };
 
 enum class CreateStatus {
@@ -73,14 +86,16 @@ struct CreateResult {
     IblRequestView request;
 };
 
-// Finds the work and the libraries of this node (this POI's province) that
-// have a copy of it available, other than the requester; orders them with
-// the fewest open requests from this node first, then the one asked longest
-// ago; and sends the request to the first. The lender being a library of
-// this node, the request is delivered in the same transaction: the
-// requester's row, the lender's row and the request's two ibl_event rows
-// (out and in) are committed together or not at all.
-CreateResult CreateIblRequest(Database& db, const NewIblRequest& request);
+// Finds the work and the libraries that have a copy of it available, other
+// than the requester: those of this node (this POI's province) first, then
+// those of the other POI nodes in `settings.peer_nodes`; within each, the
+// fewest open requests from this node first, then the one asked longest
+// ago. Sends the request to the first. A lender of this node gets it in the
+// same transaction (the requester's row, the lender's row and the request's
+// two ibl_event rows are committed together or not at all); a lender of
+// another node through the outbox, in the same transaction as the
+// requester's row.
+CreateResult CreateIblRequest(Database& db, const NewIblRequest& request, const IblSettings& settings);
 
 // The requester's side of one of its requests; nullopt if it has none by that id.
 std::optional<IblRequestView> GetIblRequest(Database& db, const std::string& library, const std::string& request_id);
@@ -112,7 +127,6 @@ enum class AnswerStatus {
     kDone,
     kUnknownTask,      // no such request in this lender's inbox
     kNotAllowed,       // the state table refuses it now: `why`
-    kRemotePeer,       // the other side is served by another node: needs the outbox (not built yet)
 };
 struct AnswerResult {
     AnswerStatus status = AnswerStatus::kDone;
@@ -122,12 +136,14 @@ struct AnswerResult {
     std::string next_lender;      // set when an Unfilled sent the request on to the next lender
 };
 
-// Applies a lender's answer to both sides in one transaction: the lender's
-// row and its outgoing message, and the requester's row (a library of this
-// node) with the same message coming in. An Unfilled while the requester's
-// rota has lenders left does not end the request: the requester's side
-// takes it as a notification and the request goes to the next lender.
-AnswerResult AnswerIblTask(Database& db, const std::string& lender, long long task, const TaskAnswer& answer);
+// Applies a lender's answer: the lender's row and its outgoing message, and
+// in the same transaction the requester's row with the same message coming
+// in (a library of this node) or the message queued in the outbox (a
+// library of another node). An Unfilled while the requester's rota has
+// lenders left does not end the request: that transaction ends and the
+// request goes to the next lender under the same id.
+AnswerResult AnswerIblTask(Database& db, const std::string& lender, long long task, const TaskAnswer& answer,
+                           const IblSettings& settings);
 
 // What a requesting library does with its request, through the JSON API;
 // each becomes the requestingAgencyMessage ISO 18626 has for it.
@@ -140,10 +156,42 @@ struct ActionResult {
     std::string lender_state;
 };
 
-// Applies the action to both sides in one transaction, as AnswerIblTask
-// does for the lender's answers.
+// Applies the action to both sides in one transaction, or to this side and
+// the outbox, as AnswerIblTask does for the lender's answers.
 ActionResult ActOnIblRequest(Database& db, const std::string& library, const std::string& request_id,
                              RequesterAction action, const std::string& note);
+
+// The outbox: messages for libraries of other nodes, written with the
+// change that made them, POSTed by the node until the other node confirms.
+struct IblOutgoingMessage {
+    long long event = 0;    // its ibl_event row
+    long long request = 0;  // the ibl_request row it is about
+    std::string node;       // the node it goes to
+    std::string agency;     // the library it is for
+    std::string kind;       // request, supplyingAgencyMessage, requestingAgencyMessage
+    std::string body;       // the ISO 18626 document
+    int attempts = 0;       // tries so far
+};
+
+// Messages due to be sent, at most `limit`: for each request only the
+// oldest one not yet confirmed, so that a node gets a request's messages in
+// the order they were written.
+std::vector<IblOutgoingMessage> DueIblMessages(Database& db, int limit);
+// The node confirmed it (messageStatus OK, or a duplicate it had taken).
+void IblMessageDelivered(Database& db, long long event);
+// No confirmation (the node down, a timeout, an HTTP error): tried again in
+// `retry_in_seconds`.
+void IblMessageFailed(Database& db, long long event, const std::string& error, int retry_in_seconds);
+// The node answered with an ERROR confirmation: the message is not sent
+// again. A request refused that way passes its lender over as an Unfilled
+// would; returns the next lender it went to, if any.
+std::string IblMessageRefused(Database& db, long long event, const std::string& error, const IblSettings& settings);
+
+// Deadlines: requests whose lender did not answer by `answer_by`, or asked
+// to be tried again (RetryPossible) at a time now past, go to the next
+// lender of the rota; a silent lender is sent a Cancel. Returns how many
+// requests moved on. The deadlines are rows, so a restart loses none.
+long long PassOverSilentLenders(Database& db, const IblSettings& settings);
 
 // Privacy: requests finished more than `after_days` ago lose the patron's
 // reference and pickup place, in their rows and in their stored request

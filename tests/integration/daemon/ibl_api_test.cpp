@@ -292,16 +292,25 @@ TEST_F(IblApiTest, ALenderAnswersAndAnUnfilledGoesOnToTheNextLender) {
     EXPECT_EQ(requester_state(), "LoanCompleted");
     EXPECT_EQ(task_of(second), "");
 
-    // What each side saw, in order.
+    // What the requester's side saw, in order: one transaction per lender
+    // under the same request id, the first ended by its Unfilled and
+    // pointing to the second.
     EXPECT_EQ(schema_.Query1(fmt::format(
-                  "SELECT string_agg(e.direction || ' ' || e.kind || ' ' || e.what || '>' || e.state_after, '; ' "
-                  "ORDER BY e.id) FROM ibl_event e JOIN ibl_request r ON r.id = e.request "
+                  "SELECT string_agg(r.supplying_agency || ': ' || e.direction || ' ' || e.kind || ' ' || e.what || "
+                  "'>' || e.state_after, '; ' ORDER BY e.id) FROM ibl_event e JOIN ibl_request r ON r.id = e.request "
                   "WHERE r.role = 'requester' AND r.request_id = '{}'",
                   id)),
-              "out request >Sent; in supplyingAgencyMessage RequestResponse Unfilled>Sent; out request >Sent; "
-              "in supplyingAgencyMessage RequestResponse WillSupply>WillSupply; "
-              "in supplyingAgencyMessage StatusChange Loaned>Loaned; "
-              "in supplyingAgencyMessage StatusChange LoanCompleted>LoanCompleted");
+              fmt::format("{0}: out request >Sent; {0}: in supplyingAgencyMessage RequestResponse Unfilled>Unfilled; "
+                          "{1}: out request >Sent; {1}: in supplyingAgencyMessage RequestResponse WillSupply>WillSupply; "
+                          "{1}: in supplyingAgencyMessage StatusChange Loaned>Loaned; "
+                          "{1}: in supplyingAgencyMessage StatusChange LoanCompleted>LoanCompleted",
+                          first, second));
+    EXPECT_EQ(schema_.Query1(fmt::format(
+                  "SELECT string_agg(supplying_agency || ' ' || state || ' ' || "
+                  "coalesce((SELECT n.supplying_agency FROM ibl_request n WHERE n.id = r.superseded_by), '-'), '; ' "
+                  "ORDER BY id) FROM ibl_request r WHERE role = 'requester' AND request_id = '{}'",
+                  id)),
+              fmt::format("{0} Unfilled {1}; {1} LoanCompleted -", first, second));
 }
 
 TEST_F(IblApiTest, TheLastLendersUnfilledEndsTheRequest) {

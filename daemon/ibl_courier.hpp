@@ -1,0 +1,42 @@
+#pragma once
+// Carries IBL messages to other POI nodes and keeps the requests' deadlines.
+// Messages for libraries of another node are written to the outbox in the
+// transaction that made them (storage/ibl.hpp); the courier POSTs each to
+// the node's /iso18626 ([[ibl_peer]]) until the node confirms it, with
+// backoff, in order per request. An ERROR confirmation is final. Every few
+// seconds it also passes requests over to their next lender when the
+// current one has not answered in time.
+
+#include <functional>
+#include <memory>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "daemon/config.hpp"
+#include "daemon/db_executor.hpp"
+#include "protocols/prometheus.hpp"
+#include "storage/ibl.hpp"
+
+namespace iblsync::daemon {
+
+class IblCourier {
+public:
+    IblCourier(net::io_context& ioc, storage::Database& db, DbExecutor& exec,
+               std::function<std::shared_ptr<const Config>()> config);
+    ~IblCourier();
+
+    void Start();
+    void Stop();
+    // Something was queued: look at the outbox now rather than at the next poll.
+    void Wake();
+    // The settings the IBL storage functions take, from the current config.
+    storage::IblSettings Settings() const;
+    void Render(protocols::PrometheusText& out) const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace iblsync::daemon

@@ -1,0 +1,31 @@
+-- IBL between nodes. A message for a library another POI node serves is
+-- written to ibl_event (direction 'out') and queued here in the same
+-- transaction; the node's outbox worker POSTs it to that node's /iso18626
+-- until the node confirms it. Messages about one request go in the order
+-- they were written: a later one waits until the earlier ones are
+-- confirmed or refused.
+CREATE TABLE ibl_outbox (
+    event         bigint      PRIMARY KEY REFERENCES ibl_event (id) ON DELETE CASCADE,
+    request       bigint      NOT NULL REFERENCES ibl_request (id) ON DELETE CASCADE,
+    node          text        NOT NULL,  -- ISIL of the node it goes to ([[ibl_peer]] isil)
+    agency        text        NOT NULL,  -- the library it is for
+    attempts      integer     NOT NULL DEFAULT 0,
+    next_at       timestamptz NOT NULL DEFAULT now(),
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    delivered_at  timestamptz,           -- the peer confirmed it (messageStatus OK)
+    refused       text,                  -- the peer's ERROR confirmation; never sent again
+    last_error    text,                  -- why the last try failed (no confirmation)
+    last_error_at timestamptz
+);
+CREATE INDEX ibl_outbox_pending ON ibl_outbox (request, event) WHERE delivered_at IS NULL AND refused IS NULL;
+
+-- A request moved on to the next lender (after an Unfilled, a refusal or no
+-- answer in time) starts a new transaction under the same request id: a new
+-- requester row for the new lender. The old one points to it, so that late
+-- messages from the old lender still find their own transaction.
+ALTER TABLE ibl_request ADD COLUMN superseded_by bigint REFERENCES ibl_request (id);
+
+-- The requester's deadline for the current lender's first answer: a lender
+-- that has not answered by then is passed over for the next one.
+ALTER TABLE ibl_request ADD COLUMN answer_by timestamptz;
+CREATE INDEX ibl_request_answer_by ON ibl_request (answer_by) WHERE answer_by IS NOT NULL;
