@@ -319,7 +319,7 @@ net::awaitable<HttpResponse> PostIblAnswer(storage::Database* db, DbExecutor* ex
     w.StartObject();
     w.Key("task");
     WriteRequest(w, result.task);
-    Key(w, "requester_state", result.requester_state);
+    if (!result.requester_state.empty()) Key(w, "requester_state", result.requester_state);
     if (!result.next_lender.empty()) Key(w, "next_lender", result.next_lender);
     w.EndObject();
     co_return JsonResponse(200, std::string(buf.GetString(), buf.GetSize()));

@@ -255,7 +255,11 @@ TEST(ConfigHarvest, SourcesWithDefaultsAndTheirMistakes) {
     EXPECT_EQ(a.page_size, 100);
     EXPECT_EQ(a.interval_minutes, 60);
     EXPECT_EQ(a.max_delete_percent, 50);
+    EXPECT_EQ(a.concurrency, 1);
     EXPECT_EQ(a.line, 21);
+    EXPECT_EQ(ErrorFor(two + "concurrency = 9\n"),
+              "/etc/iblsync/iblsyncd.toml:35: harvest[2].concurrency: 9 is out of range 1..8");
+    EXPECT_EQ(ParseConfig(two + "concurrency = 3\n", "f").value().harvest[1].concurrency, 3);
     const auto& b = r->harvest[1];
     EXPECT_EQ(b.version, "2.0");
     EXPECT_EQ(b.page_size, 50);
@@ -338,6 +342,47 @@ TEST(ConfigPeer, APoiFollowsOneNationalNode) {
                           f));
     auto changed = ParseConfig(base + "page_size = 7\n", "f").value();
     EXPECT_EQ(Diff(r.value(), changed).need_restart, std::vector<std::string>{"peer"});
+}
+
+TEST(ConfigIbl, PeersForIblAndTheAnswerDeadline) {
+    const std::string base = std::string(kValid) +
+                             "\n[[ibl_peer]]\nname = \"holland\"\nisil = \"nl-0002\"\nurl = \"http://127.0.0.1:8102\"\n"
+                             "token = \"iblt_3_secret\"\n";
+    auto r = ParseConfig(base, "f.toml");
+    ASSERT_TRUE(r.ok()) << r.error();
+    ASSERT_EQ(r->ibl_peers.size(), 1u);
+    EXPECT_EQ(r->ibl_peers[0].isil, "NL-0002");
+    EXPECT_EQ(r->ibl_peers[0].timeout_seconds, 10);
+    EXPECT_EQ(r->ibl_peers[0].retry_max_seconds, 300);
+    EXPECT_EQ(r->ibl_answer_within_minutes, 2880);
+    const char* f = "/etc/iblsync/iblsyncd.toml";
+    EXPECT_EQ(ErrorFor(Replace(base, "iblt_3_secret", "secret")),
+              fmt::format("{}:25: ibl_peer[1].token: must be an API token iblt_…, issued on the peer for this node's "
+                          "ISIL with iblctl token issue",
+                          f));
+    EXPECT_EQ(ErrorFor(Replace(base, "url = \"http://127.0.0.1:8102\"\n", "")),
+              fmt::format("{}:21: ibl_peer[1].url: required key is missing", f));
+    EXPECT_EQ(ErrorFor(base + "timeout_seconds = 0\n"),
+              fmt::format("{}:26: ibl_peer[1].timeout_seconds: 0 is out of range 1..600", f));
+    EXPECT_EQ(ErrorFor(Replace(base, "nl-0002", "nl-0001")),
+              fmt::format("{}:21: ibl_peer.isil: NL-0001 is this node's own ISIL", f));
+    EXPECT_EQ(ErrorFor(base + "\n[[ibl_peer]]\nname = \"zh\"\nisil = \"NL-0002\"\nurl = \"http://h\"\n"
+                              "token = \"iblt_4_x\"\n"),
+              fmt::format("{}:27: ibl_peer.isil: NL-0002 is also the node of the [[ibl_peer]] at line 21", f));
+    const std::string valid(kValid);
+    const auto line = std::count(valid.begin(), valid.end(), '\n') + 2;
+    EXPECT_EQ(ErrorFor(valid + "[ibl]\nanswer_within_minutes = -1\n"),
+              fmt::format("{}:{}: ibl.answer_within_minutes: -1 is out of range 0..43200", f, line));
+    EXPECT_EQ(ErrorFor(valid + "[ibl]\nanonymise_after_days = 4000\n"),
+              fmt::format("{}:{}: ibl.anonymise_after_days: 4000 is out of range 0..3650", f, line));
+    EXPECT_EQ(ErrorFor(valid + "[ibl]\nanswer_within = 5\n"),
+              fmt::format("{}:{}: ibl.answer_within: unknown key (did you mean 'answer_within_minutes'?)", f, line));
+    auto deadline = ParseConfig(valid + "[ibl]\nanswer_within_minutes = 60\n", "f").value();
+    EXPECT_EQ(deadline.ibl_answer_within_minutes, 60);
+    EXPECT_EQ(Diff(ParseConfig(valid, "f").value(), deadline).applied,
+              std::vector<std::string>{"ibl.answer_within_minutes"});
+    auto changed = ParseConfig(base + "retry_max_seconds = 7\n", "f").value();
+    EXPECT_EQ(Diff(r.value(), changed).need_restart, std::vector<std::string>{"ibl_peer"});
 }
 
 TEST(ConfigDrop, ADirectoryPerLibrary) {
