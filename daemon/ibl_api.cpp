@@ -71,6 +71,8 @@ void WriteRequest(Writer& w, const storage::IblRequestView& r) {
     }
     if (!r.due_date.empty()) Key(w, "due_date", r.due_date);
     if (!r.answer_by.empty()) Key(w, "answer_by", r.answer_by);
+    if (!r.offered_cost.empty()) Key(w, "offered_cost", r.offered_cost);
+    if (!r.loan_condition.empty()) Key(w, "loan_condition", r.loan_condition);
     Key(w, "created_at", r.created_at);
     Key(w, "updated_at", r.updated_at);
     w.EndObject();
@@ -177,46 +179,82 @@ std::variant<storage::TaskAnswer, HttpResponse> ReadAnswer(const HttpRequest& re
         if (name == "answer") answer = value;
         else if (name == "reason") out.reason = value;
         else if (name == "due_date") out.due_date = value;
+        else if (name == "retry_after") out.retry_after = value;
+        else if (name == "cost") out.cost = value;
+        else if (name == "conditions") out.conditions = value;
         else if (name == "note") out.note = value;
         else
-            return bad(fmt::format("unknown field '{}'; an answer has answer, reason, due_date and note",
+            return bad(fmt::format("unknown field '{}'; an answer has answer, reason, due_date, retry_after, cost, "
+                                   "conditions and note",
                                    name.substr(0, 64)),
                        "/" + name);
     }
     if (answer == "will_supply") out.answer = storage::LenderAnswer::kWillSupply;
+    else if (answer == "expect_to_supply") out.answer = storage::LenderAnswer::kExpectToSupply;
     else if (answer == "unfilled") out.answer = storage::LenderAnswer::kUnfilled;
+    else if (answer == "retry_possible") out.answer = storage::LenderAnswer::kRetryPossible;
     else if (answer == "shipped") out.answer = storage::LenderAnswer::kShipped;
+    else if (answer == "overdue") out.answer = storage::LenderAnswer::kOverdue;
+    else if (answer == "recalled") out.answer = storage::LenderAnswer::kRecalled;
     else if (answer == "returned") out.answer = storage::LenderAnswer::kReturned;
     else if (answer == "cancel_accepted") out.answer = storage::LenderAnswer::kCancelAccepted;
     else if (answer == "cancel_refused") out.answer = storage::LenderAnswer::kCancelRefused;
     else if (answer == "renew_granted") out.answer = storage::LenderAnswer::kRenewGranted;
     else if (answer == "renew_refused") out.answer = storage::LenderAnswer::kRenewRefused;
     else
-        return bad("answer must be will_supply, unfilled, shipped, returned, cancel_accepted, cancel_refused, "
-                   "renew_granted or renew_refused",
+        return bad("answer must be expect_to_supply, will_supply, unfilled, retry_possible, shipped, overdue, "
+                   "recalled, returned, cancel_accepted, cancel_refused, renew_granted or renew_refused",
                    "/answer");
     if (out.reason.size() > 50 || !std::all_of(out.reason.begin(), out.reason.end(), [](unsigned char c) {
             return std::isalnum(c) != 0;
         }))
         return bad("reason is a code of letters and digits, at most 50, such as NotOnShelf", "/reason");
-    if (!out.reason.empty() && out.answer != storage::LenderAnswer::kUnfilled)
-        return bad("reason goes with unfilled only", "/reason");
+    if (!out.reason.empty() && out.answer != storage::LenderAnswer::kUnfilled &&
+        out.answer != storage::LenderAnswer::kRetryPossible)
+        return bad("reason goes with unfilled and retry_possible only", "/reason");
     if (out.note.size() > 500) return bad("note may have 500 characters at most", "/note");
-    if (out.answer == storage::LenderAnswer::kShipped || out.answer == storage::LenderAnswer::kRenewGranted) {
-        const auto& dd = out.due_date;
+    if (!out.cost.empty()) {
+        // A decimal amount in euros: digits, and at most two after the point.
+        const auto point = out.cost.find('.');
+        const bool digits = !out.cost.empty() && out.cost.size() <= 10 &&
+                            std::all_of(out.cost.begin(), out.cost.end(),
+                                        [](unsigned char c) { return std::isdigit(c) != 0 || c == '.'; }) &&
+                            std::count(out.cost.begin(), out.cost.end(), '.') <= 1 && point != 0 &&
+                            (point == std::string::npos || (out.cost.size() - point - 1 >= 1 &&
+                                                            out.cost.size() - point - 1 <= 2));
+        if (!digits) return bad("cost is an amount in euros such as \"2.50\"", "/cost");
+        if (out.answer != storage::LenderAnswer::kWillSupply) return bad("cost goes with will_supply only", "/cost");
+    }
+    if (!out.conditions.empty()) {
+        if (out.conditions.size() > 50 || !std::all_of(out.conditions.begin(), out.conditions.end(),
+                                                       [](unsigned char c) { return std::isalnum(c) != 0; }))
+            return bad("conditions is a code of letters and digits, such as LibraryUseOnly", "/conditions");
+        if (out.answer != storage::LenderAnswer::kShipped) return bad("conditions go with shipped only", "/conditions");
+    }
+    auto day = [](const std::string& dd) {
         const bool shape = dd.size() == 10 && dd[4] == '-' && dd[7] == '-';
         auto digits = [&](std::size_t a, std::size_t n) {
             return std::all_of(dd.begin() + static_cast<long>(a), dd.begin() + static_cast<long>(a + n),
                                [](unsigned char c) { return std::isdigit(c) != 0; });
         };
-        if (!shape || !digits(0, 4) || !digits(5, 2) || !digits(8, 2) ||
-            !std::chrono::year_month_day{std::chrono::year{std::stoi(dd.substr(0, 4))},
-                                         std::chrono::month{static_cast<unsigned>(std::stoi(dd.substr(5, 2)))},
-                                         std::chrono::day{static_cast<unsigned>(std::stoi(dd.substr(8, 2)))}}
-                 .ok())
+        return shape && digits(0, 4) && digits(5, 2) && digits(8, 2) &&
+               std::chrono::year_month_day{std::chrono::year{std::stoi(dd.substr(0, 4))},
+                                           std::chrono::month{static_cast<unsigned>(std::stoi(dd.substr(5, 2)))},
+                                           std::chrono::day{static_cast<unsigned>(std::stoi(dd.substr(8, 2)))}}
+                   .ok();
+    };
+    if (!out.retry_after.empty()) {
+        if (out.answer != storage::LenderAnswer::kRetryPossible)
+            return bad("retry_after goes with retry_possible only", "/retry_after");
+        if (!day(out.retry_after)) return bad("retry_after is a day as YYYY-MM-DD", "/retry_after");
+    }
+    if (out.answer == storage::LenderAnswer::kRecalled && !out.due_date.empty()) {
+        if (!day(out.due_date)) return bad("recalled takes a new due_date as YYYY-MM-DD", "/due_date");
+    } else if (out.answer == storage::LenderAnswer::kShipped || out.answer == storage::LenderAnswer::kRenewGranted) {
+        if (!day(out.due_date))
             return bad(fmt::format("{} needs due_date, a day as YYYY-MM-DD", answer), "/due_date");
     } else if (!out.due_date.empty()) {
-        return bad("due_date goes with shipped and renew_granted only", "/due_date");
+        return bad("due_date goes with shipped, renew_granted and recalled only", "/due_date");
     }
     return out;
 }
@@ -351,7 +389,8 @@ net::awaitable<HttpResponse> PostIblAction(storage::Database* db, DbExecutor* ex
     else if (action == "shipped_return") what = storage::RequesterAction::kShippedReturn;
     else if (action == "cancel") what = storage::RequesterAction::kCancel;
     else if (action == "renew") what = storage::RequesterAction::kRenew;
-    else co_return bad("action must be received, shipped_return, cancel or renew", "/action");
+    else if (action == "accept_conditions") what = storage::RequesterAction::kAcceptConditions;
+    else co_return bad("action must be received, shipped_return, cancel, renew or accept_conditions", "/action");
     auto result =
         co_await exec->Run([&] { return storage::ActOnIblRequest(*db, *library, *request_id, what, note); });
     switch (result.status) {

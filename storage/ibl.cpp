@@ -194,7 +194,7 @@ std::string ViewColumns() {
         "id, request_id, role, requesting_agency, supplying_agency, state, cancel_pending, renew_pending, received, "
         "shipped_return, conditional, service_type, coalesce(title, ''), coalesce(author, ''), coalesce(isbn, ''), "
         "coalesce(patron_ref, ''), coalesce(pickup, ''), coalesce(work_id, 0), array_to_string(rota, ','), "
-        "rota_index, {}, {}, {}, {}",
+        "rota_index, {}, {}, {}, {}, coalesce(offered_cost, ''), coalesce(loan_condition, '')",
         time("due_date"), time("created_at"), time("updated_at"), time("answer_by"));
 }
 
@@ -231,6 +231,8 @@ IblRequestView ViewOf(const pqxx::row& r) {
     v.created_at = r[i++].as<std::string>();
     v.updated_at = r[i++].as<std::string>();
     v.answer_by = r[i++].as<std::string>();
+    v.offered_cost = r[i++].as<std::string>();
+    v.loan_condition = r[i++].as<std::string>();
     return v;
 }
 
@@ -271,6 +273,17 @@ std::string NodeFor(pqxx::work& tx, const std::string& agency) {
 void Queue(pqxx::work& tx, long long event, long long request, const std::string& node, const std::string& agency) {
     detail::ExecPrepared(tx, "ibl_queue", "INSERT INTO ibl_outbox (event, request, node, agency) VALUES ($1, $2, $3, $4)",
                          event, request, node, agency);
+}
+
+// The cost and loan conditions a supplier's message names, kept on its row.
+void SaveTerms(pqxx::work& tx, long long row, const iso::SupplyingAgencyMessage& m) {
+    const auto& cost = m.message_info.offered_costs;
+    const auto& condition = m.delivery_info ? m.delivery_info->loan_condition : std::nullopt;
+    if (!cost && !condition) return;
+    tx.exec_params("UPDATE ibl_request SET offered_cost = coalesce(NULLIF($2, ''), offered_cost), "
+                   "loan_condition = coalesce(NULLIF($3, ''), loan_condition) WHERE id = $1",
+                   row, cost ? fmt::format("{} {}", cost->amount, cost->currency.value) : std::string(),
+                   condition ? condition->value : std::string());
 }
 
 // A message is about to reach the requester's side: the outcome there.
@@ -389,6 +402,7 @@ Taken RequesterTakes(pqxx::work& tx, const pqxx::row& row, const iso::SupplyingA
                                                                    : iso::FormatTime(m.header.timestamp))
                                      : std::string();
     tx.exec_params("UPDATE ibl_request SET answer_by = NULLIF($2, '')::timestamptz WHERE id = $1", id, retry_at);
+    SaveTerms(tx, id, m);
     AddEvent(tx, id, "in", "supplyingAgencyMessage", what, m.header, identity, out.state, body);
     if (verdict.next.state == ibl::State::kUnfilled) {
         out.next_lender = MoveOn(tx, id, settings);
@@ -647,10 +661,27 @@ AnswerResult AnswerIblTask(Database& db, const std::string& lender, long long ta
         m.message_info.note = answer.note;
         m.status_info.last_change = m.header.timestamp;
         switch (answer.answer) {
-            case LenderAnswer::kWillSupply: m.status_info.status = iso::Status::kWillSupply; break;
+            case LenderAnswer::kExpectToSupply: m.status_info.status = iso::Status::kExpectToSupply; break;
+            case LenderAnswer::kWillSupply:
+                m.status_info.status = iso::Status::kWillSupply;
+                if (!answer.cost.empty()) m.message_info.offered_costs = iso::Costs{{"EUR", ""}, answer.cost};
+                break;
             case LenderAnswer::kUnfilled:
                 m.status_info.status = iso::Status::kUnfilled;
                 m.message_info.reason_unfilled = iso::Code{answer.reason.empty() ? "NotAvailable" : answer.reason, ""};
+                break;
+            case LenderAnswer::kRetryPossible:
+                m.status_info.status = iso::Status::kRetryPossible;
+                m.message_info.reason_retry = iso::Code{answer.reason.empty() ? "NotCurrentAvailableForILL"
+                                                                              : answer.reason,
+                                                        ""};
+                if (!answer.retry_after.empty())
+                    m.message_info.retry_after = iso::ParseTime(answer.retry_after + "T00:00:00Z");
+                break;
+            case LenderAnswer::kOverdue: m.status_info.status = iso::Status::kOverdue; break;
+            case LenderAnswer::kRecalled:
+                m.status_info.status = iso::Status::kRecalled;
+                if (!answer.due_date.empty()) m.status_info.due_date = iso::ParseTime(answer.due_date + "T23:59:59Z");
                 break;
             case LenderAnswer::kShipped: {
                 m.status_info.status = iso::Status::kLoaned;
@@ -658,6 +689,7 @@ AnswerResult AnswerIblTask(Database& db, const std::string& lender, long long ta
                 m.status_info.due_date = iso::ParseTime(answer.due_date + "T23:59:59Z");
                 iso::DeliveryInfo d;
                 d.date_sent = m.header.timestamp;
+                if (!answer.conditions.empty()) d.loan_condition = iso::Code{answer.conditions, ""};
                 m.delivery_info = d;
                 break;
             }
@@ -706,6 +738,7 @@ AnswerResult AnswerIblTask(Database& db, const std::string& lender, long long ta
         }
         const std::string due = m.status_info.due_date ? iso::FormatTime(*m.status_info.due_date) : std::string();
         SaveTransaction(tx, task, verdict.next, "", due);
+        SaveTerms(tx, task, m);
         const long long event = AddEvent(tx, task, "out", "supplyingAgencyMessage", what, m.header, identity,
                                          ibl::ToString(verdict.next.state), body);
         if (!node.empty()) Queue(tx, event, task, node, requester);
@@ -742,6 +775,14 @@ ActionResult ActOnIblRequest(Database& db, const std::string& library, const std
             case RequesterAction::kShippedReturn: m.action = iso::Action::kShippedReturn; break;
             case RequesterAction::kCancel: m.action = iso::Action::kCancel; break;
             case RequesterAction::kRenew: m.action = iso::Action::kRenew; break;
+            case RequesterAction::kAcceptConditions:
+                // Only a request with conditions to accept: a Notification
+                // would be allowed in any state.
+                if (!TransactionOf(mine[0]).conditional)
+                    return Refuse<ActionResult>(AnswerStatus::kNotAllowed, "the lender asked for nothing to accept");
+                m.action = iso::Action::kNotification;
+                if (m.note.empty()) m.note = "Conditions accepted.";
+                break;
         }
         auto verdict = ibl::OnRequesterAction(TransactionOf(mine[0]), m.action);
         if (!verdict.allowed) return Refuse<ActionResult>(AnswerStatus::kNotAllowed, verdict.why);

@@ -73,6 +73,7 @@ struct IblRequestView {
     int rota_index = 0;
     std::string due_date, created_at, updated_at;  // ISO 8601 UTC; due_date "" if none
     std::string answer_by;  // the requester's side: when the lender must have answered; "" if no deadline
+    std::string offered_cost, loan_condition;  // "2.50 EUR", "LibraryUseOnly"; "" if none
 };
 
 enum class CreateStatus {
@@ -107,9 +108,13 @@ std::vector<IblRequestView> IblInbox(Database& db, const std::string& library);
 // What a lending library answers to a request in its inbox, through the
 // JSON API; each becomes the supplyingAgencyMessage ISO 18626 has for it.
 enum class LenderAnswer {
-    kWillSupply,      // WillSupply
+    kExpectToSupply,  // ExpectToSupply: looking for the copy
+    kWillSupply,      // WillSupply; with a cost, conditional: the requester must accept it
     kUnfilled,        // Unfilled, with a reason
+    kRetryPossible,   // RetryPossible, with a reason and perhaps a retry date: the rota moves on then
     kShipped,         // Loaned, with the due date
+    kOverdue,         // Overdue: the due date passed
+    kRecalled,        // Recalled, perhaps with an earlier due date
     kReturned,        // LoanCompleted: the item came back
     kCancelAccepted,  // CancelResponse Y: Cancelled
     kCancelRefused,   // CancelResponse N: the status stays
@@ -118,8 +123,11 @@ enum class LenderAnswer {
 };
 struct TaskAnswer {
     LenderAnswer answer = LenderAnswer::kWillSupply;
-    std::string reason;    // kUnfilled: reasonUnfilled
-    std::string due_date;  // kShipped, kRenewGranted: YYYY-MM-DD
+    std::string reason;       // kUnfilled: reasonUnfilled; kRetryPossible: reasonRetry
+    std::string due_date;     // kShipped, kRenewGranted, kRecalled: YYYY-MM-DD
+    std::string retry_after;  // kRetryPossible: YYYY-MM-DD, or empty
+    std::string cost;         // kWillSupply: what supplying costs, in euros ("2.50"); empty: nothing
+    std::string conditions;   // kShipped: loanCondition, such as LibraryUseOnly
     std::string note;
 };
 
@@ -147,7 +155,9 @@ AnswerResult AnswerIblTask(Database& db, const std::string& lender, long long ta
 
 // What a requesting library does with its request, through the JSON API;
 // each becomes the requestingAgencyMessage ISO 18626 has for it.
-enum class RequesterAction { kReceived, kShippedReturn, kCancel, kRenew };
+// kAcceptConditions agrees to the lender's cost (a Notification); a
+// requester that does not agree cancels.
+enum class RequesterAction { kReceived, kShippedReturn, kCancel, kRenew, kAcceptConditions };
 
 struct ActionResult {
     AnswerStatus status = AnswerStatus::kDone;  // kUnknownTask: no such request of this library

@@ -25,6 +25,10 @@ CREATE INDEX ibl_outbox_pending ON ibl_outbox (request, event) WHERE delivered_a
 -- messages from the old lender still find their own transaction.
 ALTER TABLE ibl_request ADD COLUMN superseded_by bigint REFERENCES ibl_request (id);
 
+-- What a lender asks for supplying (offeredCosts, as "2.50 EUR") and the
+-- conditions of the loan (loanCondition, as shipped), on both sides.
+ALTER TABLE ibl_request ADD COLUMN offered_cost text, ADD COLUMN loan_condition text;
+
 -- The requester's deadline for the current lender's first answer: a lender
 -- that has not answered by then is passed over for the next one.
 ALTER TABLE ibl_request ADD COLUMN answer_by timestamptz;

@@ -219,6 +219,19 @@ protected:
                 id));
             EXPECT_FALSE(sent.empty());
             EXPECT_EQ(sent, taken) << "from " << from->isil;
+            // Every message that crossed is valid ISO 18626 v1.2.
+            const int n = std::stoi(from->Query1(fmt::format(
+                "SELECT count(*) FROM ibl_outbox o JOIN ibl_request r ON r.id = o.request WHERE r.request_id = '{}'",
+                id)));
+            for (int i = 0; i < n; ++i) {
+                const std::string body = from->Query1(fmt::format(
+                    "SELECT e.body FROM ibl_outbox o JOIN ibl_event e ON e.id = o.event JOIN ibl_request r ON "
+                    "r.id = o.request WHERE r.request_id = '{}' ORDER BY o.event OFFSET {} LIMIT 1",
+                    id, i));
+                std::string lint;
+                EXPECT_EQ(testing::Xmllint(testing::SchemaDir() + "/iso18626/ISO-18626-v1_2.xsd", body, lint), 0)
+                    << lint << body;
+            }
         }
     }
 
@@ -294,6 +307,69 @@ TEST_F(IblNetworkTest, ARequestIsFilledFromAnotherProvinceAndTheLoanRunsItsCours
     ASSERT_TRUE(metrics);
     EXPECT_NE(metrics->body.find("iblsync_ibl_messages_sent_total{outcome=\"confirmed\"} 6"), std::string::npos)
         << metrics->body.substr(metrics->body.find("iblsync_ibl"), 600);
+}
+
+TEST_F(IblNetworkTest, ConditionsOverdueRecallAndCancelsBeforeAndAfterShipping) {
+    const std::string id = Ask("hold-11");
+    ASSERT_FALSE(id.empty());
+    const std::string lender = Str(Request(id), "lender");
+    std::string task;
+    ASSERT_TRUE(WaitFor([&] { return !(task = TaskOf(lender, id)).empty(); }, 20s));
+    // The lender asks a fee: the requester sees it and must agree first.
+    auto bad_cost = Call(b_, "POST", "/v1/ibl/inbox/" + task, lender, R"({"answer":"will_supply","cost":"2,50"})");
+    ASSERT_TRUE(bad_cost);
+    EXPECT_EQ(bad_cost->status, 400) << bad_cost->body;
+    Answer(lender, task, R"({"answer":"will_supply","cost":"2.50"})");
+    ASSERT_TRUE(WaitFor([&] { return RequestIs(id, lender, "WillSupply"); }, 20s));
+    auto offered = Request(id);
+    EXPECT_EQ(Str(offered, "offered_cost"), "2.50 EUR");
+    EXPECT_TRUE(offered["conditions_to_accept"].GetBool());
+    Act(id, "accept_conditions");
+    EXPECT_FALSE(Request(id)["conditions_to_accept"].GetBool());
+    ASSERT_TRUE(WaitFor([&] { return b_.Query1(fmt::format("SELECT conditional::int FROM ibl_request WHERE id = {}",
+                                                            task)) == "0"; },
+                        20s));
+    auto again = Call(a_, "POST", "/v1/ibl/requests/" + id + "/actions", kAsker, R"({"action":"accept_conditions"})");
+    EXPECT_EQ(again->status, 409) << again->body;
+
+    Answer(lender, task, R"({"answer":"shipped","due_date":"2027-01-20","conditions":"LibraryUseOnly"})");
+    ASSERT_TRUE(WaitFor([&] { return RequestIs(id, lender, "Loaned"); }, 20s));
+    EXPECT_EQ(Str(Request(id), "loan_condition"), "LibraryUseOnly");
+    // Shipped: too late to cancel; the item must come back.
+    const std::string before = a_.Query1("SELECT count(*) FROM ibl_event") + "/" +
+                               a_.Query1("SELECT count(*) FROM ibl_outbox");
+    auto late = Call(a_, "POST", "/v1/ibl/requests/" + id + "/actions", kAsker, R"({"action":"cancel"})");
+    ASSERT_TRUE(late);
+    EXPECT_EQ(late->status, 409) << late->body;
+    EXPECT_NE(late->body.find("send it back"), std::string::npos) << late->body;
+    EXPECT_EQ(a_.Query1("SELECT count(*) FROM ibl_event") + "/" + a_.Query1("SELECT count(*) FROM ibl_outbox"),
+              before);
+
+    Answer(lender, task, R"({"answer":"overdue"})");
+    ASSERT_TRUE(WaitFor([&] { return RequestIs(id, lender, "Overdue"); }, 20s));
+    Answer(lender, task, R"({"answer":"recalled","due_date":"2027-01-25"})");
+    ASSERT_TRUE(WaitFor([&] { return RequestIs(id, lender, "Recalled"); }, 20s));
+    EXPECT_EQ(Str(Request(id), "due_date"), "2027-01-25T23:59:59Z");
+    Act(id, "shipped_return");
+    ASSERT_TRUE(WaitFor([&] { return TaskState(task) == "Recalled+returning"; }, 20s)) << TaskState(task);
+    Answer(lender, task, R"({"answer":"returned"})");
+    ASSERT_TRUE(WaitFor([&] { return RequestIs(id, lender, "LoanCompleted"); }, 20s));
+    ExpectEachMessageOnce(id);
+
+    // Cancelled before shipping: the lender agrees, both sides end Cancelled.
+    const std::string id2 = Ask("hold-12");
+    ASSERT_FALSE(id2.empty());
+    const std::string lender2 = Str(Request(id2), "lender");
+    std::string task2;
+    ASSERT_TRUE(WaitFor([&] { return !(task2 = TaskOf(lender2, id2)).empty(); }, 20s));
+    Answer(lender2, task2, R"({"answer":"expect_to_supply"})");
+    ASSERT_TRUE(WaitFor([&] { return RequestIs(id2, lender2, "ExpectToSupply"); }, 20s));
+    Act(id2, "cancel");
+    ASSERT_TRUE(WaitFor([&] { return TaskState(task2) == "ExpectToSupply+cancel"; }, 20s)) << TaskState(task2);
+    Answer(lender2, task2, R"({"answer":"cancel_accepted"})");
+    ASSERT_TRUE(WaitFor([&] { return RequestIs(id2, lender2, "Cancelled"); }, 20s));
+    EXPECT_EQ(TaskState(task2), "Cancelled");
+    ExpectEachMessageOnce(id2);
 }
 
 TEST_F(IblNetworkTest, ANodeDownOrKilledMidFlowLosesAndRepeatsNothing) {
