@@ -222,6 +222,7 @@ net::awaitable<bool> IblCourier::Impl::Deliver(const storage::IblOutgoingMessage
         }
     }
     if (stopping) co_return false;
+    std::string outcome_failed;
     try {
         if (!error.empty()) {
             sessions.erase(m.node);
@@ -255,11 +256,24 @@ net::awaitable<bool> IblCourier::Impl::Deliver(const storage::IblOutgoingMessage
             spdlog::debug("ibl message confirmed node={} kind={} event={}", m.node, m.kind, m.event);
         }
     } catch (const std::exception& e) {
-        // Not recorded: the message stays due and goes again (the node
-        // recognises a second delivery by its identity).
-        spdlog::warn("ibl outbox update failed event={} error={}", m.event, Quote(e.what()));
+        outcome_failed = e.what();
     }
-    co_return true;
+    if (outcome_failed.empty()) co_return true;
+    // The outcome could not be recorded: the message stays due and goes
+    // again (the node recognises a second delivery by its identity), after
+    // a wait like any failure, so that a refusal that cannot be recorded is
+    // not sent again at once.
+    spdlog::warn("ibl outbox update failed event={} error={}", m.event, Quote(outcome_failed));
+    try {
+        const int wait = Backoff(m.attempts, retry_max);
+        co_await exec.Run([&] {
+            storage::IblMessageFailed(db, m.event, "recording the outcome failed: " + outcome_failed, wait);
+            return 0;
+        });
+    } catch (const std::exception&) {
+        // The database is away; the loop waits before it asks for due messages again.
+    }
+    co_return false;
 }
 #pragma GCC diagnostic pop
 

@@ -1,5 +1,7 @@
 #include "storage/ibl.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include <pqxx/pqxx>
@@ -8,6 +10,7 @@
 #include "protocols/isil.hpp"
 #include "storage/database.hpp"
 #include "storage/detail/connection_pool.hpp"
+#include "storage/detail/ibl_view.hpp"
 #include "storage/detail/sql.hpp"
 
 namespace iblsync::storage {
@@ -15,7 +18,65 @@ namespace iblsync::storage {
 namespace iso = protocols::iso18626;
 namespace ibl = protocols::ibl;
 
+namespace detail {
+
+// The columns IblRequestView is read from.
+std::string IblViewColumns() {
+    auto time = [](const char* col) {
+        return fmt::format("coalesce(to_char({} AT TIME ZONE 'UTC', '{}'), '')", col, detail::kIsoUtc);
+    };
+    return fmt::format(
+        "id, request_id, role, requesting_agency, supplying_agency, state, cancel_pending, renew_pending, received, "
+        "shipped_return, conditional, service_type, coalesce(title, ''), coalesce(author, ''), coalesce(isbn, ''), "
+        "coalesce(patron_ref, ''), coalesce(pickup, ''), coalesce(work_id, 0), array_to_string(rota, ','), "
+        "rota_index, {}, {}, {}, {}, coalesce(offered_cost, ''), coalesce(loan_condition, '')",
+        time("due_date"), time("created_at"), time("updated_at"), time("answer_by"));
+}
+
+IblRequestView IblViewOf(const pqxx::row& r) {
+    IblRequestView v;
+    int i = 0;
+    v.task = r[i++].as<long long>();
+    v.request_id = r[i++].as<std::string>();
+    v.role = r[i++].as<std::string>();
+    v.requester = r[i++].as<std::string>();
+    v.lender = r[i++].as<std::string>();
+    v.state = r[i++].as<std::string>();
+    v.cancel_pending = r[i++].as<bool>();
+    v.renew_pending = r[i++].as<bool>();
+    v.received = r[i++].as<bool>();
+    v.shipped_return = r[i++].as<bool>();
+    v.conditional = r[i++].as<bool>();
+    v.service_type = r[i++].as<std::string>();
+    v.title = r[i++].as<std::string>();
+    v.author = r[i++].as<std::string>();
+    v.isbn = r[i++].as<std::string>();
+    v.patron_ref = r[i++].as<std::string>();
+    v.pickup = r[i++].as<std::string>();
+    v.work_id = r[i++].as<long long>();
+    const auto rota = r[i++].as<std::string>();
+    for (std::size_t at = 0; at < rota.size();) {
+        auto comma = rota.find(',', at);
+        if (comma == std::string::npos) comma = rota.size();
+        v.rota.push_back(rota.substr(at, comma - at));
+        at = comma + 1;
+    }
+    v.rota_index = r[i++].as<int>();
+    v.due_date = r[i++].as<std::string>();
+    v.created_at = r[i++].as<std::string>();
+    v.updated_at = r[i++].as<std::string>();
+    v.answer_by = r[i++].as<std::string>();
+    v.offered_cost = r[i++].as<std::string>();
+    v.loan_condition = r[i++].as<std::string>();
+    return v;
+}
+
+}  // namespace detail
+
 namespace {
+
+using detail::IblViewColumns;
+using detail::IblViewOf;
 
 iso::ErrorData Error(iso::ErrorType type, std::string value) { return {type, std::move(value)}; }
 iso::ErrorData BadValue(std::string value) { return Error(iso::ErrorType::kUnrecognisedDataValue, std::move(value)); }
@@ -64,8 +125,19 @@ ibl::Transaction TransactionOf(const pqxx::row& r) {
 }
 
 constexpr const char* kFindRequest =
-    "SELECT id, state, cancel_pending, renew_pending, received, shipped_return, conditional FROM ibl_request "
+    "SELECT id, state, cancel_pending, renew_pending, received, shipped_return, conditional, "
+    "superseded_by IS NOT NULL AS superseded FROM ibl_request "
     "WHERE role = $1 AND requesting_agency = $2 AND request_id = $3 AND supplying_agency = $4 FOR UPDATE";
+
+// Every change to a transaction takes this lock on its request first (both
+// roles, every lender), so that two changes to one request (a lender's
+// answer and the requester's action, the deadline sweep and a late answer)
+// wait for each other instead of locking rows in opposite orders.
+void LockRequest(pqxx::work& tx, const std::string& requesting_agency, const std::string& request_id) {
+    detail::ExecPrepared(tx, "ibl_lock_request",
+                         "SELECT pg_advisory_xact_lock(hashtextextended('iblsync.iblreq:' || $1 || '|' || $2, 0))",
+                         requesting_agency, request_id);
+}
 
 bool SeenBefore(pqxx::work& tx, long long request, const std::string& identity) {
     return !detail::ExecPrepared(tx, "ibl_seen",
@@ -103,7 +175,7 @@ struct Parties {
     std::string requester, supplier;
 };
 std::variant<Parties, iso::ErrorData> PartiesOf(pqxx::work& tx, const iso::Header& h, bool we_supply,
-                                                const std::string& sender) {
+                                                const std::string& sender, const IblSettings& settings) {
     auto requester = IsilOf(h.requesting_agency, "requestingAgencyId");
     if (auto* e = std::get_if<iso::ErrorData>(&requester)) return *e;
     auto supplier = IsilOf(h.supplying_agency, "supplyingAgencyId");
@@ -115,6 +187,16 @@ std::variant<Parties, iso::ErrorData> PartiesOf(pqxx::work& tx, const iso::Heade
         return BadValue(fmt::format("{}: {} is not a library served by this node",
                                     we_supply ? "supplyingAgencyId" : "requestingAgencyId", ours));
     const auto& theirs = we_supply ? p.requester : p.supplier;
+    // A POI node this node exchanges IBL with ([[ibl_peer]]) speaks for its
+    // own libraries: one that the national node's feed has not brought here
+    // yet is registered as that node's, rather than refused.
+    if (theirs != sender && !KnownLibrary(tx, theirs) &&
+        std::find(settings.peer_nodes.begin(), settings.peer_nodes.end(), sender) != settings.peer_nodes.end()) {
+        tx.exec_params("INSERT INTO library (isil, name, poi) VALUES ($1, $1, $2) ON CONFLICT (isil) DO NOTHING",
+                       theirs, sender);
+        tx.exec_params("INSERT INTO audit_log (library, actor, action, detail) VALUES ($1, $2, 'library.add', $3)",
+                       theirs, "ibl:" + sender, fmt::format("poi={} (named in an ISO 18626 message)", sender));
+    }
     if (!KnownLibrary(tx, theirs))
         return BadValue(fmt::format("{}: {} is not a library of this network",
                                     we_supply ? "requestingAgencyId" : "supplyingAgencyId", theirs));
@@ -135,8 +217,8 @@ InboundOutcome Refused(iso::ErrorData e) {
 }
 
 InboundOutcome TakeRequest(pqxx::work& tx, const iso::Request& m, std::string_view body,
-                           const std::string& sender) {
-    auto parties = PartiesOf(tx, m.header, true, sender);
+                           const std::string& sender, const IblSettings& settings) {
+    auto parties = PartiesOf(tx, m.header, true, sender, settings);
     if (auto* e = std::get_if<iso::ErrorData>(&parties)) return Refused(*e);
     const auto& p = std::get<Parties>(parties);
     if (p.requester == p.supplier) return Refused(BadValue("supplyingAgencyId: a library cannot lend to itself"));
@@ -182,62 +264,9 @@ InboundOutcome TakeRequest(pqxx::work& tx, const iso::Request& m, std::string_vi
     return out;
 }
 
-constexpr const char* kOpenStates =
-    "('RetryPossible', 'Unfilled', 'CopyCompleted', 'LoanCompleted', 'CompletedWithoutReturn', 'Cancelled')";
-
-// The columns IblRequestView is read from.
-std::string ViewColumns() {
-    auto time = [](const char* col) {
-        return fmt::format("coalesce(to_char({} AT TIME ZONE 'UTC', '{}'), '')", col, detail::kIsoUtc);
-    };
-    return fmt::format(
-        "id, request_id, role, requesting_agency, supplying_agency, state, cancel_pending, renew_pending, received, "
-        "shipped_return, conditional, service_type, coalesce(title, ''), coalesce(author, ''), coalesce(isbn, ''), "
-        "coalesce(patron_ref, ''), coalesce(pickup, ''), coalesce(work_id, 0), array_to_string(rota, ','), "
-        "rota_index, {}, {}, {}, {}, coalesce(offered_cost, ''), coalesce(loan_condition, '')",
-        time("due_date"), time("created_at"), time("updated_at"), time("answer_by"));
-}
-
-IblRequestView ViewOf(const pqxx::row& r) {
-    IblRequestView v;
-    int i = 0;
-    v.task = r[i++].as<long long>();
-    v.request_id = r[i++].as<std::string>();
-    v.role = r[i++].as<std::string>();
-    v.requester = r[i++].as<std::string>();
-    v.lender = r[i++].as<std::string>();
-    v.state = r[i++].as<std::string>();
-    v.cancel_pending = r[i++].as<bool>();
-    v.renew_pending = r[i++].as<bool>();
-    v.received = r[i++].as<bool>();
-    v.shipped_return = r[i++].as<bool>();
-    v.conditional = r[i++].as<bool>();
-    v.service_type = r[i++].as<std::string>();
-    v.title = r[i++].as<std::string>();
-    v.author = r[i++].as<std::string>();
-    v.isbn = r[i++].as<std::string>();
-    v.patron_ref = r[i++].as<std::string>();
-    v.pickup = r[i++].as<std::string>();
-    v.work_id = r[i++].as<long long>();
-    const auto rota = r[i++].as<std::string>();
-    for (std::size_t at = 0; at < rota.size();) {
-        auto comma = rota.find(',', at);
-        if (comma == std::string::npos) comma = rota.size();
-        v.rota.push_back(rota.substr(at, comma - at));
-        at = comma + 1;
-    }
-    v.rota_index = r[i++].as<int>();
-    v.due_date = r[i++].as<std::string>();
-    v.created_at = r[i++].as<std::string>();
-    v.updated_at = r[i++].as<std::string>();
-    v.answer_by = r[i++].as<std::string>();
-    v.offered_cost = r[i++].as<std::string>();
-    v.loan_condition = r[i++].as<std::string>();
-    return v;
-}
 
 IblRequestView ViewById(pqxx::work& tx, long long id) {
-    return ViewOf(tx.exec_params1("SELECT " + ViewColumns() + " FROM ibl_request WHERE id = $1", id));
+    return IblViewOf(tx.exec_params1("SELECT " + IblViewColumns() + " FROM ibl_request WHERE id = $1", id));
 }
 
 
@@ -396,15 +425,21 @@ Taken RequesterTakes(pqxx::work& tx, const pqxx::row& row, const iso::SupplyingA
     out.state = ibl::ToString(verdict.next.state);
     SaveTransaction(tx, id, verdict.next, m.header.supplying_agency_request_id,
                     m.status_info.due_date ? iso::FormatTime(*m.status_info.due_date) : std::string());
-    // The lender answered: no deadline, unless it asks to be tried again later.
-    const std::string retry_at = verdict.next.state == ibl::State::kRetryPossible
-                                     ? (m.message_info.retry_after ? iso::FormatTime(*m.message_info.retry_after)
-                                                                   : iso::FormatTime(m.header.timestamp))
-                                     : std::string();
-    tx.exec_params("UPDATE ibl_request SET answer_by = NULLIF($2, '')::timestamptz WHERE id = $1", id, retry_at);
+    // A transaction the request has moved on from takes what its lender
+    // says, but does not move the request again.
+    const bool superseded = row["superseded"].as<bool>();
+    // The lender answered (its state moved on from Sent): no deadline,
+    // unless it asks to be tried again later.
+    if (verdict.next.state == ibl::State::kRetryPossible && !superseded) {
+        tx.exec_params("UPDATE ibl_request SET answer_by = $2::timestamptz WHERE id = $1", id,
+                       m.message_info.retry_after ? iso::FormatTime(*m.message_info.retry_after)
+                                                  : iso::FormatTime(m.header.timestamp));
+    } else if (verdict.next.state != ibl::State::kSent || superseded) {
+        tx.exec_params("UPDATE ibl_request SET answer_by = NULL WHERE id = $1", id);
+    }
     SaveTerms(tx, id, m);
     AddEvent(tx, id, "in", "supplyingAgencyMessage", what, m.header, identity, out.state, body);
-    if (verdict.next.state == ibl::State::kUnfilled) {
+    if (verdict.next.state == ibl::State::kUnfilled && !superseded) {
         out.next_lender = MoveOn(tx, id, settings);
         if (!out.next_lender.empty()) out.state = ibl::ToString(ibl::State::kSent);
     }
@@ -479,7 +514,7 @@ std::string EndAndMoveOn(pqxx::work& tx, long long row, const std::string& why, 
 // A supplyingAgencyMessage: the supplier of a request this node's library sent.
 InboundOutcome TakeSupplierMessage(pqxx::work& tx, const iso::SupplyingAgencyMessage& m, std::string_view body,
                                    const std::string& sender, const IblSettings& settings) {
-    auto parties = PartiesOf(tx, m.header, false, sender);
+    auto parties = PartiesOf(tx, m.header, false, sender, settings);
     if (auto* e = std::get_if<iso::ErrorData>(&parties)) return Refused(*e);
     const auto& p = std::get<Parties>(parties);
     auto found = detail::ExecPrepared(tx, "ibl_find_request", kFindRequest, std::string("requester"), p.requester,
@@ -509,8 +544,8 @@ InboundOutcome TakeSupplierMessage(pqxx::work& tx, const iso::SupplyingAgencyMes
 
 // A requestingAgencyMessage: the requester of a request this node's library supplies.
 InboundOutcome TakeRequesterMessage(pqxx::work& tx, const iso::RequestingAgencyMessage& m, std::string_view body,
-                                    const std::string& sender) {
-    auto parties = PartiesOf(tx, m.header, true, sender);
+                                    const std::string& sender, const IblSettings& settings) {
+    auto parties = PartiesOf(tx, m.header, true, sender, settings);
     if (auto* e = std::get_if<iso::ErrorData>(&parties)) return Refused(*e);
     const auto& p = std::get<Parties>(parties);
     if (m.action == iso::Action::kShippedForward)
@@ -569,9 +604,10 @@ CreateResult CreateIblRequest(Database& db, const NewIblRequest& in, const IblSe
         const std::string work_array = work_ids.Done();
         auto dup = tx.exec_params(fmt::format("SELECT id FROM ibl_request WHERE role = 'requester' AND "
                                               "requesting_agency = $1 AND patron_ref = $2 AND superseded_by IS NULL "
-                                              "AND work_id = ANY($3::bigint[]) AND state NOT IN {} "
+                                              "AND work_id = ANY($3::bigint[]) "
+                                              "AND (state NOT IN {} OR answer_by IS NOT NULL) "
                                               "ORDER BY id LIMIT 1",
-                                              kOpenStates),
+                                              detail::kIblClosedStates),
                                   in.library, in.patron_ref, work_array);
         if (!dup.empty()) {
             out.status = CreateStatus::kDuplicate;
@@ -586,7 +622,7 @@ CreateResult CreateIblRequest(Database& db, const NewIblRequest& in, const IblSe
             fmt::format(
                 "SELECT h.library, (coalesce(l.poi, me.isil) <> me.isil) AS remote, "
                 "(SELECT count(*) FROM ibl_request r WHERE r.role = 'requester' AND r.supplying_agency = h.library "
-                "  AND r.state NOT IN {0}) AS open, "
+                "  AND r.superseded_by IS NULL AND r.state NOT IN {0}) AS open, "
                 "(SELECT max(r.created_at) FROM ibl_request r WHERE r.role = 'requester' "
                 "  AND r.supplying_agency = h.library) AS last "
                 "FROM record_work rw JOIN holding h ON h.record_id = rw.record_id "
@@ -594,7 +630,7 @@ CreateResult CreateIblRequest(Database& db, const NewIblRequest& in, const IblSe
                 "WHERE rw.work_id = ANY($1::bigint[]) AND h.status = 'available' AND h.library <> $2 AND l.enabled "
                 "AND (coalesce(l.poi, me.isil) = me.isil OR l.poi = ANY($3::text[])) "
                 "GROUP BY h.library, l.poi, me.isil ORDER BY 2, 3, 4 NULLS FIRST, 1",
-                kOpenStates),
+                detail::kIblClosedStates),
             work_array, in.library, nodes.Done());
         if (lenders.empty()) {
             out.status = CreateStatus::kNoLender;
@@ -635,6 +671,14 @@ AnswerResult AnswerIblTask(Database& db, const std::string& lender, long long ta
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::work tx(c, "ibl answer");
         AnswerResult out;
+        auto key = tx.exec_params("SELECT requesting_agency, request_id FROM ibl_request "
+                                  "WHERE id = $1 AND role = 'supplier' AND supplying_agency = $2",
+                                  task, lender);
+        if (key.empty()) {
+            out.status = AnswerStatus::kUnknownTask;
+            return out;
+        }
+        LockRequest(tx, key[0][0].as<std::string>(), key[0][1].as<std::string>());
         auto mine = tx.exec_params(
             "SELECT id, state, cancel_pending, renew_pending, received, shipped_return, conditional, "
             "requesting_agency, request_id FROM ibl_request "
@@ -753,10 +797,17 @@ ActionResult ActOnIblRequest(Database& db, const std::string& library, const std
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::work tx(c, "ibl action");
         ActionResult out;
+        LockRequest(tx, library, request_id);
+        // The request's current transaction; for what concerns an item on
+        // loan, the transaction that has it (a lender passed over may have
+        // shipped all the same).
+        const bool about_loan = action == RequesterAction::kReceived || action == RequesterAction::kRenew ||
+                                action == RequesterAction::kShippedReturn;
         auto mine = tx.exec_params(
-            "SELECT id, state, cancel_pending, renew_pending, received, shipped_return, conditional, "
-            "supplying_agency FROM ibl_request WHERE role = 'requester' AND requesting_agency = $1 "
-            "AND request_id = $2 AND superseded_by IS NULL FOR UPDATE",
+            fmt::format("SELECT id, state, cancel_pending, renew_pending, received, shipped_return, conditional, "
+                        "supplying_agency FROM ibl_request WHERE role = 'requester' AND requesting_agency = $1 "
+                        "AND request_id = $2 ORDER BY {} (superseded_by IS NULL) DESC, id DESC LIMIT 1 FOR UPDATE",
+                        about_loan ? "(state IN ('Loaned', 'Overdue', 'Recalled')) DESC," : ""),
             library, request_id);
         if (mine.empty()) {
             out.status = AnswerStatus::kUnknownTask;
@@ -789,6 +840,9 @@ ActionResult ActOnIblRequest(Database& db, const std::string& library, const std
         auto sent = SendToSupplier(tx, row, m, verdict.next);
         if (auto* refused = std::get_if<Taken>(&sent)) return Refuse<ActionResult>(AnswerStatus::kNotAllowed, refused->why);
         out.lender_state = std::get<std::string>(sent);
+        // A request being cancelled is not passed on at its deadline.
+        if (action == RequesterAction::kCancel)
+            tx.exec_params("UPDATE ibl_request SET answer_by = NULL WHERE id = $1", row);
         out.request = ViewById(tx, row);
         tx.commit();
         return out;
@@ -836,19 +890,42 @@ void IblMessageFailed(Database& db, long long event, const std::string& error, i
 std::string IblMessageRefused(Database& db, long long event, const std::string& error, const IblSettings& settings) {
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::work tx(c, "ibl refused");
+        auto key = tx.exec_params("SELECT q.requesting_agency, q.request_id FROM ibl_outbox o "
+                                  "JOIN ibl_request q ON q.id = o.request WHERE o.event = $1",
+                                  event);
+        if (key.empty()) return std::string();
+        LockRequest(tx, key[0][0].as<std::string>(), key[0][1].as<std::string>());
         auto r = tx.exec_params(
-            "UPDATE ibl_outbox o SET refused = $2, attempts = attempts + 1, last_error_at = now() FROM ibl_event e, "
-            "ibl_request q WHERE o.event = $1 AND e.id = o.event AND q.id = o.request AND o.refused IS NULL "
-            "RETURNING e.kind, q.id, q.role, q.state, q.superseded_by IS NULL",
+            "UPDATE ibl_outbox o SET refused = $2, attempts = attempts + 1, last_error_at = now() FROM ibl_event e "
+            "WHERE o.event = $1 AND e.id = o.event AND o.refused IS NULL AND o.delivered_at IS NULL "
+            "RETURNING e.kind, e.what, o.request",
             event, error.substr(0, 1000));
+        if (r.empty()) return std::string();
+        const std::string kind = r[0][0].as<std::string>(), what = r[0][1].as<std::string>();
+        const long long row = r[0][2].as<long long>();
+        auto q = tx.exec_params1("SELECT role, state, cancel_pending, superseded_by IS NULL FROM ibl_request "
+                                 "WHERE id = $1 FOR UPDATE",
+                                 row);
+        const std::string identity = fmt::format("refusal|{}", event);
         std::string next;
-        // A request its lender's node would not take: that lender is passed
-        // over, as if it had answered Unfilled.
-        if (!r.empty() && r[0][0].as<std::string>() == "request" && r[0][2].as<std::string>() == "requester" &&
-            r[0][3].as<std::string>() == "Sent" && r[0][4].as<bool>()) {
-            tx.exec_params("SELECT 1 FROM ibl_request WHERE id = $1 FOR UPDATE", r[0][1].as<long long>());
-            next = EndAndMoveOn(tx, r[0][1].as<long long>(), "lender's node refused the request: " + error,
-                                fmt::format("refusal|{}", event), settings);
+        iso::Header h;
+        h.timestamp = Now();
+        if (kind == "request" && q[0].as<std::string>() == "requester" && q[1].as<std::string>() == "Sent" &&
+            !q[2].as<bool>() && q[3].as<bool>()) {
+            // A request its lender's node would not take: that lender is
+            // passed over, as if it had answered Unfilled.
+            next = EndAndMoveOn(tx, row, "lender's node refused the request: " + error, identity, settings);
+        } else if (kind == "requestingAgencyMessage" && (what == "Cancel" || what == "Renew")) {
+            // A Cancel or Renew the lender's node would not take gets no
+            // answer: it is no longer waited for.
+            tx.exec_params(fmt::format("UPDATE ibl_request SET {} = false, updated_at = now() WHERE id = $1",
+                                       what == "Cancel" ? "cancel_pending" : "renew_pending"),
+                           row);
+            AddEvent(tx, row, "in", "refusal", what + " refused: " + error, h, identity, q[1].as<std::string>(),
+                     error);
+        } else {
+            AddEvent(tx, row, "in", "refusal", what + " refused: " + error, h, identity, q[1].as<std::string>(),
+                     error);
         }
         tx.commit();
         return next;
@@ -856,53 +933,72 @@ std::string IblMessageRefused(Database& db, long long event, const std::string& 
 }
 
 long long PassOverSilentLenders(Database& db, const IblSettings& settings) {
-    return db.Pool().With([&](pqxx::connection& c) {
-        pqxx::work tx(c, "ibl deadlines");
-        auto due = tx.exec(
-            "SELECT id, state, cancel_pending, renew_pending, received, shipped_return, conditional, "
-            "requesting_agency, request_id, supplying_agency, "
-            "to_char(answer_by AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM ibl_request "
-            "WHERE role = 'requester' AND answer_by <= now() AND superseded_by IS NULL "
-            "AND state IN ('Sent', 'RetryPossible') ORDER BY answer_by LIMIT 100 FOR UPDATE SKIP LOCKED");
-        long long moved = 0;
-        for (const auto& row : due) {
-            const long long id = row["id"].as<long long>();
-            const bool silent = row["state"].as<std::string>() == "Sent";
-            // Nobody left to ask: the lender keeps the request (it may still
-            // answer), and the deadline is not looked at again.
-            auto left = tx.exec_params1("SELECT rota[rota_index + 2] IS NOT NULL FROM ibl_request WHERE id = $1", id);
-            if (!left[0].as<bool>()) {
-                tx.exec_params("UPDATE ibl_request SET answer_by = NULL WHERE id = $1", id);
-                continue;
-            }
-            if (silent) {
-                // The silent lender is told not to supply any more.
-                iso::RequestingAgencyMessage m;
-                m.header.requesting_agency = iso::AgencyId::Isil(row["requesting_agency"].as<std::string>());
-                m.header.supplying_agency = iso::AgencyId::Isil(row["supplying_agency"].as<std::string>());
-                m.header.requesting_agency_request_id = row["request_id"].as<std::string>();
-                m.header.timestamp = Now();
-                m.action = iso::Action::kCancel;
-                m.note = fmt::format("No answer by {}; the request went to another library.", row[10].as<std::string>());
-                auto verdict = ibl::OnRequesterAction(TransactionOf(row), m.action);
-                if (verdict.allowed) (void)SendToSupplier(tx, id, m, verdict.next);
-            }
-            if (!MoveOn(tx, id, settings).empty()) ++moved;
-        }
-        tx.commit();
-        return moved;
+    auto due = db.Pool().With([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c, "ibl deadlines");
+        std::vector<std::pair<std::string, std::string>> out;
+        for (const auto& r : tx.exec("SELECT requesting_agency, request_id FROM ibl_request "
+                                     "WHERE role = 'requester' AND answer_by <= now() ORDER BY answer_by LIMIT 100"))
+            out.emplace_back(r[0].as<std::string>(), r[1].as<std::string>());
+        return out;
     });
+    long long moved = 0;
+    // One transaction per request, under the request's lock, so that one
+    // that fails does not hold back the others.
+    for (const auto& [agency, request_id] : due) {
+        moved += db.Pool().With([&](pqxx::connection& c) {
+            pqxx::work tx(c, "ibl deadline");
+            LockRequest(tx, agency, request_id);
+            auto rows = tx.exec_params(
+                "SELECT id, state, cancel_pending, renew_pending, received, shipped_return, conditional, "
+                "supplying_agency, to_char(answer_by AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS due, "
+                "superseded_by IS NULL AND state IN ('Sent', 'RetryPossible') AND NOT cancel_pending AS live, "
+                "rota[rota_index + 2] IS NOT NULL AS more FROM ibl_request "
+                "WHERE role = 'requester' AND requesting_agency = $1 AND request_id = $2 AND answer_by <= now() "
+                "FOR UPDATE",
+                agency, request_id);
+            int n = 0;
+            for (const auto& row : rows) {
+                const long long id = row["id"].as<long long>();
+                // The deadline is looked at once: after it the request has
+                // moved on, or has nobody left to ask (the lender keeps it and
+                // may still answer), or no longer waits for an answer.
+                tx.exec_params("UPDATE ibl_request SET answer_by = NULL WHERE id = $1", id);
+                if (!row["live"].as<bool>() || !row["more"].as<bool>()) continue;
+                if (row["state"].as<std::string>() == "Sent") {
+                    // The silent lender is told not to supply any more.
+                    iso::RequestingAgencyMessage m;
+                    m.header.requesting_agency = iso::AgencyId::Isil(agency);
+                    m.header.supplying_agency = iso::AgencyId::Isil(row["supplying_agency"].as<std::string>());
+                    m.header.requesting_agency_request_id = request_id;
+                    m.header.timestamp = Now();
+                    m.action = iso::Action::kCancel;
+                    m.note = fmt::format("No answer by {}; the request went to another library.",
+                                         row["due"].as<std::string>());
+                    auto verdict = ibl::OnRequesterAction(TransactionOf(row), m.action);
+                    if (verdict.allowed) (void)SendToSupplier(tx, id, m, verdict.next);
+                }
+                if (!MoveOn(tx, id, settings).empty()) ++n;
+            }
+            tx.commit();
+            return n;
+        });
+    }
+    return moved;
 }
+
 long long AnonymiseIblRequests(Database& db, int after_days) {
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::work tx(c, "ibl anonymise");
         // Request documents here are all written by protocols/iso18626
         // (inbound ones stripped and written again), so the patron's
         // reference is always in <ill:patronId>.
+        // Finished: a closed state and no retry date ahead; or a
+        // transaction the request moved on from, whatever its lender did.
         auto done = tx.exec_params(fmt::format("UPDATE ibl_request SET patron_ref = NULL, pickup = NULL "
-                                               "WHERE state IN {} AND (patron_ref IS NOT NULL OR pickup IS NOT NULL) "
+                                               "WHERE ((state IN {} AND answer_by IS NULL) OR superseded_by IS NOT NULL) "
+                                               "AND (patron_ref IS NOT NULL OR pickup IS NOT NULL) "
                                                "AND updated_at < now() - make_interval(days => $1) RETURNING id",
-                                               kOpenStates),
+                                               detail::kIblClosedStates),
                                    after_days);
         if (done.empty()) return 0LL;
         detail::ArrayLiteral ids;
@@ -919,12 +1015,13 @@ long long AnonymiseIblRequests(Database& db, int after_days) {
 std::optional<IblRequestView> GetIblRequest(Database& db, const std::string& library, const std::string& request_id) {
     return db.Pool().With([&](pqxx::connection& c) -> std::optional<IblRequestView> {
         pqxx::read_transaction tx(c, "ibl get");
-        auto r = tx.exec_params("SELECT " + ViewColumns() +
+        auto r = tx.exec_params("SELECT " + IblViewColumns() +
                                     " FROM ibl_request WHERE role = 'requester' AND requesting_agency = $1 "
-                                    "AND request_id = $2 ORDER BY id DESC LIMIT 1",
+                                    "AND request_id = $2 ORDER BY (state IN ('Loaned', 'Overdue', 'Recalled')) DESC, "
+                                    "(superseded_by IS NULL) DESC, id DESC LIMIT 1",
                                 library, request_id);
         if (r.empty()) return std::nullopt;
-        return ViewOf(r[0]);
+        return IblViewOf(r[0]);
     });
 }
 
@@ -934,9 +1031,9 @@ std::vector<IblRequestView> IblInbox(Database& db, const std::string& library) {
         std::vector<IblRequestView> out;
         for (const auto& r : tx.exec_params(fmt::format("SELECT {} FROM ibl_request WHERE role = 'supplier' AND "
                                                         "supplying_agency = $1 AND state NOT IN {} ORDER BY id",
-                                                        ViewColumns(), kOpenStates),
+                                                        IblViewColumns(), detail::kIblClosedStates),
                                             library))
-            out.push_back(ViewOf(r));
+            out.push_back(IblViewOf(r));
         return out;
     });
 }
@@ -946,6 +1043,16 @@ InboundOutcome ApplyInbound(Database& db, const iso::Message& message, std::stri
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::work tx(c, "ibl inbound");
         InboundOutcome out;
+        const iso::Header* h = nullptr;
+        if (const auto* r = std::get_if<iso::Request>(&message)) h = &r->header;
+        if (const auto* s = std::get_if<iso::SupplyingAgencyMessage>(&message)) h = &s->header;
+        if (const auto* q = std::get_if<iso::RequestingAgencyMessage>(&message)) h = &q->header;
+        if (h) {
+            auto agency = IsilOf(h->requesting_agency, "requestingAgencyId");
+            LockRequest(tx, std::holds_alternative<std::string>(agency) ? std::get<std::string>(agency)
+                                                                        : h->requesting_agency.value,
+                        h->requesting_agency_request_id);
+        }
         if (const auto* r = std::get_if<iso::Request>(&message)) {
             // Kept without what it says about the patron beyond the opaque
             // reference (a peer may send names and addresses): the request
@@ -956,14 +1063,14 @@ InboundOutcome ApplyInbound(Database& db, const iso::Message& message, std::stri
                 iso::Request kept = *r;
                 kept.patron_info = iso::PatronInfo{};
                 kept.patron_info->patron_id = r->patron_info->patron_id;
-                out = TakeRequest(tx, kept, iso::Write(kept), sender);
+                out = TakeRequest(tx, kept, iso::Write(kept), sender, settings);
             } else {
-                out = TakeRequest(tx, *r, body, sender);
+                out = TakeRequest(tx, *r, body, sender, settings);
             }
         } else if (const auto* s = std::get_if<iso::SupplyingAgencyMessage>(&message)) {
             out = TakeSupplierMessage(tx, *s, body, sender, settings);
         } else if (const auto* q = std::get_if<iso::RequestingAgencyMessage>(&message)) {
-            out = TakeRequesterMessage(tx, *q, body, sender);
+            out = TakeRequesterMessage(tx, *q, body, sender, settings);
         } else {
             out = Refused(BadValue("a confirmation answers a message this node sent; send it as the HTTP "
                                    "response to that message"));

@@ -305,7 +305,7 @@ TEST_F(IblNetworkTest, ARequestIsFilledFromAnotherProvinceAndTheLoanRunsItsCours
     ExpectEachMessageOnce(id);
     auto metrics = HttpCall(a_.port, "GET", "/metrics", {}, "");
     ASSERT_TRUE(metrics);
-    EXPECT_NE(metrics->body.find("iblsync_ibl_messages_sent_total{outcome=\"confirmed\"} 6"), std::string::npos)
+    EXPECT_NE(metrics->body.find("iblsync_ibl_messages_sent_total{outcome=\"confirmed\"} 6\n"), std::string::npos)
         << metrics->body.substr(metrics->body.find("iblsync_ibl"), 600);
 }
 
@@ -434,16 +434,32 @@ TEST_F(IblNetworkTest, ASilentLenderIsPassedOverAtItsDeadlineEvenAcrossARestart)
     ASSERT_TRUE(WaitFor([&] { return TaskState(t1) == "Sent+cancel"; }, 20s)) << TaskState(t1);
     std::string t2;
     ASSERT_TRUE(WaitFor([&] { return !(t2 = TaskOf(second, id)).empty(); }, 20s));
-    // The first lender's late answer to the Cancel ends its own transaction
-    // and leaves the request with the second lender.
-    Answer(first, t1, R"({"answer":"cancel_accepted"})");
+    // The first lender's late Unfilled ends its own transaction and leaves
+    // the request with the second lender: it is not passed on again.
+    Answer(first, t1, R"({"answer":"unfilled"})");
     ASSERT_TRUE(WaitFor([&] { return a_.Query1(fmt::format("SELECT state FROM ibl_request WHERE request_id = '{}' AND "
-                                                            "supplying_agency = '{}'", id, first)) == "Cancelled"; },
+                                                            "supplying_agency = '{}'", id, first)) == "Unfilled"; },
                         20s));
     EXPECT_TRUE(RequestIs(id, second, "Sent"));
+    EXPECT_EQ(a_.Query1(fmt::format("SELECT count(*) FROM ibl_request WHERE request_id = '{}'", id)), "2");
     Answer(second, t2, R"({"answer":"will_supply"})");
     ASSERT_TRUE(WaitFor([&] { return RequestIs(id, second, "WillSupply"); }, 20s));
     ExpectEachMessageOnce(id);
+
+    // A request the library cancels has no deadline: it waits for the
+    // lender's answer to the Cancel and is not passed on.
+    const std::string id2 = Ask("hold-13");
+    ASSERT_FALSE(id2.empty());
+    const std::string lender2 = Str(Request(id2), "lender");
+    Act(id2, "cancel");
+    EXPECT_EQ(Str(Request(id2), "answer_by"), "");
+    a_.schema.Exec(fmt::format("UPDATE ibl_request SET answer_by = now() - interval '1 minute' WHERE request_id = '{}'",
+                               id2));
+    ASSERT_TRUE(WaitFor([&] { return a_.Query1(fmt::format("SELECT count(*) FROM ibl_request WHERE request_id = '{}' "
+                                                            "AND answer_by IS NOT NULL", id2)) == "0"; },
+                        20s));
+    EXPECT_EQ(a_.Query1(fmt::format("SELECT count(*) FROM ibl_request WHERE request_id = '{}'", id2)), "1");
+    EXPECT_TRUE(RequestIs(id2, lender2, "Sent"));
 }
 
 TEST_F(IblNetworkTest, ARequestTheLendersNodeRefusesPassesThatLenderOver) {
@@ -466,6 +482,20 @@ TEST_F(IblNetworkTest, ARequestTheLendersNodeRefusesPassesThatLenderOver) {
     ASSERT_TRUE(WaitFor([&] { return !(t2 = TaskOf(second, id)).empty(); }, 20s));
     EXPECT_EQ(b_.Query1(fmt::format("SELECT count(*) FROM ibl_request WHERE request_id = '{}'", id)), "1")
         << "the refused request changed nothing at B";
+
+    // A library POI A has just registered, which the national node's feed
+    // has not brought to B: B takes POI A's word that it serves it.
+    const std::string fresh = "NL-0000000319";
+    a_.Add(fresh, "NL-GE");
+    tokens_[fresh] = a_.Issue(fresh);
+    auto r = Call(a_, "POST", "/v1/ibl/requests", fresh, R"({"isbn":"9789023466024","patron_ref":"hold-14"})");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 201) << r->body;
+    const std::string id2 = Str(Json(r->body), "id");
+    ASSERT_TRUE(WaitFor([&] { return !TaskOf(second, id2).empty(); }, 20s)) << b_.daemon->Log();
+    EXPECT_EQ(b_.Query1(fmt::format("SELECT poi FROM library WHERE isil = '{}'", fresh)), kPoiA);
+    EXPECT_EQ(b_.Query1(fmt::format("SELECT actor FROM audit_log WHERE library = '{}'", fresh)),
+              std::string("ibl:") + kPoiA);
 }
 
 }  // namespace

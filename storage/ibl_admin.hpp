@@ -1,0 +1,68 @@
+#pragma once
+// What operators see of IBL (iblctl ibl ..., /metrics): requests listed and
+// shown with their messages and how far each got to another node, and
+// monthly statistics, all read from ibl_request and ibl_event.
+
+#include <string>
+#include <vector>
+
+#include "storage/ibl.hpp"
+
+namespace iblsync::storage {
+
+struct IblListFilter {
+    std::string library;        // either side; empty: all
+    std::string state = "open"; // "open", "all", or one state (Sent, Loaned ...)
+    int limit = 100;
+};
+struct IblListRow {
+    IblRequestView request;
+    int unsent = 0;          // messages about it in the outbox not yet confirmed
+    std::string last_error;  // why the last try to send one failed
+};
+// Current transactions (not superseded), newest change first.
+std::vector<IblListRow> ListIblRequests(Database& db, const IblListFilter& filter);
+
+struct IblEventView {
+    long long id = 0;
+    std::string direction, kind, what, state_after, at;
+    // For a message to another node: "delivered", "unsent" or "refused";
+    // empty for one delivered within this node.
+    std::string delivery;
+    int attempts = 0;
+    std::string error;  // the refusal, or the last failure
+};
+struct IblTransaction {
+    IblRequestView request;
+    std::string superseded_by;  // the lender that took over, if any
+    std::vector<IblEventView> events;
+};
+// Every transaction of this node under the request id, oldest first; for a
+// task number (a row's id), that row's request id is used.
+std::vector<IblTransaction> ShowIblRequest(Database& db, const std::string& id);
+
+struct IblLibraryStats {
+    std::string library, province;
+    long long requested = 0;   // requests it made (first lender asked this month)
+    long long supplied = 0;    // of its requests, shipped to it this month
+    long long unfilled = 0;    // of its requests, ended without a lender this month
+    double mean_hours_to_supply = 0;  // request to shipped, for those supplied
+    long long asked = 0;       // requests it was asked to supply this month
+    long long lent = 0;        // items it shipped this month
+    long long declined = 0;    // requests it answered Unfilled this month
+};
+// Per library with IBL activity in `month` (YYYY-MM, Europe/Amsterdam days).
+std::vector<IblLibraryStats> IblMonthStats(Database& db, const std::string& month);
+
+struct IblGauge {
+    std::string role, state;
+    long long requests = 0;
+};
+struct IblGauges {
+    std::vector<IblGauge> by_state;  // current transactions
+    long long unsent = 0;            // outbox messages not yet confirmed
+    long long refused = 0;           // outbox messages refused
+};
+IblGauges CountIblRequests(Database& db);
+
+}  // namespace iblsync::storage
