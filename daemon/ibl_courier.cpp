@@ -19,6 +19,7 @@
 #include "protocols/iso18626.hpp"
 #include "protocols/sru_client.hpp"
 #include "storage/errors.hpp"
+#include "storage/ibl_admin.hpp"
 
 namespace iblsync::daemon {
 
@@ -30,6 +31,7 @@ constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 constexpr int kBatch = 50;
 constexpr auto kPoll = std::chrono::seconds(2);
 constexpr auto kDeadlineSweep = std::chrono::seconds(5);
+constexpr auto kCount = std::chrono::seconds(5);
 
 // Where and how to reach another node: an [[ibl_peer]], or else the
 // [[peer]] with that ISIL (the national node).
@@ -85,8 +87,9 @@ struct IblCourier::Impl {
     std::map<std::string, HttpSession> sessions;  // by node
     std::set<std::string> failing;                // nodes whose last message failed
     std::mt19937 random{std::random_device{}()};
-    // Counters for /metrics.
+    // Counters for /metrics, and the requests by state as last counted.
     unsigned long long delivered = 0, refused = 0, failures = 0, moved_on = 0;
+    std::optional<storage::IblGauges> gauges;
 
     // Seconds until the next try: doubling from 1 s up to the node's
     // retry_max_seconds, with up to 25% jitter.
@@ -132,6 +135,15 @@ void IblCourier::Render(protocols::PrometheusText& out) const {
     out.Sample("iblsync_ibl_passed_over_total", {}, static_cast<double>(impl_->moved_on));
     out.Family("iblsync_ibl_peers_failing", "gauge", "Nodes whose last ISO 18626 message got no confirmation.");
     out.Sample("iblsync_ibl_peers_failing", {}, static_cast<double>(impl_->failing.size()));
+    if (!impl_->gauges) return;
+    out.Family("iblsync_ibl_requests", "gauge",
+               "IBL transactions by role (requester, supplier) and state, counted every 5 s; moved-on ones left out.");
+    for (const auto& g : impl_->gauges->by_state)
+        out.Sample("iblsync_ibl_requests", {{"role", g.role}, {"state", g.state}}, static_cast<double>(g.requests));
+    out.Family("iblsync_ibl_outbox_messages", "gauge",
+               "Messages for other nodes in the outbox not yet confirmed (unsent) or refused by them.");
+    out.Sample("iblsync_ibl_outbox_messages", {{"state", "unsent"}}, static_cast<double>(impl_->gauges->unsent));
+    out.Sample("iblsync_ibl_outbox_messages", {{"state", "refused"}}, static_cast<double>(impl_->gauges->refused));
 }
 
 // g++ 12 warns falsely about the coroutine frame's operator delete.
@@ -139,6 +151,7 @@ void IblCourier::Render(protocols::PrometheusText& out) const {
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 net::awaitable<void> IblCourier::Impl::Run() {
     auto last_sweep = std::chrono::steady_clock::now() - kDeadlineSweep;
+    auto last_count = std::chrono::steady_clock::now() - kCount;
     bool db_failing = false;
     while (!stopping) {
         const auto cfg = config();
@@ -156,6 +169,10 @@ net::awaitable<void> IblCourier::Impl::Run() {
                 }
             }
             due = co_await exec.Run([&] { return storage::DueIblMessages(db, kBatch); });
+            if (std::chrono::steady_clock::now() - last_count >= kCount) {
+                last_count = std::chrono::steady_clock::now();
+                gauges = co_await exec.Run([&] { return storage::CountIblRequests(db); });
+            }
         } catch (const std::exception& e) {
             db_error = e.what();
         }

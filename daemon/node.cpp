@@ -32,6 +32,7 @@
 #include "daemon/notify.hpp"
 #include "daemon/push_api.hpp"
 #include "daemon/routes.hpp"
+#include "daemon/ibl_commands.hpp"
 #include "daemon/ibl_courier.hpp"
 #include "daemon/ibl_service.hpp"
 #include "daemon/sru_service.hpp"
@@ -633,6 +634,11 @@ struct Node::Impl {
             metrics.CountControl(req.command, r.ok);
             co_return r;
         }
+        if (auto ibl_answer = co_await HandleIblCommand(req, db, exec, courier)) {
+            r = std::move(*ibl_answer);
+            metrics.CountControl(req.command, r.ok);
+            co_return r;
+        }
         if (req.command == "status") {
             r.ok = true;
             r.result_json = co_await StatusJson();
@@ -686,7 +692,12 @@ struct Node::Impl {
                 R"j("sync.run":"harvest a source now (source, full, allow_deletions)",)j"
                 R"j("sync.pause":"stop harvesting a source, following a peer or loading a drop (source)",)j"
                 R"j("sync.resume":"harvest or follow it again (source)",)j"
-                R"j("sync.verify":"compare record and copy counts and checksums with a peer (source, origin, library)"}})j";
+                R"j("sync.verify":"compare record and copy counts and checksums with a peer (source, origin, library)",)j"
+                R"j("ibl.list":"IBL requests (state: open, all or one state; library; limit)",)j"
+                R"j("ibl.show":"one IBL request: its transactions and every message, with delivery (id)",)j"
+                R"j("ibl.reroute":"send a request not yet shipped to its next lender now (id)",)j"
+                R"j("ibl.cancel":"cancel a request for its library (id)",)j"
+                R"j("ibl.stats":"IBL per library in a month: requested, supplied, unfilled, lent (month)"}})j";
         } else {
             r.error = fmt::format("unknown command '{}'", req.command.substr(0, 64));
             r.hint = "'iblctl commands' lists the commands";

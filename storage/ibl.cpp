@@ -986,6 +986,64 @@ long long PassOverSilentLenders(Database& db, const IblSettings& settings) {
     return moved;
 }
 
+std::optional<std::string> IblRequester(Database& db, const std::string& request_id) {
+    return db.Pool().With([&](pqxx::connection& c) -> std::optional<std::string> {
+        pqxx::read_transaction tx(c, "ibl requester");
+        auto r = tx.exec_params("SELECT requesting_agency FROM ibl_request WHERE role = 'requester' AND "
+                                "request_id = $1 ORDER BY id LIMIT 1",
+                                request_id);
+        if (r.empty()) return std::nullopt;
+        return r[0][0].as<std::string>();
+    });
+}
+
+RerouteResult RerouteIblRequest(Database& db, const std::string& request_id, const IblSettings& settings) {
+    const auto agency = IblRequester(db, request_id);
+    if (!agency) return Refuse<RerouteResult>(AnswerStatus::kUnknownTask);
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::work tx(c, "ibl reroute");
+        LockRequest(tx, *agency, request_id);
+        auto rows = tx.exec_params(
+            "SELECT id, state, cancel_pending, renew_pending, received, shipped_return, conditional, supplying_agency, "
+            "rota[rota_index + 2] IS NOT NULL AS more FROM ibl_request WHERE role = 'requester' "
+            "AND requesting_agency = $1 AND request_id = $2 AND superseded_by IS NULL FOR UPDATE",
+            *agency, request_id);
+        if (rows.empty()) return Refuse<RerouteResult>(AnswerStatus::kUnknownTask);
+        const auto& row = rows[0];
+        const long long id = row["id"].as<long long>();
+        const std::string state = row["state"].as<std::string>();
+        RerouteResult out;
+        out.from = row["supplying_agency"].as<std::string>();
+        if (state != "Sent" && state != "RequestReceived" && state != "ExpectToSupply" && state != "WillSupply" &&
+            state != "RetryPossible")
+            return Refuse<RerouteResult>(AnswerStatus::kNotAllowed,
+                                         fmt::format("the request is {} with {}; only one not yet shipped can go to "
+                                                     "another lender",
+                                                     state, out.from));
+        if (row["cancel_pending"].as<bool>())
+            return Refuse<RerouteResult>(AnswerStatus::kNotAllowed, "a cancel of the request is waiting for its answer");
+        if (!row["more"].as<bool>())
+            return Refuse<RerouteResult>(AnswerStatus::kNotAllowed,
+                                         fmt::format("{} is the last lender with a copy; there is nobody else to ask",
+                                                     out.from));
+        if (state != "RetryPossible") {
+            iso::RequestingAgencyMessage m;
+            m.header.requesting_agency = iso::AgencyId::Isil(*agency);
+            m.header.supplying_agency = iso::AgencyId::Isil(out.from);
+            m.header.requesting_agency_request_id = request_id;
+            m.header.timestamp = Now();
+            m.action = iso::Action::kCancel;
+            m.note = "The request went to another library.";
+            auto verdict = ibl::OnRequesterAction(TransactionOf(row), m.action);
+            if (verdict.allowed) (void)SendToSupplier(tx, id, m, verdict.next);
+        }
+        tx.exec_params("UPDATE ibl_request SET answer_by = NULL WHERE id = $1", id);
+        out.to = MoveOn(tx, id, settings);
+        tx.commit();
+        return out;
+    });
+}
+
 long long AnonymiseIblRequests(Database& db, int after_days) {
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::work tx(c, "ibl anonymise");

@@ -171,6 +171,19 @@ struct ActionResult {
 ActionResult ActOnIblRequest(Database& db, const std::string& library, const std::string& request_id,
                              RequesterAction action, const std::string& note);
 
+// The library of this node that made the request `request_id`, if any.
+std::optional<std::string> IblRequester(Database& db, const std::string& request_id);
+
+// An admin moves a request on to its next lender now (iblctl ibl reroute):
+// allowed while nothing was shipped and no cancel is pending. The current
+// lender is sent a Cancel, as at a deadline.
+struct RerouteResult {
+    AnswerStatus status = AnswerStatus::kDone;  // kUnknownTask: no request of this node's libraries by that id
+    std::string why;
+    std::string from, to;  // the lenders
+};
+RerouteResult RerouteIblRequest(Database& db, const std::string& request_id, const IblSettings& settings);
+
 // The outbox: messages for libraries of other nodes, written with the
 // change that made them, POSTed by the node until the other node confirms.
 struct IblOutgoingMessage {

@@ -4,6 +4,7 @@
 // 3 daemon not reachable, 4 permission denied, 5 protocol error or timeout.
 
 #include <chrono>
+#include <ctime>
 #include <cstdlib>
 #include <thread>
 #include <iostream>
@@ -101,6 +102,24 @@ int main(int argc, char** argv) {
     sync_verify->add_option("peer", sync_source, "the peer's name (peer.name)")->required();
     sync_verify->add_option("--origin", verify_origin, "only the libraries served by this POI (its ISIL)");
     sync_verify->add_option("--library", verify_library, "only this library, record by record");
+
+    auto* ibl = app.add_subcommand("ibl", "interlibrary loan: requests, their messages, rerouting, statistics");
+    ibl->require_subcommand(1);
+    std::string ibl_id, ibl_state = "open", ibl_library, ibl_month;
+    int ibl_limit = 100;
+    auto* ibl_list = ibl->add_subcommand("list", "IBL requests, newest change first, with what is still unsent");
+    ibl_list->add_option("--state", ibl_state, "open, all, or one state such as Loaned")->capture_default_str();
+    ibl_list->add_option("--library", ibl_library, "only requests this library makes or is asked for (ISIL)");
+    ibl_list->add_option("--limit", ibl_limit, "at most this many")->capture_default_str()->check(CLI::Range(1, 10000));
+    auto* ibl_show = ibl->add_subcommand("show", "one request: each lender's transaction and every message in and out");
+    ibl_show->add_option("id", ibl_id, "the request id (IBL-…) or a lender's task number")->required();
+    auto* ibl_reroute =
+        ibl->add_subcommand("reroute", "send a request not yet shipped to its next lender now (the current one gets a Cancel)");
+    ibl_reroute->add_option("id", ibl_id, "the request id (IBL-…)")->required();
+    auto* ibl_cancel = ibl->add_subcommand("cancel", "cancel a request for its library (a Cancel to the lender)");
+    ibl_cancel->add_option("id", ibl_id, "the request id (IBL-…)")->required();
+    auto* ibl_stats = ibl->add_subcommand("stats", "per library in a month: requested, supplied, unfilled, lent");
+    ibl_stats->add_option("--month", ibl_month, "YYYY-MM (Dutch time); default this month");
 
     auto* changes = app.add_subcommand("changes", "the change feed: what changed in the catalogue, in order");
     long long since = 0;
@@ -239,6 +258,24 @@ int main(int argc, char** argv) {
     } else if (sync_pause->parsed() || sync_resume->parsed()) {
         request = {sync_pause->parsed() ? "sync.pause" : "sync.resume", {{"source", sync_source}}};
         render = iblsync::iblctl::RenderSyncAction;
+    } else if (ibl_list->parsed()) {
+        request = {"ibl.list", {{"state", ibl_state}, {"library", ibl_library}, {"limit", std::to_string(ibl_limit)}}};
+        render = iblsync::iblctl::RenderIblList;
+    } else if (ibl_show->parsed()) {
+        request = {"ibl.show", {{"id", ibl_id}}};
+        render = iblsync::iblctl::RenderIblShow;
+    } else if (ibl_reroute->parsed() || ibl_cancel->parsed()) {
+        request = {ibl_reroute->parsed() ? "ibl.reroute" : "ibl.cancel", {{"id", ibl_id}}};
+        render = iblsync::iblctl::RenderIblAction;
+    } else if (ibl_stats->parsed()) {
+        if (ibl_month.empty()) {
+            const std::time_t now = std::time(nullptr);
+            char buf[8];
+            std::strftime(buf, sizeof buf, "%Y-%m", std::localtime(&now));
+            ibl_month = buf;
+        }
+        request = {"ibl.stats", {{"month", ibl_month}}};
+        render = iblsync::iblctl::RenderIblStats;
     } else if (tok_issue->parsed()) {
         request = {"token.issue", {{"isil", lib_isil}, {"label", token_label}}};
         render = iblsync::iblctl::RenderToken;

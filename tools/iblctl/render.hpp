@@ -17,6 +17,11 @@ std::string RenderSyncStatus(const std::string& result_json); // sync.status: on
 std::string RenderSyncAction(const std::string& result_json); // sync.run, .pause, .resume
 std::string RenderVerify(const std::string& result_json);     // sync.verify: totals, then the libraries that differ
 
+std::string RenderIblList(const std::string& result_json);    // ibl.list: one line per request
+std::string RenderIblShow(const std::string& result_json);    // ibl.show: each transaction and its messages
+std::string RenderIblAction(const std::string& result_json);  // ibl.reroute, ibl.cancel
+std::string RenderIblStats(const std::string& result_json);   // ibl.stats: per library, with totals
+
 // "3d 04h 05m", "2h 03m 04s", "12s"
 std::string FormatDuration(long long seconds);
 

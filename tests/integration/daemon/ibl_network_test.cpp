@@ -307,6 +307,52 @@ TEST_F(IblNetworkTest, ARequestIsFilledFromAnotherProvinceAndTheLoanRunsItsCours
     ASSERT_TRUE(metrics);
     EXPECT_NE(metrics->body.find("iblsync_ibl_messages_sent_total{outcome=\"confirmed\"} 6\n"), std::string::npos)
         << metrics->body.substr(metrics->body.find("iblsync_ibl"), 600);
+    // The gauges follow within their 5 s.
+    ASSERT_TRUE(WaitFor([&] {
+        auto m = HttpCall(a_.port, "GET", "/metrics", {}, "");
+        return m && m->body.find("iblsync_ibl_requests{role=\"requester\",state=\"LoanCompleted\"} 1\n") !=
+                        std::string::npos &&
+               m->body.find("iblsync_ibl_outbox_messages{state=\"unsent\"} 0\n") != std::string::npos;
+    }, 15s));
+
+    // What the operators see. The story of the request at POI A: two
+    // transactions, the first moved on to the second lender.
+    auto shown = a_.Ctl({"ibl", "show", id});
+    ASSERT_EQ(shown.exit_code, 0) << shown.err;
+    EXPECT_NE(shown.out.find(fmt::format("{} -> {}  Unfilled  (moved on to {})", kAsker, first, second)),
+              std::string::npos)
+        << shown.out;
+    EXPECT_NE(shown.out.find("RequestResponse Unfilled"), std::string::npos) << shown.out;
+    EXPECT_EQ(shown.out.find("UNSENT"), std::string::npos) << shown.out;
+    auto listed = a_.Ctl({"--json", "ibl", "list", "--state", "all"});
+    ASSERT_EQ(listed.exit_code, 0) << listed.err;
+    EXPECT_EQ(Json(listed.out)["requests"].Size(), 1u) << listed.out;
+    EXPECT_EQ(a_.Ctl({"--json", "ibl", "list"}).out, R"({"state":"open","requests":[]})" "\n");
+    // The month's statistics, on each node, are what happened.
+    const std::string month = a_.Query1("SELECT to_char(now() AT TIME ZONE 'Europe/Amsterdam', 'YYYY-MM')");
+    auto stats_a = Json(a_.Ctl({"--json", "ibl", "stats", "--month", month}).out);
+    ASSERT_EQ(stats_a["libraries"].Size(), 1u);
+    const auto& asker = stats_a["libraries"][0];
+    EXPECT_EQ(Str(asker, "library"), kAsker);
+    EXPECT_EQ(asker["requested"].GetInt64(), 1);
+    EXPECT_EQ(asker["supplied"].GetInt64(), 1);
+    EXPECT_EQ(asker["unfilled"].GetInt64(), 0);
+    EXPECT_GT(asker["mean_hours_to_supply"].GetDouble(), 0.0);
+    EXPECT_LT(asker["mean_hours_to_supply"].GetDouble(), 0.05);
+    auto stats_b = Json(b_.Ctl({"--json", "ibl", "stats", "--month", month}).out);
+    ASSERT_EQ(stats_b["libraries"].Size(), 2u) << b_.Ctl({"ibl", "stats", "--month", month}).out;
+    for (const auto& l : stats_b["libraries"].GetArray()) {
+        const bool declined = Str(l, "library") == first;
+        EXPECT_EQ(l["asked"].GetInt64(), 1);
+        EXPECT_EQ(l["lent"].GetInt64(), declined ? 0 : 1);
+        EXPECT_EQ(l["declined"].GetInt64(), declined ? 1 : 0);
+        EXPECT_EQ(l["requested"].GetInt64(), 0);
+    }
+    auto table = b_.Ctl({"ibl", "stats", "--month", month});
+    EXPECT_NE(table.out.find("total"), std::string::npos) << table.out;
+    auto bad_month = b_.Ctl({"ibl", "stats", "--month", "2026-13"});
+    EXPECT_EQ(bad_month.exit_code, 1);
+    EXPECT_NE(bad_month.err.find("month must be YYYY-MM"), std::string::npos) << bad_month.err;
 }
 
 TEST_F(IblNetworkTest, ConditionsOverdueRecallAndCancelsBeforeAndAfterShipping) {
@@ -496,6 +542,26 @@ TEST_F(IblNetworkTest, ARequestTheLendersNodeRefusesPassesThatLenderOver) {
     EXPECT_EQ(b_.Query1(fmt::format("SELECT poi FROM library WHERE isil = '{}'", fresh)), kPoiA);
     EXPECT_EQ(b_.Query1(fmt::format("SELECT actor FROM audit_log WHERE library = '{}'", fresh)),
               std::string("ibl:") + kPoiA);
+
+    // An admin sends a request on to the next lender, and then cancels it.
+    ASSERT_EQ(b_.Ctl({"library", "enable", first}).exit_code, 0);
+    const std::string id3 = Ask("hold-15");
+    ASSERT_FALSE(id3.empty());
+    const std::string from = Str(Request(id3), "lender"), to = from == kLend1 ? kLend2 : kLend1;
+    auto rerouted = a_.Ctl({"ibl", "reroute", id3});
+    ASSERT_EQ(rerouted.exit_code, 0) << rerouted.err;
+    EXPECT_EQ(rerouted.out, fmt::format("request {} went from {} to {}; {} was sent a Cancel\n", id3, from, to, from));
+    EXPECT_TRUE(RequestIs(id3, to, "Sent"));
+    auto last = a_.Ctl({"ibl", "reroute", id3});
+    EXPECT_EQ(last.exit_code, 1);
+    EXPECT_NE(last.err.find("is the last lender with a copy"), std::string::npos) << last.err;
+    auto cancelled = a_.Ctl({"ibl", "cancel", id3});
+    ASSERT_EQ(cancelled.exit_code, 0) << cancelled.err;
+    EXPECT_NE(cancelled.out.find("a Cancel went to " + to), std::string::npos) << cancelled.out;
+    auto open = a_.Ctl({"ibl", "list", "--library", kAsker});
+    EXPECT_NE(open.out.find("Sent+cancel"), std::string::npos) << open.out;
+    EXPECT_EQ(a_.Ctl({"ibl", "reroute", "IBL-999"}).exit_code, 1);
+    EXPECT_EQ(a_.Ctl({"ibl", "show", "IBL-999"}).exit_code, 1);
 }
 
 }  // namespace

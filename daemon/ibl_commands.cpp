@@ -1,0 +1,220 @@
+#include "daemon/ibl_commands.hpp"
+
+#include <cctype>
+#include <charconv>
+
+#include <fmt/format.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <spdlog/spdlog.h>
+
+#include "daemon/ibl_api.hpp"
+#include "daemon/ibl_courier.hpp"
+#include "protocols/isil.hpp"
+#include "storage/database.hpp"
+#include "storage/errors.hpp"
+#include "storage/ibl.hpp"
+#include "storage/ibl_admin.hpp"
+
+namespace iblsync::daemon {
+namespace {
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+using protocols::ControlResponse;
+
+ControlResponse Refuse(std::string error, std::string hint) {
+    ControlResponse r;
+    r.error = std::move(error);
+    r.hint = std::move(hint);
+    return r;
+}
+
+ControlResponse Ok(std::string json) {
+    ControlResponse r;
+    r.ok = true;
+    r.result_json = std::move(json);
+    return r;
+}
+
+void Str(Writer& w, const char* k, const std::string& v) {
+    w.Key(k);
+    w.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
+}
+
+// A request as the JSON API shows it, inside `w`.
+void Raw(Writer& w, const storage::IblRequestView& v) {
+    const auto json = IblRequestJson(v);
+    w.RawValue(json.c_str(), json.size(), rapidjson::kObjectType);
+}
+
+bool Month(const std::string& m) {
+    return m.size() == 7 && m[4] == '-' && std::isdigit(static_cast<unsigned char>(m[0])) &&
+           std::isdigit(static_cast<unsigned char>(m[1])) && std::isdigit(static_cast<unsigned char>(m[2])) &&
+           std::isdigit(static_cast<unsigned char>(m[3])) &&
+           ((m[5] == '0' && m[6] >= '1' && m[6] <= '9') || (m[5] == '1' && m[6] >= '0' && m[6] <= '2'));
+}
+
+}  // namespace
+
+// g++ 12 warns falsely about the coroutine frame's operator delete.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+net::awaitable<std::optional<ControlResponse>> HandleIblCommand(const protocols::ControlRequest& req,
+                                                                storage::Database& db, DbExecutor& exec,
+                                                                IblCourier& courier) {
+    const std::string& cmd = req.command;
+    if (cmd.rfind("ibl.", 0) != 0) co_return std::nullopt;
+    std::optional<ControlResponse> out;
+    std::string failed;
+    try {
+        if (cmd == "ibl.list") {
+            storage::IblListFilter f;
+            f.library = req.Arg("library");
+            if (!f.library.empty()) {
+                auto isil = protocols::NormalizeIsil(f.library);
+                if (!isil) co_return Refuse(fmt::format("'{}' is not an ISIL: {}", f.library.substr(0, 60), isil.error()),
+                                            "give a library as NL-…");
+                f.library = *isil;
+            }
+            if (!req.Arg("state").empty()) f.state = req.Arg("state");
+            const auto limit = req.Arg("limit");
+            if (!limit.empty()) {
+                auto [end, ec] = std::from_chars(limit.data(), limit.data() + limit.size(), f.limit);
+                if (ec != std::errc{} || end != limit.data() + limit.size() || f.limit < 1 || f.limit > 10000)
+                    co_return Refuse("limit must be 1..10000", "for example --limit 50");
+            }
+            auto rows = co_await exec.Run([&] { return storage::ListIblRequests(db, f); });
+            rapidjson::StringBuffer buf;
+            Writer w(buf);
+            w.StartObject();
+            Str(w, "state", f.state);
+            w.Key("requests");
+            w.StartArray();
+            for (const auto& r : rows) {
+                w.StartObject();
+                w.Key("request");
+                Raw(w, r.request);
+                w.Key("unsent");
+                w.Int(r.unsent);
+                Str(w, "last_error", r.last_error);
+                w.EndObject();
+            }
+            w.EndArray();
+            w.EndObject();
+            out = Ok(std::string(buf.GetString(), buf.GetSize()));
+        } else if (cmd == "ibl.show") {
+            const std::string id = req.Arg("id");
+            auto found = co_await exec.Run([&] { return storage::ShowIblRequest(db, id); });
+            if (found.empty())
+                co_return Refuse(fmt::format("no IBL request {} on this node", id.substr(0, 100)),
+                                 "'iblctl ibl list --state all' lists them");
+            rapidjson::StringBuffer buf;
+            Writer w(buf);
+            w.StartObject();
+            Str(w, "id", found.front().request.request_id);
+            w.Key("transactions");
+            w.StartArray();
+            for (const auto& t : found) {
+                w.StartObject();
+                w.Key("request");
+                Raw(w, t.request);
+                Str(w, "superseded_by", t.superseded_by);
+                w.Key("events");
+                w.StartArray();
+                for (const auto& e : t.events) {
+                    w.StartObject();
+                    w.Key("id");
+                    w.Int64(e.id);
+                    Str(w, "direction", e.direction);
+                    Str(w, "kind", e.kind);
+                    Str(w, "what", e.what);
+                    Str(w, "state_after", e.state_after);
+                    Str(w, "at", e.at);
+                    Str(w, "delivery", e.delivery);
+                    w.Key("attempts");
+                    w.Int(e.attempts);
+                    Str(w, "error", e.error);
+                    w.EndObject();
+                }
+                w.EndArray();
+                w.EndObject();
+            }
+            w.EndArray();
+            w.EndObject();
+            out = Ok(std::string(buf.GetString(), buf.GetSize()));
+        } else if (cmd == "ibl.reroute") {
+            const std::string id = req.Arg("id");
+            const auto settings = courier.Settings();
+            auto r = co_await exec.Run([&] { return storage::RerouteIblRequest(db, id, settings); });
+            if (r.status == storage::AnswerStatus::kUnknownTask)
+                co_return Refuse(fmt::format("no request {} of this node's libraries", id.substr(0, 100)),
+                                 "'iblctl ibl list' lists the open ones");
+            if (r.status != storage::AnswerStatus::kDone)
+                co_return Refuse("cannot reroute: " + r.why, "'iblctl ibl show " + id + "' shows where it stands");
+            courier.Wake();
+            spdlog::info("ibl request rerouted request={} from={} to={} peer_uid={}", id, r.from, r.to,
+                         req.Arg("_peer_uid"));
+            out = Ok(fmt::format(R"({{"id":"{}","from":"{}","to":"{}"}})", id, r.from, r.to));
+        } else if (cmd == "ibl.cancel") {
+            const std::string id = req.Arg("id");
+            auto library = co_await exec.Run([&] { return storage::IblRequester(db, id); });
+            if (!library)
+                co_return Refuse(fmt::format("no request {} of this node's libraries", id.substr(0, 100)),
+                                 "'iblctl ibl list' lists the open ones");
+            const std::string note = "Cancelled by the POI's admin.";
+            auto r = co_await exec.Run([&] {
+                return storage::ActOnIblRequest(db, *library, id, storage::RequesterAction::kCancel, note);
+            });
+            if (r.status != storage::AnswerStatus::kDone)
+                co_return Refuse("cannot cancel: " + r.why, "'iblctl ibl show " + id + "' shows where it stands");
+            courier.Wake();
+            spdlog::info("ibl request cancel sent request={} library={} peer_uid={}", id, *library,
+                         req.Arg("_peer_uid"));
+            rapidjson::StringBuffer buf;
+            Writer w(buf);
+            w.StartObject();
+            w.Key("request");
+            Raw(w, r.request);
+            Str(w, "lender_state", r.lender_state);
+            w.EndObject();
+            out = Ok(std::string(buf.GetString(), buf.GetSize()));
+        } else if (cmd == "ibl.stats") {
+            const std::string month = req.Arg("month");
+            if (!Month(month)) co_return Refuse("month must be YYYY-MM", "for example --month 2026-11");
+            auto rows = co_await exec.Run([&] { return storage::IblMonthStats(db, month); });
+            rapidjson::StringBuffer buf;
+            Writer w(buf);
+            w.StartObject();
+            Str(w, "month", month);
+            w.Key("libraries");
+            w.StartArray();
+            for (const auto& s : rows) {
+                w.StartObject();
+                Str(w, "library", s.library);
+                Str(w, "province", s.province);
+                for (auto [k, v] : {std::pair{"requested", s.requested}, std::pair{"supplied", s.supplied},
+                                    std::pair{"unfilled", s.unfilled}, std::pair{"asked", s.asked},
+                                    std::pair{"lent", s.lent}, std::pair{"declined", s.declined}}) {
+                    w.Key(k);
+                    w.Int64(v);
+                }
+                w.Key("mean_hours_to_supply");
+                w.Double(s.mean_hours_to_supply);
+                w.EndObject();
+            }
+            w.EndArray();
+            w.EndObject();
+            out = Ok(std::string(buf.GetString(), buf.GetSize()));
+        } else {
+            co_return std::nullopt;
+        }
+    } catch (const storage::DatabaseError& e) {
+        failed = e.what();
+    }
+    if (!failed.empty())
+        co_return Refuse("database: " + failed, "'iblctl status' shows whether the database is reachable");
+    co_return out;
+}
+#pragma GCC diagnostic pop
+
+}  // namespace iblsync::daemon

@@ -1,0 +1,167 @@
+#include "storage/ibl_admin.hpp"
+
+#include <fmt/format.h>
+
+#include <pqxx/pqxx>
+
+#include "storage/database.hpp"
+#include "storage/detail/connection_pool.hpp"
+#include "storage/detail/ibl_view.hpp"
+#include "storage/detail/sql.hpp"
+
+namespace iblsync::storage {
+
+namespace {
+
+std::string Time(const char* column) {
+    return fmt::format("coalesce(to_char({} AT TIME ZONE 'UTC', '{}'), '')", column, detail::kIsoUtc);
+}
+
+}  // namespace
+
+std::vector<IblListRow> ListIblRequests(Database& db, const IblListFilter& f) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c, "ibl list");
+        const std::string where = fmt::format(
+            "r.superseded_by IS NULL AND ($1 = '' OR r.requesting_agency = $1 OR r.supplying_agency = $1) AND "
+            "($2 = 'all' OR r.state = $2 OR ($2 = 'open' AND (r.state NOT IN {} OR r.answer_by IS NOT NULL)))",
+            detail::kIblClosedStates);
+        auto rows = tx.exec_params(
+            fmt::format("SELECT {}, (SELECT count(*) FROM ibl_outbox o WHERE o.request = r.id AND "
+                        "o.delivered_at IS NULL AND o.refused IS NULL), "
+                        "coalesce((SELECT o.last_error FROM ibl_outbox o WHERE o.request = r.id AND "
+                        "o.delivered_at IS NULL AND o.refused IS NULL ORDER BY o.event LIMIT 1), '') "
+                        "FROM ibl_request r WHERE {} ORDER BY r.updated_at DESC, r.id DESC LIMIT $3",
+                        detail::IblViewColumns(), where),
+            f.library, f.state, f.limit);
+        std::vector<IblListRow> out;
+        for (const auto& row : rows) {
+            IblListRow l;
+            l.request = detail::IblViewOf(row);
+            l.unsent = row[static_cast<int>(row.size()) - 2].as<int>();
+            l.last_error = row[static_cast<int>(row.size()) - 1].as<std::string>();
+            out.push_back(std::move(l));
+        }
+        return out;
+    });
+}
+
+std::vector<IblTransaction> ShowIblRequest(Database& db, const std::string& id) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c, "ibl show");
+        // A task number names one row; its request id names the rest.
+        std::string request_id = id;
+        if (!id.empty() && id.find_first_not_of("0123456789") == std::string::npos && id.size() < 18) {
+            auto r = tx.exec_params("SELECT request_id FROM ibl_request WHERE id = $1", std::stoll(id));
+            if (!r.empty()) request_id = r[0][0].as<std::string>();
+        }
+        std::vector<IblTransaction> out;
+        for (const auto& row : tx.exec_params(
+                 fmt::format("SELECT {}, coalesce((SELECT n.supplying_agency FROM ibl_request n "
+                             "WHERE n.id = ibl_request.superseded_by), '') FROM ibl_request WHERE request_id = $1 "
+                             "ORDER BY id",
+                             detail::IblViewColumns()),
+                 request_id)) {
+            IblTransaction t;
+            t.request = detail::IblViewOf(row);
+            t.superseded_by = row[static_cast<int>(row.size()) - 1].as<std::string>();
+            for (const auto& e : tx.exec_params(
+                     fmt::format("SELECT e.id, e.direction, e.kind, e.what, e.state_after, {}, "
+                                 "CASE WHEN o.event IS NULL THEN '' WHEN o.delivered_at IS NOT NULL THEN 'delivered' "
+                                 "WHEN o.refused IS NOT NULL THEN 'refused' ELSE 'unsent' END, "
+                                 "coalesce(o.attempts, 0), coalesce(o.refused, o.last_error, '') "
+                                 "FROM ibl_event e LEFT JOIN ibl_outbox o ON o.event = e.id "
+                                 "WHERE e.request = $1 ORDER BY e.id",
+                                 Time("e.at")),
+                     t.request.task)) {
+                IblEventView v;
+                v.id = e[0].as<long long>();
+                v.direction = e[1].as<std::string>();
+                v.kind = e[2].as<std::string>();
+                v.what = e[3].as<std::string>();
+                v.state_after = e[4].as<std::string>();
+                v.at = e[5].as<std::string>();
+                v.delivery = e[6].as<std::string>();
+                v.attempts = e[7].as<int>();
+                v.error = e[8].as<std::string>();
+                t.events.push_back(std::move(v));
+            }
+            out.push_back(std::move(t));
+        }
+        return out;
+    });
+}
+
+std::vector<IblLibraryStats> IblMonthStats(Database& db, const std::string& month) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c, "ibl stats");
+        // The month's bounds in Dutch time; everything is read from ibl_event.
+        // A request is "requested" when its first lender was asked; "supplied"
+        // when a lender's Loaned reached it (a shipment, not a renewal);
+        // "unfilled" when its last transaction ended Unfilled.
+        auto rows = tx.exec_params(
+            "WITH m AS (SELECT ($1 || '-01')::timestamp AT TIME ZONE 'Europe/Amsterdam' AS lo, "
+            "                  (($1 || '-01')::date + interval '1 month')::timestamp AT TIME ZONE 'Europe/Amsterdam' AS hi), "
+            "ev AS (SELECT e.*, r.role, r.requesting_agency, r.supplying_agency, r.request_id, r.rota_index, "
+            "              r.superseded_by FROM ibl_event e JOIN ibl_request r ON r.id = e.request, m "
+            "       WHERE e.at >= m.lo AND e.at < m.hi), "
+            "asked AS (SELECT requesting_agency AS library, count(*) AS n FROM ev WHERE role = 'requester' "
+            "          AND direction = 'out' AND kind = 'request' AND rota_index = 0 GROUP BY 1), "
+            "shipped AS (SELECT ev.requesting_agency AS library, count(*) AS n, "
+            "            avg(extract(epoch FROM ev.at - (SELECT min(f.created_at) FROM ibl_request f "
+            "                WHERE f.role = 'requester' AND f.requesting_agency = ev.requesting_agency "
+            "                AND f.request_id = ev.request_id))) / 3600.0 AS hours "
+            "            FROM ev WHERE role = 'requester' AND direction = 'in' AND state_after = 'Loaned' "
+            "            AND what IN ('RequestResponse Loaned', 'StatusChange Loaned') GROUP BY 1), "
+            "unfilled AS (SELECT requesting_agency AS library, count(*) AS n FROM ev WHERE role = 'requester' "
+            "            AND direction = 'in' AND state_after = 'Unfilled' AND superseded_by IS NULL GROUP BY 1), "
+            "tasks AS (SELECT supplying_agency AS library, count(*) AS n FROM ev WHERE role = 'supplier' "
+            "          AND direction = 'in' AND kind = 'request' GROUP BY 1), "
+            "lent AS (SELECT supplying_agency AS library, count(*) AS n FROM ev WHERE role = 'supplier' "
+            "         AND direction = 'out' AND state_after = 'Loaned' "
+            "         AND what IN ('RequestResponse Loaned', 'StatusChange Loaned') GROUP BY 1), "
+            "declined AS (SELECT supplying_agency AS library, count(*) AS n FROM ev WHERE role = 'supplier' "
+            "         AND direction = 'out' AND state_after = 'Unfilled' GROUP BY 1), "
+            "libs AS (SELECT library FROM asked UNION SELECT library FROM shipped UNION SELECT library FROM unfilled "
+            "         UNION SELECT library FROM tasks UNION SELECT library FROM lent UNION SELECT library FROM declined) "
+            "SELECT libs.library, coalesce(l.province, ''), coalesce(asked.n, 0), coalesce(shipped.n, 0), "
+            "coalesce(unfilled.n, 0), coalesce(shipped.hours, 0), coalesce(tasks.n, 0), coalesce(lent.n, 0), "
+            "coalesce(declined.n, 0) FROM libs LEFT JOIN library l ON l.isil = libs.library "
+            "LEFT JOIN asked USING (library) LEFT JOIN shipped USING (library) LEFT JOIN unfilled USING (library) "
+            "LEFT JOIN tasks USING (library) LEFT JOIN lent USING (library) LEFT JOIN declined USING (library) "
+            "ORDER BY 2, 1",
+            month);
+        std::vector<IblLibraryStats> out;
+        for (const auto& r : rows) {
+            IblLibraryStats s;
+            s.library = r[0].as<std::string>();
+            s.province = r[1].as<std::string>();
+            s.requested = r[2].as<long long>();
+            s.supplied = r[3].as<long long>();
+            s.unfilled = r[4].as<long long>();
+            s.mean_hours_to_supply = r[5].as<double>();
+            s.asked = r[6].as<long long>();
+            s.lent = r[7].as<long long>();
+            s.declined = r[8].as<long long>();
+            out.push_back(std::move(s));
+        }
+        return out;
+    });
+}
+
+IblGauges CountIblRequests(Database& db) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c, "ibl gauges");
+        IblGauges g;
+        for (const auto& r : tx.exec("SELECT role, state, count(*) FROM ibl_request WHERE superseded_by IS NULL "
+                                     "GROUP BY 1, 2 ORDER BY 1, 2"))
+            g.by_state.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<long long>()});
+        auto o = tx.exec1("SELECT count(*) FILTER (WHERE delivered_at IS NULL AND refused IS NULL), "
+                          "count(*) FILTER (WHERE refused IS NOT NULL) FROM ibl_outbox");
+        g.unsent = o[0].as<long long>();
+        g.refused = o[1].as<long long>();
+        return g;
+    });
+}
+
+}  // namespace iblsync::storage
