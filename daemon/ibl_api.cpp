@@ -10,9 +10,11 @@
 #include <rapidjson/writer.h>
 
 #include "daemon/ibl_courier.hpp"
+#include "protocols/code128.hpp"
 #include "protocols/identifiers.hpp"
 #include "protocols/isil.hpp"
 #include "storage/ibl.hpp"
+#include "storage/ibl_admin.hpp"
 
 namespace iblsync::daemon {
 
@@ -73,9 +75,50 @@ void WriteRequest(Writer& w, const storage::IblRequestView& r) {
     if (!r.answer_by.empty()) Key(w, "answer_by", r.answer_by);
     if (!r.offered_cost.empty()) Key(w, "offered_cost", r.offered_cost);
     if (!r.loan_condition.empty()) Key(w, "loan_condition", r.loan_condition);
+    if (!r.item_id.empty()) Key(w, "item_barcode", r.item_id);
     Key(w, "created_at", r.created_at);
     Key(w, "updated_at", r.updated_at);
     w.EndObject();
+}
+
+std::string Html(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        if (c == '<') out += "&lt;";
+        else if (c == '>') out += "&gt;";
+        else if (c == '&') out += "&amp;";
+        else if (c == '"') out += "&quot;";
+        else out += c;
+    }
+    return out;
+}
+
+// The slip that travels with the item in its envelope: who sends it to
+// whom, for which request, and the two barcodes the POI's sorting scans.
+std::string SlipPage(const storage::IblSlip& s) {
+    const auto& r = s.request;
+    auto row = [](const char* k, const std::string& v) {
+        return fmt::format("<tr><th>{}</th><td>{}</td></tr>", k, v.empty() ? "&#8211;" : Html(v));
+    };
+    std::string page = fmt::format(
+        "<!DOCTYPE html>\n<html lang=\"nl\"><head><meta charset=\"utf-8\"><title>IBL {}</title>"
+        "<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}"
+        "th{{text-align:left;padding-right:1em}}.code{{margin:1em 0}}@media print{{body{{margin:0}}}}</style>"
+        "</head><body><h1>Interbibliothecair leenverkeer</h1><table>",
+        Html(r.request_id));
+    page += row("Van / from", fmt::format("{} ({})", s.lender_name, r.lender));
+    page += row("Naar / to", fmt::format("{} ({})", s.requester_name, r.requester));
+    page += row("Afhaalpunt / pickup", r.pickup);
+    page += row("Aanvraag / request", r.request_id);
+    page += row("Titel / title", r.title);
+    page += row("Exemplaar / item", r.item_id);
+    page += row("Terug op / due", r.due_date.substr(0, 10));
+    page += row("Voorwaarden / conditions", r.loan_condition);
+    page += "</table>";
+    page += fmt::format("<h2>Heen / outbound</h2><div class=\"code\">{}</div>", protocols::code128::Svg(s.outbound));
+    page += fmt::format("<h2>Terug / return</h2><div class=\"code\">{}</div>", protocols::code128::Svg(s.back));
+    page += "</body></html>\n";
+    return page;
 }
 
 // A patron reference is the library system's own opaque id for the
@@ -182,10 +225,11 @@ std::variant<storage::TaskAnswer, HttpResponse> ReadAnswer(const HttpRequest& re
         else if (name == "retry_after") out.retry_after = value;
         else if (name == "cost") out.cost = value;
         else if (name == "conditions") out.conditions = value;
+        else if (name == "item_barcode") out.item_barcode = value;
         else if (name == "note") out.note = value;
         else
             return bad(fmt::format("unknown field '{}'; an answer has answer, reason, due_date, retry_after, cost, "
-                                   "conditions and note",
+                                   "conditions, item_barcode and note",
                                    name.substr(0, 64)),
                        "/" + name);
     }
@@ -230,6 +274,15 @@ std::variant<storage::TaskAnswer, HttpResponse> ReadAnswer(const HttpRequest& re
                                                        [](unsigned char c) { return std::isalnum(c) != 0; }))
             return bad("conditions is a code of letters and digits, such as LibraryUseOnly", "/conditions");
         if (out.answer != storage::LenderAnswer::kShipped) return bad("conditions go with shipped only", "/conditions");
+    }
+    if (!out.item_barcode.empty()) {
+        if (out.item_barcode.size() > 40 ||
+            !std::all_of(out.item_barcode.begin(), out.item_barcode.end(),
+                         [](unsigned char c) { return c > 32 && c < 127; }))
+            return bad("item_barcode is the copy's barcode: at most 40 printable characters, no spaces",
+                       "/item_barcode");
+        if (out.answer != storage::LenderAnswer::kShipped)
+            return bad("item_barcode goes with shipped only", "/item_barcode");
     }
     auto day = [](const std::string& dd) {
         const bool shape = dd.size() == 10 && dd[4] == '-' && dd[7] == '-';
@@ -404,6 +457,30 @@ net::awaitable<HttpResponse> PostIblAction(storage::Database* db, DbExecutor* ex
     }
     courier->Wake();
     co_return JsonResponse(200, IblRequestJson(result.request));
+}
+net::awaitable<HttpResponse> GetIblSlip(storage::Database* db, DbExecutor* exec, const std::string* library,
+                                        const std::string* id, bool as_lender) {
+    std::optional<storage::IblSlip> slip;
+    if (as_lender) {
+        long long task = 0;
+        if (!id->empty() && id->size() < 18 &&
+            std::all_of(id->begin(), id->end(), [](unsigned char c) { return std::isdigit(c) != 0; }))
+            task = std::stoll(*id);
+        if (task > 0) slip = co_await exec->Run([&] { return storage::IblSlipForTask(*db, *library, task); });
+        if (!slip)
+            co_return Problem(404, "unknown-ibl-task", "Unknown task",
+                              fmt::format("{} has no task {}; a task is named by the number the inbox gives it",
+                                          *library, id->substr(0, 40)));
+    } else {
+        slip = co_await exec->Run([&] { return storage::IblSlipForRequest(*db, *library, *id); });
+        if (!slip)
+            co_return Problem(404, "unknown-ibl-request", "Unknown request",
+                              fmt::format("{} has no IBL request with id {}", *library, id->substr(0, 100)));
+    }
+    HttpResponse r;
+    r.content_type = "text/html; charset=utf-8";
+    r.body = SlipPage(*slip);
+    co_return r;
 }
 #pragma GCC diagnostic pop
 

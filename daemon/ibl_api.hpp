@@ -38,6 +38,12 @@ net::awaitable<HttpResponse> PostIblAction(storage::Database* db, DbExecutor* ex
                                            const HttpRequest* request, const std::string* library,
                                            const std::string* request_id);
 
+// GET /v1/ibl/inbox/{task}/slip (the lender's, `task`) and
+// GET /v1/ibl/requests/{id}/slip (the requester's): the transport slip as a
+// printable HTML page, with the outbound and return barcodes as Code 128.
+net::awaitable<HttpResponse> GetIblSlip(storage::Database* db, DbExecutor* exec, const std::string* library,
+                                        const std::string* id, bool as_lender);
+
 std::string IblRequestJson(const storage::IblRequestView& request);
 
 }  // namespace iblsync::daemon

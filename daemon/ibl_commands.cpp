@@ -178,6 +178,35 @@ net::awaitable<std::optional<ControlResponse>> HandleIblCommand(const protocols:
             Str(w, "lender_state", r.lender_state);
             w.EndObject();
             out = Ok(std::string(buf.GetString(), buf.GetSize()));
+        } else if (cmd == "ibl.manifest") {
+            const std::string date = req.Arg("date");
+            if (date.size() != 10 || !Month(date.substr(0, 7)) || date[7] != '-' ||
+                !std::isdigit(static_cast<unsigned char>(date[8])) || !std::isdigit(static_cast<unsigned char>(date[9])) ||
+                date.substr(8) < "01" || date.substr(8) > "31")
+                co_return Refuse("date must be YYYY-MM-DD", "for example --date 2026-12-07");
+            auto rows = co_await exec.Run([&] { return storage::IblManifest(db, date); });
+            rapidjson::StringBuffer buf;
+            Writer w(buf);
+            w.StartObject();
+            Str(w, "date", date);
+            w.Key("items");
+            w.StartArray();
+            for (const auto& m : rows) {
+                w.StartObject();
+                Str(w, "route", m.route);
+                Str(w, "direction", m.direction);
+                Str(w, "from", m.from);
+                Str(w, "to", m.to);
+                Str(w, "requester", m.requester);
+                Str(w, "request_id", m.request_id);
+                Str(w, "item_barcode", m.item_barcode);
+                Str(w, "slip", m.slip);
+                Str(w, "sent_at", m.at);
+                w.EndObject();
+            }
+            w.EndArray();
+            w.EndObject();
+            out = Ok(std::string(buf.GetString(), buf.GetSize()));
         } else if (cmd == "ibl.stats") {
             const std::string month = req.Arg("month");
             if (!Month(month)) co_return Refuse("month must be YYYY-MM", "for example --month 2026-11");

@@ -930,7 +930,7 @@ struct PushApi::Impl {
         // Which route, before anything else, so that metrics and errors name it.
         enum class R {
             kNone, kChanges, kDigest, kWork, kRecords, kRecord, kHoldings, kAvailability, kIblRequests, kIblRequest,
-            kIblInbox, kIblTask, kIblAction
+            kIblInbox, kIblTask, kIblAction, kIblTaskSlip, kIblRequestSlip
         } which = R::kNone;
         if (seg.size() == 1 && seg[0] == "changes") which = R::kChanges, route = "/v1/changes";
         else if (seg.size() == 2 && seg[0] == "ibl" && seg[1] == "requests")
@@ -942,6 +942,10 @@ struct PushApi::Impl {
             which = R::kIblTask, route = "/v1/ibl/inbox/{task}";
         else if (seg.size() == 4 && seg[0] == "ibl" && seg[1] == "requests" && !seg[2].empty() && seg[3] == "actions")
             which = R::kIblAction, route = "/v1/ibl/requests/{id}/actions";
+        else if (seg.size() == 4 && seg[0] == "ibl" && seg[1] == "requests" && !seg[2].empty() && seg[3] == "slip")
+            which = R::kIblRequestSlip, route = "/v1/ibl/requests/{id}/slip";
+        else if (seg.size() == 4 && seg[0] == "ibl" && seg[1] == "inbox" && !seg[2].empty() && seg[3] == "slip")
+            which = R::kIblTaskSlip, route = "/v1/ibl/inbox/{task}/slip";
         else if (seg.size() == 1 && seg[0] == "digest") which = R::kDigest, route = "/v1/digest";
         else if (seg.size() == 2 && seg[0] == "works") which = R::kWork, route = "/v1/works/{id}";
         else if (seg.size() >= 3 && seg[0] == "libraries") {
@@ -972,6 +976,8 @@ struct PushApi::Impl {
         if (which == R::kIblInbox) co_return co_await GetIblInbox(&db, &exec, &who.library);
         if (which == R::kIblTask) co_return co_await PostIblAnswer(&db, &exec, &courier, &req, &who.library, &seg[2]);
         if (which == R::kIblAction) co_return co_await PostIblAction(&db, &exec, &courier, &req, &who.library, &seg[2]);
+        if (which == R::kIblTaskSlip) co_return co_await GetIblSlip(&db, &exec, &who.library, &seg[2], true);
+        if (which == R::kIblRequestSlip) co_return co_await GetIblSlip(&db, &exec, &who.library, &seg[2], false);
 
         auto isil = protocols::NormalizeIsil(seg[1]);
         if (!isil)
@@ -1125,6 +1131,8 @@ const std::vector<ApiRoute>& ApiRoutes() {
         {"GET", "/v1/ibl/inbox"},
         {"POST", "/v1/ibl/inbox/{task}"},
         {"POST", "/v1/ibl/requests/{id}/actions"},
+        {"GET", "/v1/ibl/requests/{id}/slip"},
+        {"GET", "/v1/ibl/inbox/{task}/slip"},
         {"POST", "/v1/libraries/{isil}/records"},
         {"POST", "/v1/libraries/{isil}/availability"},
         {"GET", "/v1/libraries/{isil}/records/{id}"},

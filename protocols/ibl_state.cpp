@@ -1,6 +1,7 @@
 #include "protocols/ibl_state.hpp"
 
 #include <array>
+#include <cstdint>
 
 #include <fmt/format.h>
 
@@ -109,6 +110,19 @@ Verdict OnSupplierMessage(const Transaction& t, const SupplierEvent& e) {
     next.state = reported;
     next.conditional = reported == State::kWillSupply && e.conditions;
     return Allow(next);
+}
+
+std::string SlipCode(const std::string& requester, const std::string& request_id, bool outbound) {
+    std::string id = request_id;
+    bool printable = true;
+    for (unsigned char c : id) printable = printable && c >= 32 && c <= 126;
+    if (requester.size() + 1 + id.size() + 2 > 48 || !printable) {
+        // FNV-1a, 64 bits: the same on every node and every build.
+        std::uint64_t h = 14695981039346656037ULL;
+        for (unsigned char c : request_id) h = (h ^ c) * 1099511628211ULL;
+        id = fmt::format("{:012x}", h >> 16);
+    }
+    return fmt::format("{}/{}/{}", requester, id, outbound ? 'H' : 'T');
 }
 
 Verdict OnRequesterAction(const Transaction& t, Action a) {

@@ -57,6 +57,13 @@ struct Verdict {
 };
 
 Verdict OnSupplierMessage(const Transaction& t, const SupplierEvent& e);
+
+// The code on an item's transport slip (Code 128): the requesting library
+// and its request id, then H for the way out (heen) or T for the way back
+// (terug), such as "NL-0000000311/IBL-12/H". Both nodes of a transaction
+// make the same code. A request id that would make it longer than a slip
+// carries is replaced by 12 hex digits of its hash.
+std::string SlipCode(const std::string& requester, const std::string& request_id, bool outbound);
 Verdict OnRequesterAction(const Transaction& t, iso18626::Action a);
 
 }  // namespace iblsync::protocols::ibl

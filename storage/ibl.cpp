@@ -29,7 +29,8 @@ std::string IblViewColumns() {
         "id, request_id, role, requesting_agency, supplying_agency, state, cancel_pending, renew_pending, received, "
         "shipped_return, conditional, service_type, coalesce(title, ''), coalesce(author, ''), coalesce(isbn, ''), "
         "coalesce(patron_ref, ''), coalesce(pickup, ''), coalesce(work_id, 0), array_to_string(rota, ','), "
-        "rota_index, {}, {}, {}, {}, coalesce(offered_cost, ''), coalesce(loan_condition, '')",
+        "rota_index, {}, {}, {}, {}, coalesce(offered_cost, ''), coalesce(loan_condition, ''), "
+        "coalesce(item_id, '')",
         time("due_date"), time("created_at"), time("updated_at"), time("answer_by"));
 }
 
@@ -68,6 +69,7 @@ IblRequestView IblViewOf(const pqxx::row& r) {
     v.answer_by = r[i++].as<std::string>();
     v.offered_cost = r[i++].as<std::string>();
     v.loan_condition = r[i++].as<std::string>();
+    v.item_id = r[i++].as<std::string>();
     return v;
 }
 
@@ -308,11 +310,13 @@ void Queue(pqxx::work& tx, long long event, long long request, const std::string
 void SaveTerms(pqxx::work& tx, long long row, const iso::SupplyingAgencyMessage& m) {
     const auto& cost = m.message_info.offered_costs;
     const auto& condition = m.delivery_info ? m.delivery_info->loan_condition : std::nullopt;
-    if (!cost && !condition) return;
+    const std::string item = m.delivery_info ? m.delivery_info->item_id : std::string();
+    if (!cost && !condition && item.empty()) return;
     tx.exec_params("UPDATE ibl_request SET offered_cost = coalesce(NULLIF($2, ''), offered_cost), "
-                   "loan_condition = coalesce(NULLIF($3, ''), loan_condition) WHERE id = $1",
+                   "loan_condition = coalesce(NULLIF($3, ''), loan_condition), "
+                   "item_id = coalesce(NULLIF($4, ''), item_id) WHERE id = $1",
                    row, cost ? fmt::format("{} {}", cost->amount, cost->currency.value) : std::string(),
-                   condition ? condition->value : std::string());
+                   condition ? condition->value : std::string(), item.substr(0, 100));
 }
 
 // A message is about to reach the requester's side: the outcome there.
@@ -734,6 +738,7 @@ AnswerResult AnswerIblTask(Database& db, const std::string& lender, long long ta
                 iso::DeliveryInfo d;
                 d.date_sent = m.header.timestamp;
                 if (!answer.conditions.empty()) d.loan_condition = iso::Code{answer.conditions, ""};
+                d.item_id = answer.item_barcode;
                 m.delivery_info = d;
                 break;
             }

@@ -74,6 +74,7 @@ struct IblRequestView {
     std::string due_date, created_at, updated_at;  // ISO 8601 UTC; due_date "" if none
     std::string answer_by;  // the requester's side: when the lender must have answered; "" if no deadline
     std::string offered_cost, loan_condition;  // "2.50 EUR", "LibraryUseOnly"; "" if none
+    std::string item_id;                       // the shipped copy's barcode; "" if not given
 };
 
 enum class CreateStatus {
@@ -128,6 +129,7 @@ struct TaskAnswer {
     std::string retry_after;  // kRetryPossible: YYYY-MM-DD, or empty
     std::string cost;         // kWillSupply: what supplying costs, in euros ("2.50"); empty: nothing
     std::string conditions;   // kShipped: loanCondition, such as LibraryUseOnly
+    std::string item_barcode; // kShipped: the copy's barcode (deliveryInfo itemId)
     std::string note;
 };
 

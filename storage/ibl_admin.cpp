@@ -1,9 +1,14 @@
 #include "storage/ibl_admin.hpp"
 
+#include <algorithm>
+#include <optional>
+#include <tuple>
+
 #include <fmt/format.h>
 
 #include <pqxx/pqxx>
 
+#include "protocols/ibl_state.hpp"
 #include "storage/database.hpp"
 #include "storage/detail/connection_pool.hpp"
 #include "storage/detail/ibl_view.hpp"
@@ -146,6 +151,106 @@ std::vector<IblLibraryStats> IblMonthStats(Database& db, const std::string& mont
             out.push_back(std::move(s));
         }
         return out;
+    });
+}
+
+std::vector<IblMovement> IblManifest(Database& db, const std::string& date) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c, "ibl manifest");
+        // A shipment is the Loaned that answered the request (not a
+        // renewal); a return is the requester's ShippedReturn. Sent by this
+        // node's libraries ('out'), or coming in for them from a library of
+        // another node ('in' from a library with another POI).
+        auto rows = tx.exec_params(
+            fmt::format(
+                "WITH me AS (SELECT isil FROM node_identity), "
+                "day AS (SELECT $1::date::timestamp AT TIME ZONE 'Europe/Amsterdam' AS lo, "
+                "               ($1::date + 1)::timestamp AT TIME ZONE 'Europe/Amsterdam' AS hi), "
+                "moves AS ("
+                "  SELECT e.at, e.direction AS way, r.role, r.requesting_agency, r.request_id, r.supplying_agency, "
+                "         coalesce(r.item_id, '') AS item, "
+                "         CASE WHEN e.kind = 'supplyingAgencyMessage' THEN 'outbound' ELSE 'return' END AS dir "
+                "  FROM ibl_event e JOIN ibl_request r ON r.id = e.request, day "
+                "  WHERE e.at >= day.lo AND e.at < day.hi AND ("
+                "    (e.kind = 'supplyingAgencyMessage' AND e.what IN ('RequestResponse Loaned', 'StatusChange Loaned') "
+                "     AND ((r.role = 'supplier' AND e.direction = 'out') OR (r.role = 'requester' AND e.direction = 'in')))"
+                "    OR (e.kind = 'requestingAgencyMessage' AND e.what = 'ShippedReturn' "
+                "     AND ((r.role = 'requester' AND e.direction = 'out') OR (r.role = 'supplier' AND e.direction = 'in')))))"
+                "SELECT m.at, m.dir, "
+                "  CASE WHEN m.dir = 'outbound' THEN m.supplying_agency ELSE m.requesting_agency END AS src, "
+                "  CASE WHEN m.dir = 'outbound' THEN m.requesting_agency ELSE m.supplying_agency END AS dst, "
+                "  m.requesting_agency, m.request_id, m.item, m.way, "
+                "  coalesce((SELECT l.poi FROM library l WHERE l.isil = "
+                "    CASE WHEN m.dir = 'outbound' THEN m.requesting_agency ELSE m.supplying_agency END "
+                "    AND l.poi <> me.isil), '') AS dst_poi, "
+                "  coalesce((SELECT l.poi FROM library l WHERE l.isil = "
+                "    CASE WHEN m.dir = 'outbound' THEN m.supplying_agency ELSE m.requesting_agency END "
+                "    AND l.poi <> me.isil), '') AS src_poi, {} "
+                "FROM moves m, me ORDER BY 1",
+                Time("m.at")),
+            date);
+        std::vector<IblMovement> out;
+        for (const auto& r : rows) {
+            const std::string way = r[7].as<std::string>(), dst_poi = r[8].as<std::string>(),
+                              src_poi = r[9].as<std::string>();
+            // Sent here and received here: the out event is the one listed.
+            if (way == "in" && src_poi.empty()) continue;
+            IblMovement m;
+            m.direction = r[1].as<std::string>();
+            m.from = r[2].as<std::string>();
+            m.to = r[3].as<std::string>();
+            m.requester = r[4].as<std::string>();
+            m.request_id = r[5].as<std::string>();
+            m.item_barcode = r[6].as<std::string>();
+            m.route = way == "in" ? "from " + src_poi : dst_poi.empty() ? "province" : "to " + dst_poi;
+            m.slip = protocols::ibl::SlipCode(m.requester, m.request_id, m.direction == "outbound");
+            m.at = r[10].as<std::string>();
+            out.push_back(std::move(m));
+        }
+        std::stable_sort(out.begin(), out.end(), [](const IblMovement& a, const IblMovement& b) {
+            return std::tie(a.route, a.to) < std::tie(b.route, b.to);
+        });
+        return out;
+    });
+}
+
+namespace {
+
+std::optional<IblSlip> SlipOf(pqxx::read_transaction& tx, const pqxx::result& r) {
+    if (r.empty()) return std::nullopt;
+    IblSlip s;
+    s.request = detail::IblViewOf(r[0]);
+    auto names = tx.exec_params("SELECT coalesce((SELECT name FROM library WHERE isil = $1), $1), "
+                                "coalesce((SELECT name FROM library WHERE isil = $2), $2)",
+                                s.request.lender, s.request.requester);
+    s.lender_name = names[0][0].as<std::string>();
+    s.requester_name = names[0][1].as<std::string>();
+    s.outbound = protocols::ibl::SlipCode(s.request.requester, s.request.request_id, true);
+    s.back = protocols::ibl::SlipCode(s.request.requester, s.request.request_id, false);
+    return s;
+}
+
+}  // namespace
+
+std::optional<IblSlip> IblSlipForTask(Database& db, const std::string& lender, long long task) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c, "ibl slip");
+        return SlipOf(tx, tx.exec_params(fmt::format("SELECT {} FROM ibl_request WHERE id = $1 AND role = 'supplier' "
+                                                     "AND supplying_agency = $2",
+                                                     detail::IblViewColumns()),
+                                         task, lender));
+    });
+}
+
+std::optional<IblSlip> IblSlipForRequest(Database& db, const std::string& requester, const std::string& request_id) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c, "ibl slip");
+        return SlipOf(tx, tx.exec_params(fmt::format("SELECT {} FROM ibl_request WHERE role = 'requester' AND "
+                                                     "requesting_agency = $1 AND request_id = $2 ORDER BY "
+                                                     "(state IN ('Loaned', 'Overdue', 'Recalled')) DESC, "
+                                                     "(superseded_by IS NULL) DESC, id DESC LIMIT 1",
+                                                     detail::IblViewColumns()),
+                                         requester, request_id));
     });
 }
 

@@ -54,6 +54,31 @@ struct IblLibraryStats {
 // Per library with IBL activity in `month` (YYYY-MM, Europe/Amsterdam days).
 std::vector<IblLibraryStats> IblMonthStats(Database& db, const std::string& month);
 
+// Transport: what travels on the POI's routes on one day (Europe/Amsterdam)
+// in the envelopes with IBL slips. Items this node's libraries sent (a
+// lender's shipment, a requester's return), and items coming in from
+// another POI for this node's libraries. `route` is "province" for a
+// delivery between two libraries of this node, "to <POI>" for one handed to
+// another POI, "from <POI>" for one handed over by another POI.
+struct IblMovement {
+    std::string route, direction;  // direction: outbound (to the requester) or return
+    std::string from, to;          // libraries
+    std::string requester, request_id;
+    std::string item_barcode, slip;  // slip: ibl::SlipCode
+    std::string at;                  // when it was sent (UTC)
+};
+std::vector<IblMovement> IblManifest(Database& db, const std::string& date);
+
+// What a transport slip shows: one transaction, from the lender's side
+// (task) or the requester's (request id).
+struct IblSlip {
+    IblRequestView request;
+    std::string lender_name, requester_name;
+    std::string outbound, back;  // the slip codes
+};
+std::optional<IblSlip> IblSlipForTask(Database& db, const std::string& lender, long long task);
+std::optional<IblSlip> IblSlipForRequest(Database& db, const std::string& requester, const std::string& request_id);
+
 struct IblGauge {
     std::string role, state;
     long long requests = 0;

@@ -28,6 +28,9 @@ ALTER TABLE ibl_request ADD COLUMN superseded_by bigint REFERENCES ibl_request (
 -- What a lender asks for supplying (offeredCosts, as "2.50 EUR") and the
 -- conditions of the loan (loanCondition, as shipped), on both sides.
 ALTER TABLE ibl_request ADD COLUMN offered_cost text, ADD COLUMN loan_condition text;
+-- The barcode of the copy the lender shipped (deliveryInfo itemId), for the
+-- transport manifest.
+ALTER TABLE ibl_request ADD COLUMN item_id text;
 
 -- The requester's deadline for the current lender's first answer: a lender
 -- that has not answered by then is passed over for the next one.

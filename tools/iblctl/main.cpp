@@ -118,6 +118,12 @@ int main(int argc, char** argv) {
     ibl_reroute->add_option("id", ibl_id, "the request id (IBL-…)")->required();
     auto* ibl_cancel = ibl->add_subcommand("cancel", "cancel a request for its library (a Cancel to the lender)");
     ibl_cancel->add_option("id", ibl_id, "the request id (IBL-…)")->required();
+    bool ibl_csv = false;
+    std::string ibl_date;
+    auto* ibl_manifest = ibl->add_subcommand(
+        "manifest", "what travels on the POI's routes on a day: from, to, request, item and slip barcodes");
+    ibl_manifest->add_option("--date", ibl_date, "YYYY-MM-DD (Dutch time); default today");
+    ibl_manifest->add_flag("--csv", ibl_csv, "as CSV (RFC 4180), for the route planner");
     auto* ibl_stats = ibl->add_subcommand("stats", "per library in a month: requested, supplied, unfilled, lent");
     ibl_stats->add_option("--month", ibl_month, "YYYY-MM (Dutch time); default this month");
 
@@ -267,6 +273,15 @@ int main(int argc, char** argv) {
     } else if (ibl_reroute->parsed() || ibl_cancel->parsed()) {
         request = {ibl_reroute->parsed() ? "ibl.reroute" : "ibl.cancel", {{"id", ibl_id}}};
         render = iblsync::iblctl::RenderIblAction;
+    } else if (ibl_manifest->parsed()) {
+        if (ibl_date.empty()) {
+            const std::time_t now = std::time(nullptr);
+            char buf[12];
+            std::strftime(buf, sizeof buf, "%Y-%m-%d", std::localtime(&now));
+            ibl_date = buf;
+        }
+        request = {"ibl.manifest", {{"date", ibl_date}}};
+        render = ibl_csv ? iblsync::iblctl::RenderIblManifestCsv : iblsync::iblctl::RenderIblManifest;
     } else if (ibl_stats->parsed()) {
         if (ibl_month.empty()) {
             const std::time_t now = std::time(nullptr);

@@ -21,6 +21,8 @@ std::string RenderIblList(const std::string& result_json);    // ibl.list: one l
 std::string RenderIblShow(const std::string& result_json);    // ibl.show: each transaction and its messages
 std::string RenderIblAction(const std::string& result_json);  // ibl.reroute, ibl.cancel
 std::string RenderIblStats(const std::string& result_json);   // ibl.stats: per library, with totals
+std::string RenderIblManifest(const std::string& result_json);     // ibl.manifest: per route
+std::string RenderIblManifestCsv(const std::string& result_json);  // ibl.manifest --csv
 
 // "3d 04h 05m", "2h 03m 04s", "12s"
 std::string FormatDuration(long long seconds);

@@ -135,4 +135,47 @@ std::string RenderIblStats(const std::string& json) {
     return out;
 }
 
+std::string RenderIblManifest(const std::string& json) {
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    const auto& items = O(d, "items");
+    if (!items.IsArray()) return json + "\n";
+    if (items.Empty()) return fmt::format("nothing travels on {}\n", S(d, "date"));
+    std::string out = fmt::format("Transport manifest {}: {} item(s)\n", S(d, "date"), items.Size());
+    std::string route;
+    for (const auto& m : items.GetArray()) {
+        if (S(m, "route") != route) {
+            route = S(m, "route");
+            out += fmt::format("\nroute {}\n  {:<16}{:<16}{:<10}{:<14}{:<16}{}\n", route, "FROM", "TO", "WAY", "REQUEST",
+                               "ITEM", "SLIP");
+        }
+        out += fmt::format("  {:<16}{:<16}{:<10}{:<14}{:<16}{}\n", S(m, "from"), S(m, "to"), S(m, "direction"),
+                           S(m, "request_id"), Or(S(m, "item_barcode")), S(m, "slip"));
+    }
+    return out;
+}
+
+std::string RenderIblManifestCsv(const std::string& json) {
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    const auto& items = O(d, "items");
+    if (!items.IsArray()) return json + "\n";
+    // RFC 4180: fields with a comma, quote or line break are quoted.
+    auto field = [](const std::string& v) {
+        if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
+        std::string q = "\"";
+        for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+        return q + "\"";
+    };
+    std::string out = "date,route,direction,from,to,requester,request_id,item_barcode,slip,sent_at\r\n";
+    for (const auto& m : items.GetArray()) {
+        out += field(S(d, "date"));
+        for (const char* k : {"route", "direction", "from", "to", "requester", "request_id", "item_barcode", "slip",
+                              "sent_at"})
+            out += "," + field(S(m, k));
+        out += "\r\n";
+    }
+    return out;
+}
+
 }  // namespace iblsync::iblctl

@@ -271,7 +271,7 @@ TEST_F(IblNetworkTest, ARequestIsFilledFromAnotherProvinceAndTheLoanRunsItsCours
 
     Answer(second, t2, R"({"answer":"will_supply"})");
     ASSERT_TRUE(WaitFor([&] { return RequestIs(id, second, "WillSupply"); }, 20s));
-    Answer(second, t2, R"({"answer":"shipped","due_date":"2027-01-20"})");
+    Answer(second, t2, R"({"answer":"shipped","due_date":"2027-01-20","item_barcode":"L2-1"})");
     ASSERT_TRUE(WaitFor([&] { return RequestIs(id, second, "Loaned"); }, 20s));
     EXPECT_EQ(Str(Request(id), "due_date"), "2027-01-20T23:59:59Z");
 
@@ -350,6 +350,45 @@ TEST_F(IblNetworkTest, ARequestIsFilledFromAnotherProvinceAndTheLoanRunsItsCours
     }
     auto table = b_.Ctl({"ibl", "stats", "--month", month});
     EXPECT_NE(table.out.find("total"), std::string::npos) << table.out;
+    // The slips: the lender's and the requester's show the same codes.
+    const std::string out_code = fmt::format("{}/{}/H", kAsker, id), back_code = fmt::format("{}/{}/T", kAsker, id);
+    auto slip = Call(b_, "GET", "/v1/ibl/inbox/" + t2 + "/slip", second);
+    ASSERT_TRUE(slip);
+    ASSERT_EQ(slip->status, 200) << slip->body;
+    EXPECT_EQ(slip->headers["content-type"], "text/html; charset=utf-8");
+    for (const auto& code : {out_code, back_code})
+        EXPECT_NE(slip->body.find("aria-label=\"" + code + "\""), std::string::npos) << code << slip->body;
+    EXPECT_NE(slip->body.find("L2-1"), std::string::npos);
+    auto their_slip = Call(a_, "GET", "/v1/ibl/requests/" + id + "/slip", kAsker);
+    ASSERT_TRUE(their_slip);
+    EXPECT_NE(their_slip->body.find("aria-label=\"" + back_code + "\""), std::string::npos) << their_slip->body;
+    EXPECT_EQ(Call(b_, "GET", "/v1/ibl/inbox/" + t2 + "/slip", first)->status, 404) << "another lender's task";
+
+    // The day's transport: at B the item left for POI A and came back from
+    // it; at A it came in from POI B and went back to it.
+    const std::string today = a_.Query1("SELECT to_char(now() AT TIME ZONE 'Europe/Amsterdam', 'YYYY-MM-DD')");
+    auto manifest_b = Json(b_.Ctl({"--json", "ibl", "manifest", "--date", today}).out);
+    ASSERT_EQ(manifest_b["items"].Size(), 2u);
+    auto line = [](const rapidjson::Value& m) {
+        return fmt::format("{}|{}|{}|{}|{}|{}", Str(m, "route"), Str(m, "direction"), Str(m, "from"), Str(m, "to"),
+                           Str(m, "item_barcode"), Str(m, "slip"));
+    };
+    EXPECT_EQ(line(manifest_b["items"][0]), fmt::format("from {}|return|{}|{}|L2-1|{}", kPoiA, kAsker, second, back_code));
+    EXPECT_EQ(line(manifest_b["items"][1]), fmt::format("to {}|outbound|{}|{}|L2-1|{}", kPoiA, second, kAsker, out_code));
+    auto manifest_a = Json(a_.Ctl({"--json", "ibl", "manifest", "--date", today}).out);
+    ASSERT_EQ(manifest_a["items"].Size(), 2u);
+    EXPECT_EQ(line(manifest_a["items"][0]), fmt::format("from {}|outbound|{}|{}|L2-1|{}", kPoiB, second, kAsker, out_code));
+    EXPECT_EQ(line(manifest_a["items"][1]), fmt::format("to {}|return|{}|{}|L2-1|{}", kPoiB, kAsker, second, back_code));
+    auto csv = a_.Ctl({"ibl", "manifest", "--date", today, "--csv"});
+    EXPECT_EQ(csv.out.substr(0, csv.out.find("\r\n")),
+              "date,route,direction,from,to,requester,request_id,item_barcode,slip,sent_at");
+    EXPECT_NE(csv.out.find(fmt::format("{},from {},outbound,{},{},{},{},L2-1,{},", today, kPoiB, second, kAsker, kAsker,
+                                       id, out_code)),
+              std::string::npos)
+        << csv.out;
+    EXPECT_EQ(Json(a_.Ctl({"--json", "ibl", "manifest", "--date", "2020-01-01"}).out)["items"].Size(), 0u);
+    EXPECT_EQ(a_.Ctl({"ibl", "manifest", "--date", "2026-12-32"}).exit_code, 1);
+
     auto bad_month = b_.Ctl({"ibl", "stats", "--month", "2026-13"});
     EXPECT_EQ(bad_month.exit_code, 1);
     EXPECT_NE(bad_month.err.find("month must be YYYY-MM"), std::string::npos) << bad_month.err;
