@@ -368,18 +368,20 @@ net::awaitable<HttpResponse> GetIblRequest(storage::Database* db, DbExecutor* ex
     co_return JsonResponse(200, IblRequestJson(*found));
 }
 
-net::awaitable<HttpResponse> GetIblInbox(storage::Database* db, DbExecutor* exec, const std::string* library) {
-    auto tasks = co_await exec->Run([&] { return storage::IblInbox(*db, *library); });
+std::string IblInboxJson(const std::string& library, const std::vector<storage::IblRequestView>& tasks,
+                         long long cursor) {
     rapidjson::StringBuffer buf;
     Writer w(buf);
     w.StartObject();
-    Key(w, "library", *library);
+    Key(w, "library", library);
+    w.Key("cursor");
+    w.Int64(cursor);
     w.Key("requests");
     w.StartArray();
     for (const auto& t : tasks) WriteRequest(w, t);
     w.EndArray();
     w.EndObject();
-    co_return JsonResponse(200, std::string(buf.GetString(), buf.GetSize()));
+    return std::string(buf.GetString(), buf.GetSize());
 }
 net::awaitable<HttpResponse> PostIblAnswer(storage::Database* db, DbExecutor* exec, IblCourier* courier,
                                            const HttpRequest* req, const std::string* library,

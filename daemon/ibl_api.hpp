@@ -5,6 +5,7 @@
 // token; `library` is the token's library.
 
 #include <string>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -26,8 +27,10 @@ net::awaitable<HttpResponse> PostIblRequest(storage::Database* db, DbExecutor* e
 // GET /v1/ibl/requests/{id}
 net::awaitable<HttpResponse> GetIblRequest(storage::Database* db, DbExecutor* exec, const std::string* library,
                                            const std::string* request_id);
-// GET /v1/ibl/inbox
-net::awaitable<HttpResponse> GetIblInbox(storage::Database* db, DbExecutor* exec, const std::string* library);
+// GET /v1/ibl/inbox's body (PushApi waits for `wait`): the open tasks and
+// the cursor to wait past next.
+std::string IblInboxJson(const std::string& library, const std::vector<storage::IblRequestView>& tasks,
+                         long long cursor);
 // POST /v1/ibl/inbox/{task}: the lender's answer
 net::awaitable<HttpResponse> PostIblAnswer(storage::Database* db, DbExecutor* exec, IblCourier* courier,
                                            const HttpRequest* request, const std::string* library,

@@ -83,6 +83,7 @@ struct IblCourier::Impl {
     net::steady_timer wake{ioc};
     bool stopping = false;
     bool woken = false;
+    std::function<void()> changed;
     HttpAbort abort;
     std::map<std::string, HttpSession> sessions;  // by node
     std::set<std::string> failing;                // nodes whose last message failed
@@ -119,7 +120,10 @@ void IblCourier::Wake() {
     // Called from the event loop's thread (HTTP handlers run there).
     impl_->woken = true;
     impl_->wake.cancel();
+    if (impl_->changed) impl_->changed();
 }
+
+void IblCourier::OnChange(std::function<void()> f) { impl_->changed = std::move(f); }
 
 storage::IblSettings IblCourier::Settings() const { return SettingsFrom(*impl_->config()); }
 
@@ -164,6 +168,7 @@ net::awaitable<void> IblCourier::Impl::Run() {
                 last_sweep = std::chrono::steady_clock::now();
                 const long long moved = co_await exec.Run([&] { return storage::PassOverSilentLenders(db, settings); });
                 if (moved > 0) {
+                    if (changed) changed();
                     moved_on += static_cast<unsigned long long>(moved);
                     spdlog::info("ibl requests passed over requests={} reason=\"no answer in time\"", moved);
                 }

@@ -28,8 +28,11 @@ public:
 
     void Start();
     void Stop();
-    // Something was queued: look at the outbox now rather than at the next poll.
+    // Something was queued: look at the outbox now rather than at the next
+    // poll. Also calls the OnChange callback: an IBL change was committed.
     void Wake();
+    // Called on the event loop after IBL changes here (long-polling inboxes look again).
+    void OnChange(std::function<void()> f);
     // The settings the IBL storage functions take, from the current config.
     storage::IblSettings Settings() const;
     void Render(protocols::PrometheusText& out) const;

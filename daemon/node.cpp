@@ -254,7 +254,9 @@ struct Node::Impl {
           control(ioc, [this](const protocols::ControlRequest& r) { return HandleControl(r); }),
           harvester(ioc, db, exec, [this] { notify::Status(StatusLine()); }),
           peers(ioc, db, exec, [this] { notify::Status(StatusLine()); }, [this] { api.ChangesCommitted(); }),
-          drops(db, config->db_conninfo, [this] { net::post(ioc, [this] { notify::Status(StatusLine()); }); }) {}
+          drops(db, config->db_conninfo, [this] { net::post(ioc, [this] { notify::Status(StatusLine()); }); }) {
+        courier.OnChange([this] { api.ChangesCommitted(); });
+    }
 
     std::string StatusLine() const {
         return fmt::format("{} {} role={} http={}{} db={}{}{}{}", config->isil, config->name, RoleName(config->role),

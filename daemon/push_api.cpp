@@ -23,6 +23,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/ibl_api.hpp"
+#include "storage/ibl.hpp"
 #include "daemon/log.hpp"
 #include "protocols/catalogue_record.hpp"
 #include "protocols/isil.hpp"
@@ -872,6 +873,45 @@ struct PushApi::Impl {
     }
 
 
+    // GET /v1/ibl/inbox[?wait=N&cursor=C]: the lender's open tasks. With
+    // wait, held until a task comes or changes past `cursor` (the last
+    // answer's), at most N seconds (api.max_wait_seconds).
+    net::awaitable<HttpResponse> GetInbox(const HttpRequest& req, const std::string& library) {
+        std::string qerr;
+        auto q = ParseQuery(req.query, qerr);
+        if (!qerr.empty()) co_return Problem(400, "bad-parameter", "Bad parameter", qerr);
+        long long wait = 0, cursor = 0;
+        for (auto& [k, v] : q) {
+            long long* to = k == "wait" ? &wait : k == "cursor" ? &cursor : nullptr;
+            if (!to)
+                co_return Problem(400, "bad-parameter", "Bad parameter",
+                                  fmt::format("unknown parameter '{}'; /v1/ibl/inbox takes wait and cursor",
+                                              Printable(k.substr(0, 40))));
+            std::string value = v;
+            if (k == "wait" && !value.empty() && value.back() == 's') value.pop_back();
+            auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), *to);
+            if (ec != std::errc{} || end != value.data() + value.size() || *to < 0)
+                co_return Problem(400, "bad-parameter", "Bad parameter",
+                                  fmt::format("{} must be a whole number, 0 or more", k));
+        }
+        const auto cfg = config();
+        wait = std::min<long long>(wait, cfg->api_max_wait_seconds);
+        const auto deadline = Clock::now() + std::chrono::seconds(wait);
+        for (;;) {
+            long long now_cursor = 0;
+            auto tasks = co_await exec.Run([&] { return storage::IblInbox(db, library, &now_cursor); });
+            if (now_cursor > cursor || wait == 0 || stopped || Clock::now() >= deadline)
+                co_return JsonResponse(200, IblInboxJson(library, tasks, now_cursor));
+            // IBL commits of this node wake us at once (courier), others
+            // within a second.
+            net::steady_timer timer(co_await net::this_coro::executor);
+            timer.expires_at(std::min(deadline, Clock::now() + std::chrono::seconds(1)));
+            auto it = waiters.insert(waiters.end(), &timer);
+            co_await timer.async_wait(kTuple);
+            waiters.erase(it);
+        }
+    }
+
     // GET /v1/digest[?origin=ISIL | ?library=ISIL]: what `iblctl sync verify` compares.
     net::awaitable<HttpResponse> GetDigest(const HttpRequest& req) {
         std::string qerr;
@@ -973,7 +1013,7 @@ struct PushApi::Impl {
         if (which == R::kWork) co_return co_await GetWork(seg[1]);
         if (which == R::kIblRequests) co_return co_await PostIblRequest(&db, &exec, &courier, &req, &who.library);
         if (which == R::kIblRequest) co_return co_await GetIblRequest(&db, &exec, &who.library, &seg[2]);
-        if (which == R::kIblInbox) co_return co_await GetIblInbox(&db, &exec, &who.library);
+        if (which == R::kIblInbox) co_return co_await GetInbox(req, who.library);
         if (which == R::kIblTask) co_return co_await PostIblAnswer(&db, &exec, &courier, &req, &who.library, &seg[2]);
         if (which == R::kIblAction) co_return co_await PostIblAction(&db, &exec, &courier, &req, &who.library, &seg[2]);
         if (which == R::kIblTaskSlip) co_return co_await GetIblSlip(&db, &exec, &who.library, &seg[2], true);

@@ -1088,7 +1088,7 @@ std::optional<IblRequestView> GetIblRequest(Database& db, const std::string& lib
     });
 }
 
-std::vector<IblRequestView> IblInbox(Database& db, const std::string& library) {
+std::vector<IblRequestView> IblInbox(Database& db, const std::string& library, long long* cursor) {
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::read_transaction tx(c, "ibl inbox");
         std::vector<IblRequestView> out;
@@ -1097,6 +1097,13 @@ std::vector<IblRequestView> IblInbox(Database& db, const std::string& library) {
                                                         IblViewColumns(), detail::kIblClosedStates),
                                             library))
             out.push_back(IblViewOf(r));
+        if (cursor) {
+            detail::ArrayLiteral ids;
+            for (const auto& t : out) ids.Add(t.task);
+            *cursor = tx.exec_params1("SELECT coalesce(max(id), 0) FROM ibl_event WHERE request = ANY($1::bigint[])",
+                                      ids.Done())[0]
+                          .as<long long>();
+        }
         return out;
     });
 }

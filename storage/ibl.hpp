@@ -103,8 +103,10 @@ CreateResult CreateIblRequest(Database& db, const NewIblRequest& request, const 
 std::optional<IblRequestView> GetIblRequest(Database& db, const std::string& library, const std::string& request_id);
 
 // A lending library's open tasks: the requests it supplies that are not
-// finished, oldest first.
-std::vector<IblRequestView> IblInbox(Database& db, const std::string& library);
+// finished, oldest first. `cursor`, if given, gets the newest message about
+// any of them: it grows when a task comes or changes (a cancel or renew
+// asked), which is what a long-polling inbox waits for.
+std::vector<IblRequestView> IblInbox(Database& db, const std::string& library, long long* cursor = nullptr);
 
 // What a lending library answers to a request in its inbox, through the
 // JSON API; each becomes the supplyingAgencyMessage ISO 18626 has for it.

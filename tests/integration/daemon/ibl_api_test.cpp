@@ -7,6 +7,7 @@
 
 #include <signal.h>
 
+#include <future>
 #include <map>
 #include <set>
 
@@ -399,6 +400,46 @@ TEST_F(IblApiTest, ALoanFromRequestToReturnAndACancelBeforeShipping) {
 // Privacy: once a request is finished and the retention has passed, the
 // patron reference and pickup place leave its rows and its stored request
 // documents; open requests keep theirs.
+TEST_F(IblApiTest, ALenderWaitsForItsNextTaskWithALongPoll) {
+    Catalogue(kB, "b1", R"([{"barcode":"B-1","status":"available"}])");
+    auto first = Call("GET", "/v1/ibl/inbox", kB);
+    ASSERT_TRUE(first);
+    ASSERT_EQ(first->status, 200) << first->body;
+    auto d = Json(first->body);
+    EXPECT_EQ(d["requests"].Size(), 0u);
+    const long long cursor = d["cursor"].GetInt64();
+    // Nothing new: the wait runs out and the cursor stays.
+    auto idle = Call("GET", fmt::format("/v1/ibl/inbox?wait=1&cursor={}", cursor), kB);
+    ASSERT_TRUE(idle);
+    EXPECT_EQ(Json(idle->body)["cursor"].GetInt64(), cursor);
+    // A request comes while the lender waits: the wait ends with it.
+    auto waiting = std::async(std::launch::async, [&] {
+        return Call("GET", fmt::format("/v1/ibl/inbox?wait=30&cursor={}", cursor), kB);
+    });
+    EXPECT_EQ(waiting.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout) << "it waits";
+    auto asked = Ask(R"({"isbn":"9789023466024","patron_ref":"hold-lp"})");
+    ASSERT_TRUE(asked);
+    ASSERT_EQ(asked->status, 201) << asked->body;
+    auto woke = waiting.get();
+    ASSERT_TRUE(woke);
+    auto got = Json(woke->body);
+    ASSERT_EQ(got["requests"].Size(), 1u) << woke->body;
+    EXPECT_GT(got["cursor"].GetInt64(), cursor);
+    // A cancel of that task moves the cursor too.
+    const long long after = got["cursor"].GetInt64();
+    auto cancel = Call("POST", "/v1/ibl/requests/" + std::string(Json(asked->body)["id"].GetString()) + "/actions",
+                       kA, R"({"action":"cancel"})");
+    ASSERT_EQ(cancel->status, 200) << cancel->body;
+    auto changed = Call("GET", fmt::format("/v1/ibl/inbox?wait=30&cursor={}", after), kB);
+    EXPECT_GT(Json(changed->body)["cursor"].GetInt64(), after);
+    EXPECT_TRUE(Json(changed->body)["requests"][0]["cancel_pending"].GetBool());
+    for (const char* bad : {"?wait=x", "?cursor=-1", "?since=3", "?wait=1&wait=2"}) {
+        auto r = Call("GET", std::string("/v1/ibl/inbox") + bad, kB);
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 400) << bad << " " << r->body;
+    }
+}
+
 TEST_F(IblApiTest, FinishedRequestsLoseThePatronReferenceAfterTheRetention) {
     using namespace std::chrono_literals;
     Catalogue(kB, "b1", R"([{"barcode":"B-1","status":"available"}])");
