@@ -437,6 +437,48 @@ const std::vector<TableKey<IblPeer>>& IblPeerKeys() {
     return kKeys;
 }
 
+const std::vector<TableKey<IblTariff>>& IblTariffKeys() {
+    static const std::vector<TableKey<IblTariff>> kKeys = [] {
+        using T = IblTariff;
+        std::vector<TableKey<T>> k;
+        k.push_back(Field<T, std::string>("name", &T::name, StringValue([](std::string& v) -> Problem {
+            if (v.empty() || v.size() > 100) return std::string("must be 1..100 characters");
+            return std::nullopt;
+        })));
+        auto province = [](std::string& v) -> Problem {
+            if (v == "*") return std::nullopt;
+            auto p = protocols::NormalizeProvince(v);
+            if (!p) return std::string("must be a province code such as \"NL-GE\", or \"*\" for any");
+            v = *p;
+            return std::nullopt;
+        };
+        k.push_back(Field<T, std::string>("from", &T::from, StringValue(province)));
+        k.push_back(Field<T, std::string>("to", &T::to, StringValue(province)));
+        k.push_back(Field<T, std::string>("kind", &T::kind, StringValue([](std::string& v) -> Problem {
+            if (v != "loan" && v != "lost")
+                return std::string("must be \"loan\" (the item came back) or \"lost\" (it did not)");
+            return std::nullopt;
+        })));
+        k.push_back({"amount", [](const toml::node& n, T& t) -> Problem {
+                         auto v = n.value<std::string>();
+                         const auto point = v ? v->find('.') : std::string::npos;
+                         const bool ok = v && !v->empty() && v->size() <= 9 && (*v)[0] != '.' &&
+                                         std::all_of(v->begin(), v->end(),
+                                                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '.'; }) &&
+                                         std::count(v->begin(), v->end(), '.') <= 1 &&
+                                         (point == std::string::npos || (v->size() - point - 1 >= 1 && v->size() - point - 1 <= 2));
+                         if (!ok) return std::string("must be an amount in euros as a string, such as \"3.50\"");
+                         const std::string whole = v->substr(0, point);
+                         std::string cents = point == std::string::npos ? "00" : v->substr(point + 1);
+                         if (cents.size() == 1) cents += "0";
+                         t.cents = std::stoll(whole) * 100 + std::stoll(cents);
+                         return std::nullopt;
+                     }});
+        return k;
+    }();
+    return kKeys;
+}
+
 const std::vector<TableKey<FileDrop>>& DropKeys() {
     static const std::vector<TableKey<FileDrop>> kKeys = [] {
         using D = FileDrop;
@@ -494,7 +536,7 @@ Problem ParseTables(const toml::node& node, const std::string& path, const char*
             if (!table.contains(r))
                 return fmt::format("{}:{}: {}[{}].{}: required key is missing", path, src.line, section, i, r);
         for (const auto& other : out)
-            if (other.name == src.name)
+            if (!src.name.empty() && other.name == src.name)
                 return fmt::format("{}:{}: {}[{}].name: '{}' is already the name of the entry at line {}", path,
                                    src.line, section, i, src.name, other.line);
         out.push_back(std::move(src));
@@ -523,6 +565,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     sections.push_back("peer");
     sections.push_back("drop");
     sections.push_back("ibl_peer");
+    sections.push_back("ibl_tariff");
 
     Config cfg;
     cfg.path = path;
@@ -544,6 +587,11 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
         if (section == "ibl_peer") {
             if (auto p = ParseTables(section_node, path, "ibl_peer", IblPeerKeys(), {"name", "isil", "url", "token"},
                                      cfg.ibl_peers))
+                return Fail(*p);
+            continue;
+        }
+        if (section == "ibl_tariff") {
+            if (auto p = ParseTables(section_node, path, "ibl_tariff", IblTariffKeys(), {"amount"}, cfg.ibl_tariffs))
                 return Fail(*p);
             continue;
         }
@@ -608,6 +656,12 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
                 return Fail(fmt::format("{}:{}: ibl_peer.isil: {} is also the node of the [[ibl_peer]] at line {}",
                                         path, p.line, p.isil, o->line));
     }
+    for (const auto& t : cfg.ibl_tariffs)
+        for (const auto* o = cfg.ibl_tariffs.data(); o != &t; ++o)
+            if (o->from == t.from && o->to == t.to && o->kind == t.kind)
+                return Fail(fmt::format("{}:{}: ibl_tariff: the [[ibl_tariff]] at line {} has the same from, to and "
+                                        "kind ({} to {}, {})",
+                                        path, t.line, o->line, t.from, t.to, t.kind));
     for (const auto& h : cfg.harvest)
         if (h.username.empty() != h.password.empty())
             return Fail(fmt::format("{}:{}: harvest.{}: HTTP Basic needs both username and password", path, h.line,
@@ -654,6 +708,7 @@ ConfigDiff Diff(const Config& before, const Config& after) {
     if (unplaced(before.peers) != unplaced(after.peers)) d.need_restart.push_back("peer");
     if (unplaced(before.drops) != unplaced(after.drops)) d.need_restart.push_back("drop");
     if (unplaced(before.ibl_peers) != unplaced(after.ibl_peers)) d.need_restart.push_back("ibl_peer");
+    if (unplaced(before.ibl_tariffs) != unplaced(after.ibl_tariffs)) d.applied.push_back("ibl_tariff");
     return d;
 }
 
@@ -661,6 +716,7 @@ Config MergeReloadable(const Config& before, const Config& after) {
     Config out = before;
     for (const auto& s : Settings())
         if (s.reloadable) s.copy(out, after);
+    out.ibl_tariffs = after.ibl_tariffs;  // applies to transactions that end from now on
     return out;
 }
 

@@ -92,6 +92,18 @@ struct IblPeer {
     bool operator==(const IblPeer&) const = default;
 };
 
+// One [[ibl_tariff]] table: what a finished IBL transaction costs the
+// requesting library (and brings the lender), by the lender's and the
+// requester's province. The most specific match wins.
+struct IblTariff {
+    std::string name;                  // optional, for people
+    std::string from = "*", to = "*";  // the lender's and the requester's province, or "*"
+    std::string kind = "loan";         // loan (the item came back) or lost (CompletedWithoutReturn)
+    long long cents = 0;               // amount = "3.50" (euros)
+    int line = 0;
+    bool operator==(const IblTariff&) const = default;
+};
+
 struct Config {
     std::string path;  // the file it was read from
 
@@ -153,6 +165,8 @@ struct Config {
     std::vector<FileDrop> drops;
     // [[ibl_peer]], in file order
     std::vector<IblPeer> ibl_peers;
+    // [[ibl_tariff]], in file order
+    std::vector<IblTariff> ibl_tariffs;
 };
 
 // Reads and validates a config file. On failure the message names the file,

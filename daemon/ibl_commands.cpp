@@ -207,6 +207,34 @@ net::awaitable<std::optional<ControlResponse>> HandleIblCommand(const protocols:
             w.EndArray();
             w.EndObject();
             out = Ok(std::string(buf.GetString(), buf.GetSize()));
+        } else if (cmd == "ibl.invoice") {
+            const std::string month = req.Arg("month");
+            if (!Month(month)) co_return Refuse("month must be YYYY-MM", "for example --month 2026-11");
+            auto lines = co_await exec.Run([&] { return storage::IblInvoice(db, month); });
+            rapidjson::StringBuffer buf;
+            Writer w(buf);
+            w.StartObject();
+            Str(w, "month", month);
+            Str(w, "currency", "EUR");
+            w.Key("lines");
+            w.StartArray();
+            for (const auto& l : lines) {
+                w.StartObject();
+                Str(w, "library", l.library);
+                Str(w, "side", l.side);
+                Str(w, "counterpart", l.counterpart);
+                Str(w, "requester", l.requester);
+                Str(w, "request_id", l.request_id);
+                Str(w, "kind", l.kind);
+                Str(w, "tariff", l.tariff);
+                Str(w, "completed_at", l.completed_at);
+                w.Key("cents");
+                w.Int64(l.cents);
+                w.EndObject();
+            }
+            w.EndArray();
+            w.EndObject();
+            out = Ok(std::string(buf.GetString(), buf.GetSize()));
         } else if (cmd == "ibl.stats") {
             const std::string month = req.Arg("month");
             if (!Month(month)) co_return Refuse("month must be YYYY-MM", "for example --month 2026-11");

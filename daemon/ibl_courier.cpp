@@ -68,6 +68,9 @@ storage::IblSettings SettingsFrom(const Config& cfg) {
     storage::IblSettings s;
     s.answer_within_minutes = cfg.ibl_answer_within_minutes;
     for (const auto& p : cfg.ibl_peers) s.peer_nodes.push_back(p.isil);
+    for (const auto& t : cfg.ibl_tariffs)
+        s.tariffs.push_back({t.from, t.to, t.kind, t.cents,
+                             t.name.empty() ? fmt::format("{} to {} {}", t.from, t.to, t.kind) : t.name});
     return s;
 }
 

@@ -306,6 +306,32 @@ void Queue(pqxx::work& tx, long long event, long long request, const std::string
                          event, request, node, agency);
 }
 
+// Accounting: a transaction that ended with the item back (loan) or lost is
+// recorded once, with the tariff in force now.
+void RecordCharge(pqxx::work& tx, long long row, ibl::State state, const IblSettings& settings) {
+    if (state != ibl::State::kLoanCompleted && state != ibl::State::kCompletedWithoutReturn) return;
+    const std::string kind = state == ibl::State::kLoanCompleted ? "loan" : "lost";
+    auto r = tx.exec_params1(
+        "SELECT q.requesting_agency, q.request_id, q.supplying_agency, "
+        "coalesce((SELECT province FROM library WHERE isil = q.requesting_agency), ''), "
+        "coalesce((SELECT province FROM library WHERE isil = q.supplying_agency), '') FROM ibl_request q "
+        "WHERE q.id = $1",
+        row);
+    const std::string to = r[3].as<std::string>(), from = r[4].as<std::string>();
+    const IblSettings::Tariff* best = nullptr;
+    int best_score = -1;
+    for (const auto& t : settings.tariffs) {
+        if (t.kind != kind || (t.from != "*" && t.from != from) || (t.to != "*" && t.to != to)) continue;
+        const int score = (t.from != "*" ? 2 : 0) + (t.to != "*" ? 1 : 0);
+        if (score > best_score) best = &t, best_score = score;
+    }
+    tx.exec_params("INSERT INTO ibl_charge (requesting_agency, request_id, supplying_agency, kind, requester_province, "
+                   "lender_province, amount, tariff) VALUES ($1, $2, $3, $4, NULLIF($5, ''), NULLIF($6, ''), "
+                   "$7::numeric / 100, $8) ON CONFLICT DO NOTHING",
+                   r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>(), kind, to, from,
+                   best ? best->cents : 0LL, best ? best->label : std::string("none"));
+}
+
 // The cost and loan conditions a supplier's message names, kept on its row.
 void SaveTerms(pqxx::work& tx, long long row, const iso::SupplyingAgencyMessage& m) {
     const auto& cost = m.message_info.offered_costs;
@@ -442,6 +468,7 @@ Taken RequesterTakes(pqxx::work& tx, const pqxx::row& row, const iso::SupplyingA
         tx.exec_params("UPDATE ibl_request SET answer_by = NULL WHERE id = $1", id);
     }
     SaveTerms(tx, id, m);
+    RecordCharge(tx, id, verdict.next.state, settings);
     AddEvent(tx, id, "in", "supplyingAgencyMessage", what, m.header, identity, out.state, body);
     if (verdict.next.state == ibl::State::kUnfilled && !superseded) {
         out.next_lender = MoveOn(tx, id, settings);
@@ -788,6 +815,7 @@ AnswerResult AnswerIblTask(Database& db, const std::string& lender, long long ta
         const std::string due = m.status_info.due_date ? iso::FormatTime(*m.status_info.due_date) : std::string();
         SaveTransaction(tx, task, verdict.next, "", due);
         SaveTerms(tx, task, m);
+        RecordCharge(tx, task, verdict.next.state, settings);
         const long long event = AddEvent(tx, task, "out", "supplyingAgencyMessage", what, m.header, identity,
                                          ibl::ToString(verdict.next.state), body);
         if (!node.empty()) Queue(tx, event, task, node, requester);

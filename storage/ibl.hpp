@@ -24,6 +24,15 @@ struct IblSettings {
     // The other POI nodes this node exchanges IBL requests with
     // ([[ibl_peer]] isil): their libraries join the rota after this node's own.
     std::vector<std::string> peer_nodes;
+    // What a finished transaction costs ([[ibl_tariff]]): by the lender's
+    // province (from), the requester's (to), "*" for any, and kind (loan,
+    // lost). The most specific match wins; none: recorded at 0.
+    struct Tariff {
+        std::string from = "*", to = "*", kind = "loan";
+        long long cents = 0;
+        std::string label;  // how the charge names it
+    };
+    std::vector<Tariff> tariffs;
 };
 
 // What became of an inbound message.

@@ -254,6 +254,42 @@ std::optional<IblSlip> IblSlipForRequest(Database& db, const std::string& reques
     });
 }
 
+std::vector<IblInvoiceLine> IblInvoice(Database& db, const std::string& month) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c, "ibl invoice");
+        auto rows = tx.exec_params(
+            fmt::format(
+                "WITH m AS (SELECT ($1 || '-01')::timestamp AT TIME ZONE 'Europe/Amsterdam' AS lo, "
+                "  (($1 || '-01')::date + interval '1 month')::timestamp AT TIME ZONE 'Europe/Amsterdam' AS hi), "
+                "own AS (SELECT l.isil FROM library l, node_identity me "
+                "  WHERE coalesce(l.poi, me.isil) = me.isil), "
+                "c AS (SELECT ch.* FROM ibl_charge ch, m WHERE ch.completed_at >= m.lo AND ch.completed_at < m.hi) "
+                "SELECT requesting_agency, 'pays', supplying_agency, requesting_agency, request_id, kind, tariff, {0}, "
+                "  (amount * 100)::bigint FROM c WHERE requesting_agency IN (SELECT isil FROM own) "
+                "UNION ALL "
+                "SELECT supplying_agency, 'receives', requesting_agency, requesting_agency, request_id, kind, tariff, "
+                "  {0}, (amount * 100)::bigint FROM c WHERE supplying_agency IN (SELECT isil FROM own) "
+                "ORDER BY 1, 2, 8, 5",
+                Time("completed_at")),
+            month);
+        std::vector<IblInvoiceLine> out;
+        for (const auto& r : rows) {
+            IblInvoiceLine l;
+            l.library = r[0].as<std::string>();
+            l.side = r[1].as<std::string>();
+            l.counterpart = r[2].as<std::string>();
+            l.requester = r[3].as<std::string>();
+            l.request_id = r[4].as<std::string>();
+            l.kind = r[5].as<std::string>();
+            l.tariff = r[6].as<std::string>();
+            l.completed_at = r[7].as<std::string>();
+            l.cents = r[8].as<long long>();
+            out.push_back(std::move(l));
+        }
+        return out;
+    });
+}
+
 IblGauges CountIblRequests(Database& db) {
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::read_transaction tx(c, "ibl gauges");

@@ -79,6 +79,16 @@ struct IblSlip {
 std::optional<IblSlip> IblSlipForTask(Database& db, const std::string& lender, long long task);
 std::optional<IblSlip> IblSlipForRequest(Database& db, const std::string& requester, const std::string& request_id);
 
+// Accounting: the month's finished transactions of this node's libraries
+// (Europe/Amsterdam), each once for the library that pays (the requester)
+// and once for the one paid (the lender), as far as they are this node's.
+struct IblInvoiceLine {
+    std::string library, side;  // side: pays or receives
+    std::string counterpart, requester, request_id, kind, tariff, completed_at;
+    long long cents = 0;
+};
+std::vector<IblInvoiceLine> IblInvoice(Database& db, const std::string& month);
+
 struct IblGauge {
     std::string role, state;
     long long requests = 0;

@@ -32,6 +32,25 @@ ALTER TABLE ibl_request ADD COLUMN offered_cost text, ADD COLUMN loan_condition 
 -- transport manifest.
 ALTER TABLE ibl_request ADD COLUMN item_id text;
 
+-- Accounting: one row per transaction of this node's libraries that ended
+-- with the item back (loan) or lost (CompletedWithoutReturn), with the
+-- tariff in force when it ended ([[ibl_tariff]]); a later tariff change
+-- does not alter it. The monthly statement per library is read from here.
+CREATE TABLE ibl_charge (
+    id                 bigint        GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    requesting_agency  text          NOT NULL,
+    request_id         text          NOT NULL,
+    supplying_agency   text          NOT NULL,
+    kind               text          NOT NULL CHECK (kind IN ('loan', 'lost')),
+    requester_province text,
+    lender_province    text,
+    amount             numeric(10,2) NOT NULL,
+    tariff             text          NOT NULL,  -- the tariff that matched, or 'none'
+    completed_at       timestamptz   NOT NULL DEFAULT now(),
+    UNIQUE (requesting_agency, request_id, supplying_agency)
+);
+CREATE INDEX ibl_charge_month ON ibl_charge (completed_at);
+
 -- The requester's deadline for the current lender's first answer: a lender
 -- that has not answered by then is passed over for the next one.
 ALTER TABLE ibl_request ADD COLUMN answer_by timestamptz;

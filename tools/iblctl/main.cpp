@@ -124,6 +124,10 @@ int main(int argc, char** argv) {
         "manifest", "what travels on the POI's routes on a day: from, to, request, item and slip barcodes");
     ibl_manifest->add_option("--date", ibl_date, "YYYY-MM-DD (Dutch time); default today");
     ibl_manifest->add_flag("--csv", ibl_csv, "as CSV (RFC 4180), for the route planner");
+    auto* ibl_invoice = ibl->add_subcommand(
+        "invoice", "the month's statement per library: finished transactions with their tariffs, to pay and receive");
+    ibl_invoice->add_option("--month", ibl_month, "YYYY-MM (Dutch time); default this month");
+    ibl_invoice->add_flag("--csv", ibl_csv, "as CSV (RFC 4180), for the bookkeeping");
     auto* ibl_stats = ibl->add_subcommand("stats", "per library in a month: requested, supplied, unfilled, lent");
     ibl_stats->add_option("--month", ibl_month, "YYYY-MM (Dutch time); default this month");
 
@@ -282,15 +286,17 @@ int main(int argc, char** argv) {
         }
         request = {"ibl.manifest", {{"date", ibl_date}}};
         render = ibl_csv ? iblsync::iblctl::RenderIblManifestCsv : iblsync::iblctl::RenderIblManifest;
-    } else if (ibl_stats->parsed()) {
+    } else if (ibl_stats->parsed() || ibl_invoice->parsed()) {
         if (ibl_month.empty()) {
             const std::time_t now = std::time(nullptr);
             char buf[8];
             std::strftime(buf, sizeof buf, "%Y-%m", std::localtime(&now));
             ibl_month = buf;
         }
-        request = {"ibl.stats", {{"month", ibl_month}}};
-        render = iblsync::iblctl::RenderIblStats;
+        request = {ibl_stats->parsed() ? "ibl.stats" : "ibl.invoice", {{"month", ibl_month}}};
+        render = ibl_stats->parsed() ? iblsync::iblctl::RenderIblStats
+                 : ibl_csv           ? iblsync::iblctl::RenderIblInvoiceCsv
+                                     : iblsync::iblctl::RenderIblInvoice;
     } else if (tok_issue->parsed()) {
         request = {"token.issue", {{"isil", lib_isil}, {"label", token_label}}};
         render = iblsync::iblctl::RenderToken;

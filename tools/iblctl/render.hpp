@@ -23,6 +23,8 @@ std::string RenderIblAction(const std::string& result_json);  // ibl.reroute, ib
 std::string RenderIblStats(const std::string& result_json);   // ibl.stats: per library, with totals
 std::string RenderIblManifest(const std::string& result_json);     // ibl.manifest: per route
 std::string RenderIblManifestCsv(const std::string& result_json);  // ibl.manifest --csv
+std::string RenderIblInvoice(const std::string& result_json);      // ibl.invoice: a statement per library
+std::string RenderIblInvoiceCsv(const std::string& result_json);   // ibl.invoice --csv
 
 // "3d 04h 05m", "2h 03m 04s", "12s"
 std::string FormatDuration(long long seconds);

@@ -155,6 +155,69 @@ std::string RenderIblManifest(const std::string& json) {
     return out;
 }
 
+namespace {
+
+std::string Euros(long long cents) {
+    return fmt::format("{}{}.{:02}", cents < 0 ? "-" : "", (cents < 0 ? -cents : cents) / 100,
+                       (cents < 0 ? -cents : cents) % 100);
+}
+
+long long Cents(const Value& v) { return O(v, "cents").IsInt64() ? O(v, "cents").GetInt64() : 0; }
+
+}  // namespace
+
+std::string RenderIblInvoice(const std::string& json) {
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    const auto& lines = O(d, "lines");
+    if (!lines.IsArray()) return json + "\n";
+    if (lines.Empty()) return fmt::format("no finished IBL transactions in {}\n", S(d, "month"));
+    std::string out, library;
+    long long pays = 0, receives = 0;
+    auto close = [&] {
+        if (library.empty()) return;
+        out += fmt::format("  {:<60}{:>10}\n  {:<60}{:>10}\n  {:<60}{:>10}\n", "to pay", Euros(pays), "to receive",
+                           Euros(receives), "balance (to pay - to receive)", Euros(pays - receives));
+    };
+    for (const auto& l : lines.GetArray()) {
+        if (S(l, "library") != library) {
+            close();
+            library = S(l, "library");
+            pays = receives = 0;
+            out += fmt::format("{}Statement {} for {} (EUR)\n  {:<10}{:<16}{:<14}{:<6}{:<24}{:>10}\n",
+                               out.empty() ? "" : "\n", S(d, "month"), library, "SIDE", "WITH", "REQUEST", "KIND",
+                               "TARIFF", "AMOUNT");
+        }
+        (S(l, "side") == "pays" ? pays : receives) += Cents(l);
+        out += fmt::format("  {:<10}{:<16}{:<14}{:<6}{:<24}{:>10}\n", S(l, "side"), S(l, "counterpart"),
+                           S(l, "request_id"), S(l, "kind"), S(l, "tariff").substr(0, 23), Euros(Cents(l)));
+    }
+    close();
+    return out;
+}
+
+std::string RenderIblInvoiceCsv(const std::string& json) {
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    const auto& lines = O(d, "lines");
+    if (!lines.IsArray()) return json + "\n";
+    auto field = [](const std::string& v) {
+        if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
+        std::string q = "\"";
+        for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+        return q + "\"";
+    };
+    std::string out = "month,library,side,counterpart,requester,request_id,kind,tariff,completed_at,amount_eur\r\n";
+    for (const auto& l : lines.GetArray()) {
+        out += field(S(d, "month"));
+        for (const char* k : {"library", "side", "counterpart", "requester", "request_id", "kind", "tariff",
+                              "completed_at"})
+            out += "," + field(S(l, k));
+        out += "," + Euros(Cents(l)) + "\r\n";
+    }
+    return out;
+}
+
 std::string RenderIblManifestCsv(const std::string& json) {
     rapidjson::Document d;
     d.Parse(json.c_str());

@@ -124,6 +124,10 @@ protected:
                    peer("ibl_peer", "poi-b", kPoiB, b_.port, a_sends_b, "timeout_seconds = 5\n");
         b_.extra = peer("peer", "national", kNational, national_.port, b_reads_national, feed) +
                    peer("ibl_peer", "poi-a", kPoiA, a_.port, b_sends_a, "timeout_seconds = 5\n");
+        // Tariffs: at A a loan from Utrecht costs more than any other; at B one price.
+        a_.extra += "\n[[ibl_tariff]]\nname = \"from Utrecht\"\nfrom = \"NL-UT\"\nto = \"NL-GE\"\namount = \"4.25\"\n"
+                    "\n[[ibl_tariff]]\namount = \"1\"\n";
+        b_.extra += "\n[[ibl_tariff]]\nkind = \"loan\"\namount = \"3.00\"\n";
         for (auto* n : {&national_, &a_, &b_}) ASSERT_TRUE(n->Start()) << n->daemon->Log();
 
         // Catalogues: both Utrecht libraries have "De avonden" on the shelf;
@@ -389,9 +393,69 @@ TEST_F(IblNetworkTest, ARequestIsFilledFromAnotherProvinceAndTheLoanRunsItsCours
     EXPECT_EQ(Json(a_.Ctl({"--json", "ibl", "manifest", "--date", "2020-01-01"}).out)["items"].Size(), 0u);
     EXPECT_EQ(a_.Ctl({"ibl", "manifest", "--date", "2026-12-32"}).exit_code, 1);
 
+    // The month's statements: A's library pays for the loan by A's
+    // tariff for Utrecht, B's lender receives by B's; the Unfilled costs
+    // nothing.
+    auto invoice_a = Json(a_.Ctl({"--json", "ibl", "invoice", "--month", month}).out);
+    ASSERT_EQ(invoice_a["lines"].Size(), 1u);
+    const auto& charge = invoice_a["lines"][0];
+    EXPECT_EQ(fmt::format("{}|{}|{}|{}|{}|{}", Str(charge, "library"), Str(charge, "side"), Str(charge, "counterpart"),
+                          Str(charge, "request_id"), Str(charge, "tariff"), charge["cents"].GetInt64()),
+              fmt::format("{}|pays|{}|{}|from Utrecht|425", kAsker, second, id));
+    auto invoice_b = Json(b_.Ctl({"--json", "ibl", "invoice", "--month", month}).out);
+    ASSERT_EQ(invoice_b["lines"].Size(), 1u);
+    EXPECT_EQ(fmt::format("{}|{}|{}", Str(invoice_b["lines"][0], "library"), Str(invoice_b["lines"][0], "side"),
+                          invoice_b["lines"][0]["cents"].GetInt64()),
+              fmt::format("{}|receives|300", second));
+    auto statement = a_.Ctl({"ibl", "invoice", "--month", month});
+    EXPECT_NE(statement.out.find("balance (to pay - to receive)"), std::string::npos) << statement.out;
+    EXPECT_NE(statement.out.find("4.25"), std::string::npos) << statement.out;
+    auto invoice_csv = b_.Ctl({"ibl", "invoice", "--month", month, "--csv"});
+    EXPECT_NE(invoice_csv.out.find(fmt::format(",{},receives,{},{},{},loan,* to * loan,", second, kAsker, kAsker, id)),
+              std::string::npos)
+        << invoice_csv.out;
+
     auto bad_month = b_.Ctl({"ibl", "stats", "--month", "2026-13"});
     EXPECT_EQ(bad_month.exit_code, 1);
     EXPECT_NE(bad_month.err.find("month must be YYYY-MM"), std::string::npos) << bad_month.err;
+}
+
+TEST_F(IblNetworkTest, ARequestWithinTheProvinceStaysOnItsNode) {
+    // Utrecht asks Utrecht: only the second library has "Tirza"; POI B
+    // delivers the request in the transaction that makes it, and nothing
+    // goes through the outbox or to the other nodes.
+    Push(b_, kLend2, "l2-tirza", "Tirza", "9789028423749", "available");
+    auto r = Call(b_, "POST", "/v1/ibl/requests", kLend1,
+                  R"({"isbn":"9789028423749","patron_ref":"ut-1","pickup":"Utrecht Centrum"})");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 201) << r->body;
+    const std::string id = Str(Json(r->body), "id");
+    EXPECT_EQ(Str(Json(r->body), "lender"), kLend2);
+    const std::string task = TaskOf(kLend2, id);
+    ASSERT_FALSE(task.empty()) << "in the lender's inbox at once";
+    Answer(kLend2, task, R"({"answer":"will_supply"})");
+    Answer(kLend2, task, R"({"answer":"shipped","due_date":"2027-02-01"})");
+    auto seen = Call(b_, "GET", "/v1/ibl/requests/" + id, kLend1);
+    EXPECT_EQ(Str(Json(seen->body), "state"), "Loaned");
+    for (const auto* a : {"received", "shipped_return"}) {
+        auto acted = Call(b_, "POST", "/v1/ibl/requests/" + id + "/actions", kLend1,
+                          fmt::format(R"({{"action":"{}"}})", a));
+        ASSERT_EQ(acted->status, 200) << acted->body;
+    }
+    Answer(kLend2, task, R"({"answer":"returned"})");
+    EXPECT_EQ(Str(Json(Call(b_, "GET", "/v1/ibl/requests/" + id, kLend1)->body), "state"), "LoanCompleted");
+    EXPECT_EQ(b_.Query1("SELECT count(*) FROM ibl_outbox"), "0");
+    EXPECT_EQ(a_.Query1("SELECT count(*) FROM ibl_request"), "0");
+    EXPECT_EQ(b_.Query1(fmt::format("SELECT count(*) FROM ibl_event e JOIN ibl_request q ON q.id = e.request "
+                                    "WHERE q.request_id = '{}'",
+                                    id)),
+              "12")
+        << "six messages, each out on one side and in on the other";
+    // On the day's manifest as a delivery within the province.
+    const std::string today = b_.Query1("SELECT to_char(now() AT TIME ZONE 'Europe/Amsterdam', 'YYYY-MM-DD')");
+    auto manifest = Json(b_.Ctl({"--json", "ibl", "manifest", "--date", today}).out);
+    ASSERT_EQ(manifest["items"].Size(), 2u);
+    for (const auto& m : manifest["items"].GetArray()) EXPECT_EQ(Str(m, "route"), "province");
 }
 
 TEST_F(IblNetworkTest, ConditionsOverdueRecallAndCancelsBeforeAndAfterShipping) {

@@ -383,6 +383,38 @@ TEST(ConfigIbl, PeersForIblAndTheAnswerDeadline) {
               std::vector<std::string>{"ibl.answer_within_minutes"});
     auto changed = ParseConfig(base + "retry_max_seconds = 7\n", "f").value();
     EXPECT_EQ(Diff(r.value(), changed).need_restart, std::vector<std::string>{"ibl_peer"});
+
+    // Tariffs: amounts in euros as strings, provinces or "*", one per pair and kind.
+    const std::string tariffs = valid + "\n[[ibl_tariff]]\nfrom = \"ut\"\nto = \"NL-GE\"\namount = \"4.5\"\n"
+                                        "\n[[ibl_tariff]]\nkind = \"lost\"\namount = \"35\"\n";
+    auto t = ParseConfig(tariffs, "f");
+    ASSERT_TRUE(t.ok()) << t.error();
+    ASSERT_EQ(t->ibl_tariffs.size(), 2u);
+    EXPECT_EQ(t->ibl_tariffs[0].from, "NL-UT");
+    EXPECT_EQ(t->ibl_tariffs[0].cents, 450);
+    EXPECT_EQ(t->ibl_tariffs[1].from, "*");
+    EXPECT_EQ(t->ibl_tariffs[1].cents, 3500);
+    const auto table = line, tline = line + 1;  // the [[ibl_tariff]] line, and its first key's
+    EXPECT_EQ(ErrorFor(valid + "\n[[ibl_tariff]]\namount = 3.5\n"),
+              fmt::format("{}:{}: ibl_tariff[1].amount: must be an amount in euros as a string, such as \"3.50\"", f,
+                          tline));
+    EXPECT_NE(ErrorFor(valid + "\n[[ibl_tariff]]\namount = \"3.505\"\n").find("ibl_tariff[1].amount: must be"),
+              std::string::npos);
+    EXPECT_EQ(ErrorFor(valid + "\n[[ibl_tariff]]\nfrom = \"NL-XX\"\namount = \"1\"\n"),
+              fmt::format("{}:{}: ibl_tariff[1].from: must be a province code such as \"NL-GE\", or \"*\" for any", f,
+                          tline));
+    EXPECT_EQ(ErrorFor(valid + "\n[[ibl_tariff]]\nkind = \"copy\"\namount = \"1\"\n"),
+              fmt::format("{}:{}: ibl_tariff[1].kind: must be \"loan\" (the item came back) or \"lost\" (it did not)",
+                          f, tline));
+    EXPECT_EQ(ErrorFor(valid + "\n[[ibl_tariff]]\nfrom = \"NL-GE\"\n"),
+              fmt::format("{}:{}: ibl_tariff[1].amount: required key is missing", f, table));
+    EXPECT_EQ(ErrorFor(tariffs + "\n[[ibl_tariff]]\nto = \"ge\"\nfrom = \"NL-UT\"\namount = \"2\"\n"),
+              fmt::format("{}:{}: ibl_tariff: the [[ibl_tariff]] at line {} has the same from, to and kind (NL-UT to "
+                          "NL-GE, loan)",
+                          f, table + 9, table));
+    auto cheaper = ParseConfig(Replace(tariffs, "4.5", "4.25"), "f").value();
+    EXPECT_EQ(Diff(t.value(), cheaper).applied, std::vector<std::string>{"ibl_tariff"});
+    EXPECT_EQ(MergeReloadable(t.value(), cheaper).ibl_tariffs[0].cents, 425);
 }
 
 TEST(ConfigDrop, ADirectoryPerLibrary) {
