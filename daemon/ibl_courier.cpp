@@ -1,6 +1,7 @@
 #include "daemon/ibl_courier.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <map>
 #include <random>
@@ -87,8 +88,10 @@ struct IblCourier::Impl {
     bool stopping = false;
     bool woken = false;
     std::function<void()> changed;
-    HttpAbort abort;
-    std::map<std::string, HttpSession> sessions;  // by node
+    // Messages about different requests go at once, up to kLanes; each lane
+    // has its own keep-alive connection to each node and its own abort.
+    std::array<HttpAbort, 8> aborts;
+    std::map<std::pair<std::string, int>, HttpSession> sessions;  // by node and lane
     std::set<std::string> failing;                // nodes whose last message failed
     std::mt19937 random{std::random_device{}()};
     // Counters for /metrics, and the requests by state as last counted.
@@ -103,7 +106,9 @@ struct IblCourier::Impl {
     }
 
     net::awaitable<void> Run();
-    net::awaitable<bool> Deliver(const storage::IblOutgoingMessage& m, const Config& cfg);
+    net::awaitable<bool> Deliver(const storage::IblOutgoingMessage& m, const Config& cfg, int lane);
+    net::awaitable<void> Lane(const std::vector<storage::IblOutgoingMessage>* due, const Config* cfg, int lane,
+                              std::set<std::string>* skip);
 };
 
 IblCourier::IblCourier(net::io_context& ioc, storage::Database& db, DbExecutor& exec,
@@ -116,7 +121,7 @@ void IblCourier::Start() { net::co_spawn(impl_->ioc, impl_->Run(), LogFailure{"i
 void IblCourier::Stop() {
     impl_->stopping = true;
     impl_->wake.cancel();
-    impl_->abort.Abort();
+    for (auto& a : impl_->aborts) a.Abort();
 }
 
 void IblCourier::Wake() {
@@ -192,12 +197,22 @@ net::awaitable<void> IblCourier::Impl::Run() {
         } else {
             db_failing = false;
         }
-        // A node that failed once in this batch is not tried again in it.
+        // The batch holds at most one message per request (the oldest not
+        // yet confirmed), so its messages may go at once: lane i takes
+        // every kLanes-th. A node that failed once in this batch is not
+        // tried again in it.
         std::set<std::string> skip;
-        for (const auto& m : due) {
-            if (stopping) break;
-            if (skip.count(m.node)) continue;
-            if (!co_await Deliver(m, *cfg)) skip.insert(m.node);
+        if (!due.empty()) {
+            const int lanes = static_cast<int>(std::min<std::size_t>(aborts.size(), due.size()));
+            int running = lanes;
+            net::steady_timer all_done(ioc);
+            all_done.expires_at(net::steady_timer::time_point::max());
+            for (int lane = 0; lane < lanes; ++lane)
+                net::co_spawn(ioc, Lane(&due, cfg.get(), lane, &skip), [&](std::exception_ptr e) {
+                    if (e) LogFailure{"ibl courier lane"}(e);
+                    if (--running == 0) all_done.cancel();
+                });
+            co_await all_done.async_wait(kTuple);
         }
         if (stopping) break;
         if (due.size() == static_cast<std::size_t>(kBatch) && skip.empty()) continue;
@@ -207,8 +222,18 @@ net::awaitable<void> IblCourier::Impl::Run() {
     }
 }
 
+net::awaitable<void> IblCourier::Impl::Lane(const std::vector<storage::IblOutgoingMessage>* due, const Config* cfg,
+                                            int lane, std::set<std::string>* skip) {
+    for (std::size_t i = static_cast<std::size_t>(lane); i < due->size(); i += aborts.size()) {
+        const auto& m = (*due)[i];
+        if (stopping) break;
+        if (skip->count(m.node)) continue;
+        if (!co_await Deliver(m, *cfg, lane)) skip->insert(m.node);
+    }
+}
+
 // Sends one message; true if the node answered (confirmed or refused).
-net::awaitable<bool> IblCourier::Impl::Deliver(const storage::IblOutgoingMessage& m, const Config& cfg) {
+net::awaitable<bool> IblCourier::Impl::Deliver(const storage::IblOutgoingMessage& m, const Config& cfg, int lane) {
     const auto route = RouteTo(cfg, m.node);
     std::string error;
     std::optional<std::string> refusal;
@@ -231,8 +256,9 @@ net::awaitable<bool> IblCourier::Impl::Deliver(const storage::IblOutgoingMessage
             target += "/iso18626";
             try {
                 auto answer = co_await HttpPost(*url, target, &type, &m.body,
-                                                std::chrono::seconds(route->timeout_seconds), 1 << 20, &abort,
-                                                &headers, &sessions[m.node]);
+                                                std::chrono::seconds(route->timeout_seconds), 1 << 20,
+                                                &aborts[static_cast<std::size_t>(lane)], &headers,
+                                                &sessions[{m.node, lane}]);
                 if (answer.status == 200) {
                     auto read = ReadConfirmation(answer.body);
                     if (auto* bad = std::get_if<std::string>(&read)) error = *bad;
@@ -250,7 +276,7 @@ net::awaitable<bool> IblCourier::Impl::Deliver(const storage::IblOutgoingMessage
     std::string outcome_failed;
     try {
         if (!error.empty()) {
-            sessions.erase(m.node);
+            sessions.erase({m.node, lane});
             const int wait = Backoff(m.attempts, retry_max);
             co_await exec.Run([&] {
                 storage::IblMessageFailed(db, m.event, error, wait);

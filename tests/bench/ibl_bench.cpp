@@ -152,7 +152,7 @@ bool WaitFor(std::unique_ptr<RawConnection>& c, const std::string& id, const std
     for (int i = 0; i < 6000; ++i) {
         auto r = Call(c, a_port, "GET", "/v1/ibl/requests/" + id, asker_token);
         if (r && r->status == 200 && r->body.find("\"state\":\"" + want + "\"") != std::string::npos) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(i < 10 ? 5 : 20));
+        std::this_thread::sleep_for(std::chrono::milliseconds(i < 5 ? 10 : 25));
     }
     return false;
 }
