@@ -248,6 +248,32 @@ const std::vector<Setting>& Settings() {
         }));
         s.push_back(Integer("ibl", "anonymise_after_days", true, &Config::ibl_anonymise_after_days, 0, 3650));
         s.push_back(Integer("ibl", "answer_within_minutes", true, &Config::ibl_answer_within_minutes, 0, 43200));
+        s.push_back(Integer("ibl", "max_open_per_library", true, &Config::ibl_max_open_per_library, 0, 1000000));
+        s.push_back(Integer("ibl", "max_open_per_patron", true, &Config::ibl_max_open_per_patron, 0, 1000));
+        s.push_back(Integer("ibl", "max_open_per_lender", true, &Config::ibl_max_open_per_lender, 0, 1000000));
+        s.push_back(Make<std::vector<std::string>>(
+            "ibl", "excluded_lenders", true, false, &Config::ibl_excluded_lenders,
+            [](const toml::node& n, std::vector<std::string>& out) -> Problem {
+                const auto* arr = n.as_array();
+                if (!arr) return fmt::format("expected an array of ISILs, got {}", TypeName(n));
+                std::vector<std::string> v;
+                for (const auto& e : *arr) {
+                    auto str = e.value_exact<std::string>();
+                    if (!str) return std::string("every entry must be an ISIL such as \"NL-0600670000\"");
+                    auto isil = protocols::NormalizeIsil(*str);
+                    if (!isil) return fmt::format("{}: {}", *str, isil.error());
+                    v.push_back(isil.value());
+                }
+                out = std::move(v);
+                return std::nullopt;
+            },
+            [](const std::vector<std::string>& v) { return fmt::format("{}", fmt::join(v, ",")); }));
+        s.push_back(String("ibl", "last_resort", true, false, &Config::ibl_last_resort, [](std::string& v) -> Problem {
+            auto r = protocols::NormalizeIsil(v);
+            if (!r) return r.error();
+            v = r.value();
+            return std::nullopt;
+        }));
         s.push_back(String("database", "conninfo", false, true, &Config::db_conninfo,
                            [](std::string& v) -> Problem {
                                if (v.empty()) return std::string("must not be empty");

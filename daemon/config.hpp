@@ -145,6 +145,11 @@ struct Config {
     // [ibl]
     int ibl_anonymise_after_days = 30;  // finished requests lose the patron reference after this
     int ibl_answer_within_minutes = 2880;  // a lender silent this long is passed over; 0: never
+    int ibl_max_open_per_library = 0;      // open requests a library may have; 0: no limit
+    int ibl_max_open_per_patron = 0;       // ... one patron reference of it
+    int ibl_max_open_per_lender = 0;       // a lender with this many open requests from here is skipped
+    std::vector<std::string> ibl_excluded_lenders;  // never asked
+    std::string ibl_last_resort;                    // asked last, or when nobody else has a copy
 
     // [database]
     std::string db_conninfo;

@@ -351,6 +351,9 @@ net::awaitable<HttpResponse> PostIblRequest(storage::Database* db, DbExecutor* e
                                   ? fmt::format("the catalogue has no record {} of {}", wanted.record_id,
                                                 wanted.record_library)
                                   : fmt::format("the catalogue has no record with ISBN {}", wanted.isbn));
+        case storage::CreateStatus::kLimit:
+            co_return Problem(409, "ibl-limit", "Too many open requests",
+                              result.why + "; nothing was requested. Ask again when one has finished");
         case storage::CreateStatus::kNoLender:
             co_return Problem(409, "no-lender", "No lender",
                               "no other library this node can ask has a copy of this work available now; nothing "

@@ -235,6 +235,60 @@ net::awaitable<std::optional<ControlResponse>> HandleIblCommand(const protocols:
             w.EndArray();
             w.EndObject();
             out = Ok(std::string(buf.GetString(), buf.GetSize()));
+        } else if (cmd == "ibl.close" || cmd == "ibl.reopen" || cmd == "ibl.closures") {
+            std::string library = req.Arg("library");
+            if (!library.empty() || cmd != "ibl.closures") {
+                auto isil = protocols::NormalizeIsil(library);
+                if (!isil)
+                    co_return Refuse(fmt::format("'{}' is not an ISIL: {}", library.substr(0, 60), isil.error()),
+                                     "give the library as NL-…");
+                library = *isil;
+            }
+            if (cmd == "ibl.close") {
+                storage::IblClosure closure{0, library, req.Arg("from"), req.Arg("until"), req.Arg("reason")};
+                auto day = [](const std::string& d) {
+                    return d.size() == 10 && Month(d.substr(0, 7)) && d[7] == '-' &&
+                           std::isdigit(static_cast<unsigned char>(d[8])) &&
+                           std::isdigit(static_cast<unsigned char>(d[9])) && d.substr(8) >= "01" && d.substr(8) <= "31";
+                };
+                if (!day(closure.starts) || !day(closure.ends))
+                    co_return Refuse("from and until must be days as YYYY-MM-DD", "for example --from 2026-12-24 "
+                                                                                  "--until 2027-01-02");
+                if (closure.reason.size() > 200) co_return Refuse("reason may have 200 characters at most", "");
+                auto status = co_await exec.Run([&] { return storage::AddIblClosure(db, closure); });
+                if (status == storage::ClosureStatus::kUnknownLibrary)
+                    co_return Refuse(fmt::format("{} is not a library of this node", library),
+                                     "'iblctl library list' lists them");
+                if (status == storage::ClosureStatus::kBadDates)
+                    co_return Refuse("until is before from (or a day that does not exist)",
+                                     "a closure runs from its first day through its last");
+                spdlog::info("ibl lender closed library={} from={} until={} peer_uid={}", library, closure.starts,
+                             closure.ends, req.Arg("_peer_uid"));
+            } else if (cmd == "ibl.reopen") {
+                const long long n = co_await exec.Run([&] { return storage::ReopenIblLender(db, library); });
+                spdlog::info("ibl lender reopened library={} closures={} peer_uid={}", library, n,
+                             req.Arg("_peer_uid"));
+            }
+            auto list = co_await exec.Run([&] { return storage::ListIblClosures(db, library); });
+            rapidjson::StringBuffer buf;
+            Writer w(buf);
+            w.StartObject();
+            Str(w, "library", library);
+            w.Key("closures");
+            w.StartArray();
+            for (const auto& c : list) {
+                w.StartObject();
+                w.Key("id");
+                w.Int64(c.id);
+                Str(w, "library", c.library);
+                Str(w, "from", c.starts);
+                Str(w, "until", c.ends);
+                Str(w, "reason", c.reason);
+                w.EndObject();
+            }
+            w.EndArray();
+            w.EndObject();
+            out = Ok(std::string(buf.GetString(), buf.GetSize()));
         } else if (cmd == "ibl.stats") {
             const std::string month = req.Arg("month");
             if (!Month(month)) co_return Refuse("month must be YYYY-MM", "for example --month 2026-11");

@@ -69,6 +69,11 @@ storage::IblSettings SettingsFrom(const Config& cfg) {
     storage::IblSettings s;
     s.answer_within_minutes = cfg.ibl_answer_within_minutes;
     for (const auto& p : cfg.ibl_peers) s.peer_nodes.push_back(p.isil);
+    s.max_open_per_library = cfg.ibl_max_open_per_library;
+    s.max_open_per_patron = cfg.ibl_max_open_per_patron;
+    s.max_open_per_lender = cfg.ibl_max_open_per_lender;
+    s.excluded_lenders = cfg.ibl_excluded_lenders;
+    s.last_resort = cfg.ibl_last_resort;
     for (const auto& t : cfg.ibl_tariffs)
         s.tariffs.push_back({t.from, t.to, t.kind, t.cents,
                              t.name.empty() ? fmt::format("{} to {} {}", t.from, t.to, t.kind) : t.name});

@@ -289,6 +289,19 @@ Result Refuse(AnswerStatus status, std::string why = {}) {
 
 iso::Time Now() { return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now()); }
 
+// SQL: whether the library `column` names is closed today (Dutch day).
+std::string Closed(const std::string& column) {
+    return fmt::format("EXISTS (SELECT 1 FROM ibl_closure c WHERE c.library = {} AND "
+                       "(now() AT TIME ZONE 'Europe/Amsterdam')::date BETWEEN c.starts AND c.ends)",
+                       column);
+}
+
+std::string Array(const std::vector<std::string>& v) {
+    detail::ArrayLiteral a;
+    for (const auto& s : v) a.Add(s);
+    return a.Done();
+}
+
 // Where a message for `agency` goes: empty when this node serves the
 // library (the message is delivered in the same transaction), else the
 // ISIL of the POI node that does (the message goes through the outbox).
@@ -402,24 +415,32 @@ void SendToLender(pqxx::work& tx, long long requester_row, const Outgoing& o, co
 // under the same request id, which the old one points to. Returns the next
 // lender, or empty when the rota has none left (nothing is written then).
 std::string MoveOn(pqxx::work& tx, long long row, const IblSettings& settings) {
+    // The next lender of the rota that may be asked now: enabled, not
+    // closed, not excluded since the rota was made.
     auto r = tx.exec_params1(
-        "SELECT coalesce(rota[rota_index + 2], ''), requesting_agency, request_id, coalesce(title, ''), "
-        "coalesce(isbn, ''), coalesce(patron_ref, ''), coalesce(pickup, '') FROM ibl_request WHERE id = $1",
-        row);
+        fmt::format("SELECT coalesce(n.lender, ''), coalesce(n.at, 0), q.requesting_agency, q.request_id, "
+                    "coalesce(q.title, ''), coalesce(q.isbn, ''), coalesce(q.patron_ref, ''), coalesce(q.pickup, '') "
+                    "FROM ibl_request q LEFT JOIN LATERAL ("
+                    "  SELECT q.rota[i] AS lender, i - 1 AS at FROM generate_subscripts(q.rota, 1) i "
+                    "  JOIN library l ON l.isil = q.rota[i] "
+                    "  WHERE i >= q.rota_index + 2 AND l.enabled AND NOT (q.rota[i] = ANY($2::text[])) AND NOT {} "
+                    "  ORDER BY i LIMIT 1) n ON true WHERE q.id = $1",
+                    Closed("q.rota[i]")),
+        row, Array(settings.excluded_lenders));
     const std::string next = r[0].as<std::string>();
     if (next.empty()) return next;
     auto created = tx.exec_params1(
         "INSERT INTO ibl_request (role, requesting_agency, request_id, supplying_agency, state, service_type, title, "
         "author, isbn, patron_ref, pickup, work_id, rota, rota_index) "
         "SELECT 'requester', requesting_agency, request_id, $2, 'Sent', service_type, title, author, isbn, "
-        "patron_ref, pickup, work_id, rota, rota_index + 1 FROM ibl_request WHERE id = $1 RETURNING id",
-        row, next);
+        "patron_ref, pickup, work_id, rota, $3 FROM ibl_request WHERE id = $1 RETURNING id",
+        row, next, r[1].as<int>());
     const long long fresh = created[0].as<long long>();
     tx.exec_params("UPDATE ibl_request SET superseded_by = $2, answer_by = NULL, updated_at = now() WHERE id = $1",
                    row, fresh);
     SendToLender(tx, fresh,
-                 Outgoing{r[1].as<std::string>(), next, r[2].as<std::string>(), r[3].as<std::string>(),
-                          r[4].as<std::string>(), r[5].as<std::string>(), r[6].as<std::string>(), ""},
+                 Outgoing{r[2].as<std::string>(), next, r[3].as<std::string>(), r[4].as<std::string>(),
+                          r[5].as<std::string>(), r[6].as<std::string>(), r[7].as<std::string>(), ""},
                  settings);
     return next;
 }
@@ -645,6 +666,27 @@ CreateResult CreateIblRequest(Database& db, const NewIblRequest& in, const IblSe
             out.request = ViewById(tx, dup[0][0].as<long long>());
             return out;
         }
+        // Limits on what one library, or one patron of it, has open.
+        for (const bool per_patron : {true, false}) {
+            const int max = per_patron ? settings.max_open_per_patron : settings.max_open_per_library;
+            if (max <= 0) continue;
+            const long long open = tx.exec_params1(
+                fmt::format("SELECT count(*) FROM ibl_request WHERE role = 'requester' AND requesting_agency = $1 "
+                            "AND superseded_by IS NULL AND (state NOT IN {} OR answer_by IS NOT NULL) "
+                            "AND ($2 = '' OR patron_ref = $2)",
+                            detail::kIblClosedStates),
+                in.library, per_patron ? in.patron_ref : std::string())[0].as<long long>();
+            if (open >= max) {
+                out.status = CreateStatus::kLimit;
+                out.why = per_patron ? fmt::format("patron_ref {} has {} open requests; this node allows {} "
+                                                   "([ibl] max_open_per_patron)",
+                                                   in.patron_ref, open, max)
+                                     : fmt::format("{} has {} open requests; this node allows {} "
+                                                   "([ibl] max_open_per_library)",
+                                                   in.library, open, max);
+                return out;
+            }
+        }
         // Libraries of this node first; then those of the other POI nodes
         // this node sends IBL requests to, whose availability it follows.
         detail::ArrayLiteral nodes;
@@ -660,16 +702,29 @@ CreateResult CreateIblRequest(Database& db, const NewIblRequest& in, const IblSe
                 "JOIN library l ON l.isil = h.library, (SELECT isil FROM node_identity) me "
                 "WHERE rw.work_id = ANY($1::bigint[]) AND h.status = 'available' AND h.library <> $2 AND l.enabled "
                 "AND (coalesce(l.poi, me.isil) = me.isil OR l.poi = ANY($3::text[])) "
+                "AND NOT (h.library = ANY($4::text[])) AND NOT {1} "
                 "GROUP BY h.library, l.poi, me.isil ORDER BY 2, 3, 4 NULLS FIRST, 1",
-                detail::kIblClosedStates),
-            work_array, in.library, nodes.Done());
-        if (lenders.empty()) {
+                detail::kIblClosedStates, Closed("h.library")),
+            work_array, in.library, nodes.Done(), Array(settings.excluded_lenders));
+        std::vector<std::string> chosen;
+        for (const auto& l : lenders)
+            if (settings.max_open_per_lender <= 0 || l["open"].as<long long>() < settings.max_open_per_lender)
+                chosen.push_back(l[0].as<std::string>());
+        // The lender of last resort comes last, copy or not, if it may be asked.
+        const auto& last = settings.last_resort;
+        if (!last.empty() && last != in.library && std::find(chosen.begin(), chosen.end(), last) == chosen.end() &&
+            !tx.exec_params(fmt::format("SELECT 1 FROM library WHERE isil = $1 AND enabled AND NOT {}",
+                                        Closed("$1")),
+                            last)
+                 .empty())
+            chosen.push_back(last);
+        if (chosen.empty()) {
             out.status = CreateStatus::kNoLender;
             return out;
         }
         detail::ArrayLiteral rota;
-        for (const auto& l : lenders) rota.Add(l[0].as<std::string>());
-        const std::string lender = lenders[0][0].as<std::string>();
+        for (const auto& l : chosen) rota.Add(l);
+        const std::string lender = chosen.front();
         // What the request is for, as the catalogue has it.
         auto about = tx.exec_params1(
             "SELECT coalesce(b.title, ''), coalesce(b.isbns[1], '') FROM record_work rw "

@@ -33,6 +33,12 @@ struct IblSettings {
         std::string label;  // how the charge names it
     };
     std::vector<Tariff> tariffs;
+    // Limits on open requests ([ibl] max_open_per_library, per patron, per
+    // lender); 0: none. Lenders never asked, and the lender of last resort
+    // asked when no other has a copy, or after all others.
+    int max_open_per_library = 0, max_open_per_patron = 0, max_open_per_lender = 0;
+    std::vector<std::string> excluded_lenders;
+    std::string last_resort;
 };
 
 // What became of an inbound message.
@@ -91,9 +97,11 @@ enum class CreateStatus {
     kDuplicate,   // the library has this work open for this patron: `request` is that one
     kUnknownWork, // no record with that ISBN or id in the catalogue
     kNoLender,    // no other library of this node has a copy available: nothing written
+    kLimit,       // the library or patron has as many open requests as allowed: `why`; nothing written
 };
 struct CreateResult {
     CreateStatus status = CreateStatus::kCreated;
+    std::string why;
     IblRequestView request;
 };
 

@@ -290,6 +290,54 @@ std::vector<IblInvoiceLine> IblInvoice(Database& db, const std::string& month) {
     });
 }
 
+ClosureStatus AddIblClosure(Database& db, const IblClosure& closure) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::work tx(c, "ibl close");
+        if (tx.exec_params("SELECT 1 FROM library WHERE isil = $1", closure.library).empty())
+            return ClosureStatus::kUnknownLibrary;
+        auto ok = tx.exec_params1("SELECT $1::date <= $2::date", closure.starts, closure.ends);
+        if (!ok[0].as<bool>()) return ClosureStatus::kBadDates;
+        tx.exec_params("INSERT INTO ibl_closure (library, starts, ends, reason) VALUES ($1, $2::date, $3::date, $4)",
+                       closure.library, closure.starts, closure.ends, closure.reason);
+        tx.commit();
+        return ClosureStatus::kDone;
+    });
+}
+
+std::vector<IblClosure> ListIblClosures(Database& db, const std::string& library) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c, "ibl closures");
+        std::vector<IblClosure> out;
+        for (const auto& r : tx.exec_params(
+                 "SELECT id, library, starts::text, ends::text, reason FROM ibl_closure "
+                 "WHERE ends >= (now() AT TIME ZONE 'Europe/Amsterdam')::date AND ($1 = '' OR library = $1) "
+                 "ORDER BY starts, library",
+                 library))
+            out.push_back({r[0].as<long long>(), r[1].as<std::string>(), r[2].as<std::string>(),
+                           r[3].as<std::string>(), r[4].as<std::string>()});
+        return out;
+    });
+}
+
+long long ReopenIblLender(Database& db, const std::string& library) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::work tx(c, "ibl reopen");
+        const std::string today = "(now() AT TIME ZONE 'Europe/Amsterdam')::date";
+        auto gone = tx.exec_params(fmt::format("DELETE FROM ibl_closure WHERE library = $1 AND starts > {}", today),
+                                   library);
+        auto ended = tx.exec_params(fmt::format("UPDATE ibl_closure SET ends = {0} - 1 WHERE library = $1 AND "
+                                                "starts <= {0} AND ends >= {0} AND starts <= {0} - 1",
+                                                today),
+                                    library);
+        // A closure that began today is removed rather than ended before it began.
+        auto today_only = tx.exec_params(
+            fmt::format("DELETE FROM ibl_closure WHERE library = $1 AND starts = {0} AND ends >= {0}", today),
+            library);
+        tx.commit();
+        return static_cast<long long>(gone.affected_rows() + ended.affected_rows() + today_only.affected_rows());
+    });
+}
+
 IblGauges CountIblRequests(Database& db) {
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::read_transaction tx(c, "ibl gauges");

@@ -89,6 +89,20 @@ struct IblInvoiceLine {
 };
 std::vector<IblInvoiceLine> IblInvoice(Database& db, const std::string& month);
 
+// Closures: days a lending library is not asked (iblctl ibl close).
+struct IblClosure {
+    long long id = 0;
+    std::string library, starts, ends, reason;  // days as YYYY-MM-DD
+};
+enum class ClosureStatus { kDone, kUnknownLibrary, kBadDates };
+// Adds a closure from `starts` through `ends`; the library must be known.
+ClosureStatus AddIblClosure(Database& db, const IblClosure& closure);
+// The closures that have not ended yet (today or later), of one library or all.
+std::vector<IblClosure> ListIblClosures(Database& db, const std::string& library);
+// Ends a library's closures now: those ahead are removed, a running one
+// ends yesterday. Returns how many were touched.
+long long ReopenIblLender(Database& db, const std::string& library);
+
 struct IblGauge {
     std::string role, state;
     long long requests = 0;

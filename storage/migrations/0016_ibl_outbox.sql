@@ -51,6 +51,18 @@ CREATE TABLE ibl_charge (
 );
 CREATE INDEX ibl_charge_month ON ibl_charge (completed_at);
 
+-- Closures: a library that lends does not, from `starts` through `ends`
+-- (Dutch days): holidays, a move, its own pause. It is not asked then.
+CREATE TABLE ibl_closure (
+    id         bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    library    text        NOT NULL REFERENCES library (isil),
+    starts     date        NOT NULL,
+    ends       date        NOT NULL CHECK (ends >= starts),
+    reason     text        NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ibl_closure_library ON ibl_closure (library, ends);
+
 -- The requester's deadline for the current lender's first answer: a lender
 -- that has not answered by then is passed over for the next one.
 ALTER TABLE ibl_request ADD COLUMN answer_by timestamptz;

@@ -128,6 +128,16 @@ int main(int argc, char** argv) {
         "invoice", "the month's statement per library: finished transactions with their tariffs, to pay and receive");
     ibl_invoice->add_option("--month", ibl_month, "YYYY-MM (Dutch time); default this month");
     ibl_invoice->add_flag("--csv", ibl_csv, "as CSV (RFC 4180), for the bookkeeping");
+    std::string ibl_from, ibl_until, ibl_reason;
+    auto* ibl_close = ibl->add_subcommand("close", "a lending library is not asked from a day through a day (holidays, a pause)");
+    ibl_close->add_option("library", ibl_library, "the library's ISIL")->required();
+    ibl_close->add_option("--from", ibl_from, "first day, YYYY-MM-DD")->required();
+    ibl_close->add_option("--until", ibl_until, "last day, YYYY-MM-DD")->required();
+    ibl_close->add_option("--reason", ibl_reason, "why, for the other admins");
+    auto* ibl_reopen = ibl->add_subcommand("reopen", "end a library's closures now: it is asked again");
+    ibl_reopen->add_option("library", ibl_library, "the library's ISIL")->required();
+    auto* ibl_closures = ibl->add_subcommand("closures", "closures not yet over, of one library or all");
+    ibl_closures->add_option("library", ibl_library, "only this library (ISIL)");
     auto* ibl_stats = ibl->add_subcommand("stats", "per library in a month: requested, supplied, unfilled, lent");
     ibl_stats->add_option("--month", ibl_month, "YYYY-MM (Dutch time); default this month");
 
@@ -277,6 +287,12 @@ int main(int argc, char** argv) {
     } else if (ibl_reroute->parsed() || ibl_cancel->parsed()) {
         request = {ibl_reroute->parsed() ? "ibl.reroute" : "ibl.cancel", {{"id", ibl_id}}};
         render = iblsync::iblctl::RenderIblAction;
+    } else if (ibl_close->parsed()) {
+        request = {"ibl.close", {{"library", ibl_library}, {"from", ibl_from}, {"until", ibl_until}, {"reason", ibl_reason}}};
+        render = iblsync::iblctl::RenderIblClosures;
+    } else if (ibl_reopen->parsed() || ibl_closures->parsed()) {
+        request = {ibl_reopen->parsed() ? "ibl.reopen" : "ibl.closures", {{"library", ibl_library}}};
+        render = iblsync::iblctl::RenderIblClosures;
     } else if (ibl_manifest->parsed()) {
         if (ibl_date.empty()) {
             const std::time_t now = std::time(nullptr);

@@ -196,6 +196,20 @@ std::string RenderIblInvoice(const std::string& json) {
     return out;
 }
 
+std::string RenderIblClosures(const std::string& json) {
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    const auto& list = O(d, "closures");
+    if (!list.IsArray()) return json + "\n";
+    if (list.Empty())
+        return S(d, "library").empty() ? "no closures ahead; every lender is asked\n"
+                                       : fmt::format("{} has no closures ahead; it is asked\n", S(d, "library"));
+    std::string out = fmt::format("{:<17}{:<12}{:<12}{}\n", "LIBRARY", "FROM", "UNTIL", "REASON");
+    for (const auto& c : list.GetArray())
+        out += fmt::format("{:<17}{:<12}{:<12}{}\n", S(c, "library"), S(c, "from"), S(c, "until"), Or(S(c, "reason")));
+    return out;
+}
+
 std::string RenderIblInvoiceCsv(const std::string& json) {
     rapidjson::Document d;
     d.Parse(json.c_str());

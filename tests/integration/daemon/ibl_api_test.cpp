@@ -440,6 +440,61 @@ TEST_F(IblApiTest, ALenderWaitsForItsNextTaskWithALongPoll) {
     }
 }
 
+TEST_F(IblApiTest, ClosedExcludedAndLimitedLendersAreSkippedAndTheLastResortIsAsked) {
+    constexpr const char* kE = "NL-0000000405";  // the lender of last resort: no copy needed
+    Add({kE});
+    Catalogue(kB, "b1", R"([{"barcode":"B-1","status":"available"}])");
+    Catalogue(kD, "d1", R"([{"barcode":"D-1","status":"available"}])");
+    auto lenders_of = [](const rapidjson::Document& d) {
+        std::string out;
+        for (const auto& l : d["lenders"].GetArray()) out += (out.empty() ? "" : ",") + std::string(l.GetString());
+        return out;
+    };
+    // B is closed for the holidays: it is not asked.
+    auto closed = daemon_->Iblctl({"ibl", "close", kB, "--from", "2026-01-01", "--until", "2099-12-31", "--reason",
+                                   "verbouwing"});
+    ASSERT_EQ(closed.exit_code, 0) << closed.err;
+    EXPECT_NE(closed.out.find("verbouwing"), std::string::npos) << closed.out;
+    EXPECT_EQ(daemon_->Iblctl({"ibl", "close", kB, "--from", "2026-02-01", "--until", "2026-01-01"}).exit_code, 1);
+    EXPECT_EQ(daemon_->Iblctl({"ibl", "close", "NL-0000000777", "--from", "2026-02-01", "--until", "2026-03-01"})
+                  .exit_code,
+              1);
+    auto r1 = Ask(R"({"isbn":"9789023466024","patron_ref":"p1"})");
+    ASSERT_EQ(r1->status, 201) << r1->body;
+    EXPECT_EQ(lenders_of(Json(r1->body)), kD);
+    auto reopened = daemon_->Iblctl({"ibl", "reopen", kB});
+    ASSERT_EQ(reopened.exit_code, 0) << reopened.err;
+    EXPECT_NE(reopened.out.find("has no closures ahead"), std::string::npos) << reopened.out;
+
+    // Reloaded: D excluded, E the last resort, and limits.
+    auto cfg = daemon_->config();
+    cfg.extra_toml = fmt::format("[ibl]\nexcluded_lenders = [\"{}\"]\nlast_resort = \"{}\"\n"
+                                 "max_open_per_patron = 1\nmax_open_per_library = 3\n",
+                                 kD, kE);
+    daemon_->RewriteConfig(cfg.ToToml());
+    ASSERT_EQ(daemon_->Iblctl({"reload"}).exit_code, 0);
+    auto r2 = Ask(R"({"isbn":"9789023466024","patron_ref":"p2"})");
+    ASSERT_EQ(r2->status, 201) << r2->body;
+    EXPECT_EQ(lenders_of(Json(r2->body)), fmt::format("{},{}", kB, kE)) << "D excluded; E last";
+    // A work nobody has on the shelf goes to the last resort alone.
+    auto put = Call("PUT", fmt::format("/v1/libraries/{}/records/x1", kB), kB,
+                    R"({"id":"x1","title":"Tirza","isbn":"9789028423749","holdings":[{"barcode":"X-1","status":"on_loan"}]})");
+    ASSERT_TRUE(put->status == 201 || put->status == 200) << put->body;
+    auto r3 = Ask(R"({"isbn":"9789028423749","patron_ref":"p3"})");
+    ASSERT_EQ(r3->status, 201) << r3->body;
+    EXPECT_EQ(lenders_of(Json(r3->body)), kE);
+
+    // Limits: p1 has one open request; the library has three.
+    const auto before = Fingerprint();
+    auto patron = Ask(R"({"isbn":"9789028423749","patron_ref":"p1"})");
+    EXPECT_EQ(patron->status, 409) << patron->body;
+    EXPECT_NE(patron->body.find("max_open_per_patron"), std::string::npos) << patron->body;
+    auto library = Ask(R"({"isbn":"9789028423749","patron_ref":"p4"})");
+    EXPECT_EQ(library->status, 409) << library->body;
+    EXPECT_NE(library->body.find("has 3 open requests; this node allows 3"), std::string::npos) << library->body;
+    EXPECT_EQ(Fingerprint(), before);
+}
+
 TEST_F(IblApiTest, FinishedRequestsLoseThePatronReferenceAfterTheRetention) {
     using namespace std::chrono_literals;
     Catalogue(kB, "b1", R"([{"barcode":"B-1","status":"available"}])");
