@@ -1,5 +1,6 @@
 #include "daemon/admin_commands.hpp"
 
+#include "daemon/control_reply.hpp"
 #include "daemon/push_api.hpp"
 
 #include <charconv>
@@ -17,27 +18,11 @@
 namespace iblsync::daemon {
 namespace {
 
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+using control::Ok;
+using control::Refuse;
+using control::Str;
+using control::Writer;
 using protocols::ControlResponse;
-
-ControlResponse Refuse(std::string error, std::string hint) {
-    ControlResponse r;
-    r.error = std::move(error);
-    r.hint = std::move(hint);
-    return r;
-}
-
-ControlResponse Ok(const rapidjson::StringBuffer& buf) {
-    ControlResponse r;
-    r.ok = true;
-    r.result_json.assign(buf.GetString(), buf.GetSize());
-    return r;
-}
-
-void Str(Writer& w, const char* k, const std::string& v) {
-    w.Key(k);
-    w.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
-}
 
 void WriteLibrary(Writer& w, const storage::Library& l) {
     w.StartObject();

@@ -248,6 +248,7 @@ const std::vector<Setting>& Settings() {
         }));
         s.push_back(Integer("ibl", "anonymise_after_days", true, &Config::ibl_anonymise_after_days, 0, 3650));
         s.push_back(Integer("ibl", "answer_within_minutes", true, &Config::ibl_answer_within_minutes, 0, 43200));
+        s.push_back(Integer("ibl", "confirm_after_minutes", true, &Config::ibl_confirm_after_minutes, 0, 525600));
         s.push_back(Integer("ibl", "max_open_per_library", true, &Config::ibl_max_open_per_library, 0, 1000000));
         s.push_back(Integer("ibl", "max_open_per_patron", true, &Config::ibl_max_open_per_patron, 0, 1000));
         s.push_back(Integer("ibl", "max_open_per_lender", true, &Config::ibl_max_open_per_lender, 0, 1000000));

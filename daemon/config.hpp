@@ -150,6 +150,7 @@ struct Config {
     int ibl_max_open_per_lender = 0;       // a lender with this many open requests from here is skipped
     std::vector<std::string> ibl_excluded_lenders;  // never asked
     std::string ibl_last_resort;                    // asked last, or when nobody else has a copy
+    int ibl_confirm_after_minutes = 60;  // another node's copy older than this is confirmed live; 0: never
 
     // [database]
     std::string db_conninfo;

@@ -12,6 +12,7 @@
 #include "daemon/ibl_courier.hpp"
 #include "protocols/code128.hpp"
 #include "protocols/identifiers.hpp"
+#include "protocols/marcxml.hpp"  // XmlEscape
 #include "protocols/isil.hpp"
 #include "storage/ibl.hpp"
 #include "storage/ibl_admin.hpp"
@@ -81,17 +82,7 @@ void WriteRequest(Writer& w, const storage::IblRequestView& r) {
     w.EndObject();
 }
 
-std::string Html(const std::string& s) {
-    std::string out;
-    for (char c : s) {
-        if (c == '<') out += "&lt;";
-        else if (c == '>') out += "&gt;";
-        else if (c == '&') out += "&amp;";
-        else if (c == '"') out += "&quot;";
-        else out += c;
-    }
-    return out;
-}
+std::string Html(const std::string& s) { return protocols::marc::XmlEscape(s); }
 
 // The slip that travels with the item in its envelope: who sends it to
 // whom, for which request, and the two barcodes the POI's sorting scans.
@@ -327,8 +318,15 @@ net::awaitable<HttpResponse> PostIblRequest(storage::Database* db, DbExecutor* e
                                             const HttpRequest* req, const std::string* library) {
     auto read = ReadNewRequest(*req, *library);
     if (auto* problem = std::get_if<HttpResponse>(&read)) co_return *problem;
-    const auto& wanted = std::get<storage::NewIblRequest>(read);
+    auto wanted = std::get<storage::NewIblRequest>(read);
     const auto settings = courier->Settings();
+    // Lenders of other nodes whose copy is known here only from a while
+    // ago are asked first whether it is still on the shelf.
+    const auto to_confirm = co_await exec->Run([&] { return storage::IblLendersToConfirm(*db, wanted, settings); });
+    for (const auto& lender : to_confirm) {
+        const auto on_shelf = co_await courier->StillOnShelf(&lender);
+        if (on_shelf && !*on_shelf) wanted.unavailable.push_back(lender.library);
+    }
     auto result = co_await exec->Run([&] { return storage::CreateIblRequest(*db, wanted, settings); });
     switch (result.status) {
         case storage::CreateStatus::kCreated: {

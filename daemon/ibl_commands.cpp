@@ -8,6 +8,7 @@
 #include <rapidjson/writer.h>
 #include <spdlog/spdlog.h>
 
+#include "daemon/control_reply.hpp"
 #include "daemon/ibl_api.hpp"
 #include "daemon/ibl_courier.hpp"
 #include "protocols/isil.hpp"
@@ -19,27 +20,11 @@
 namespace iblsync::daemon {
 namespace {
 
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+using control::Ok;
+using control::Refuse;
+using control::Str;
+using control::Writer;
 using protocols::ControlResponse;
-
-ControlResponse Refuse(std::string error, std::string hint) {
-    ControlResponse r;
-    r.error = std::move(error);
-    r.hint = std::move(hint);
-    return r;
-}
-
-ControlResponse Ok(std::string json) {
-    ControlResponse r;
-    r.ok = true;
-    r.result_json = std::move(json);
-    return r;
-}
-
-void Str(Writer& w, const char* k, const std::string& v) {
-    w.Key(k);
-    w.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
-}
 
 // A request as the JSON API shows it, inside `w`.
 void Raw(Writer& w, const storage::IblRequestView& v) {
@@ -101,7 +86,7 @@ net::awaitable<std::optional<ControlResponse>> HandleIblCommand(const protocols:
             }
             w.EndArray();
             w.EndObject();
-            out = Ok(std::string(buf.GetString(), buf.GetSize()));
+            out = Ok(buf);
         } else if (cmd == "ibl.show") {
             const std::string id = req.Arg("id");
             auto found = co_await exec.Run([&] { return storage::ShowIblRequest(db, id); });
@@ -141,7 +126,7 @@ net::awaitable<std::optional<ControlResponse>> HandleIblCommand(const protocols:
             }
             w.EndArray();
             w.EndObject();
-            out = Ok(std::string(buf.GetString(), buf.GetSize()));
+            out = Ok(buf);
         } else if (cmd == "ibl.reroute") {
             const std::string id = req.Arg("id");
             const auto settings = courier.Settings();
@@ -177,7 +162,7 @@ net::awaitable<std::optional<ControlResponse>> HandleIblCommand(const protocols:
             Raw(w, r.request);
             Str(w, "lender_state", r.lender_state);
             w.EndObject();
-            out = Ok(std::string(buf.GetString(), buf.GetSize()));
+            out = Ok(buf);
         } else if (cmd == "ibl.manifest") {
             const std::string date = req.Arg("date");
             if (date.size() != 10 || !Month(date.substr(0, 7)) || date[7] != '-' ||
@@ -206,7 +191,7 @@ net::awaitable<std::optional<ControlResponse>> HandleIblCommand(const protocols:
             }
             w.EndArray();
             w.EndObject();
-            out = Ok(std::string(buf.GetString(), buf.GetSize()));
+            out = Ok(buf);
         } else if (cmd == "ibl.invoice") {
             const std::string month = req.Arg("month");
             if (!Month(month)) co_return Refuse("month must be YYYY-MM", "for example --month 2026-11");
@@ -234,7 +219,7 @@ net::awaitable<std::optional<ControlResponse>> HandleIblCommand(const protocols:
             }
             w.EndArray();
             w.EndObject();
-            out = Ok(std::string(buf.GetString(), buf.GetSize()));
+            out = Ok(buf);
         } else if (cmd == "ibl.close" || cmd == "ibl.reopen" || cmd == "ibl.closures") {
             std::string library = req.Arg("library");
             if (!library.empty() || cmd != "ibl.closures") {
@@ -288,7 +273,7 @@ net::awaitable<std::optional<ControlResponse>> HandleIblCommand(const protocols:
             }
             w.EndArray();
             w.EndObject();
-            out = Ok(std::string(buf.GetString(), buf.GetSize()));
+            out = Ok(buf);
         } else if (cmd == "ibl.stats") {
             const std::string month = req.Arg("month");
             if (!Month(month)) co_return Refuse("month must be YYYY-MM", "for example --month 2026-11");
@@ -315,7 +300,7 @@ net::awaitable<std::optional<ControlResponse>> HandleIblCommand(const protocols:
             }
             w.EndArray();
             w.EndObject();
-            out = Ok(std::string(buf.GetString(), buf.GetSize()));
+            out = Ok(buf);
         } else {
             co_return std::nullopt;
         }

@@ -1,6 +1,7 @@
 #include "daemon/ibl_courier.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <array>
 #include <chrono>
 #include <map>
@@ -12,6 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
+#include <rapidjson/document.h>
 #include <spdlog/spdlog.h>
 
 #include "daemon/http_client.hpp"
@@ -74,6 +76,7 @@ storage::IblSettings SettingsFrom(const Config& cfg) {
     s.max_open_per_lender = cfg.ibl_max_open_per_lender;
     s.excluded_lenders = cfg.ibl_excluded_lenders;
     s.last_resort = cfg.ibl_last_resort;
+    s.confirm_after_minutes = cfg.ibl_confirm_after_minutes;
     for (const auto& t : cfg.ibl_tariffs)
         s.tariffs.push_back({t.from, t.to, t.kind, t.cents,
                              t.name.empty() ? fmt::format("{} to {} {}", t.from, t.to, t.kind) : t.name});
@@ -166,6 +169,49 @@ void IblCourier::Render(protocols::PrometheusText& out) const {
 // g++ 12 warns falsely about the coroutine frame's operator delete.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+net::awaitable<std::optional<bool>> IblCourier::StillOnShelf(const storage::LenderToConfirm* lender) {
+    const auto cfg = impl_->config();
+    const auto route = RouteTo(*cfg, lender->node);
+    if (!route) co_return std::nullopt;
+    auto url = protocols::sru::ParseHttpUrl(route->url);
+    if (!url) co_return std::nullopt;
+    HttpHeaders headers;
+    headers.accept = "application/json";
+    headers.authorization = "Bearer " + route->token;
+    std::string target = url->path;
+    while (!target.empty() && target.back() == '/') target.pop_back();
+    // Local ids are percent-encoded in the path.
+    std::string id;
+    for (unsigned char c : lender->record_id) {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') id += static_cast<char>(c);
+        else id += fmt::format("%{:02X}", c);
+    }
+    target += fmt::format("/v1/libraries/{}/records/{}/holdings", lender->library, id);
+    std::optional<bool> out;
+    try {
+        auto answer = co_await HttpGet(*url, target, std::chrono::seconds(3), 1 << 20, nullptr, &headers);
+        if (answer.status == 404 || answer.status == 410) {
+            out = false;
+        } else if (answer.status == 200) {
+            rapidjson::Document d;
+            d.Parse(answer.body.c_str());
+            if (d.IsObject() && d.HasMember("holdings") && d["holdings"].IsArray()) {
+                out = false;
+                for (const auto& h : d["holdings"].GetArray())
+                    if (h.IsObject() && h.HasMember("status") && h["status"].IsString() &&
+                        std::string_view(h["status"].GetString()) == "available")
+                        out = true;
+            }
+        }
+    } catch (const HttpFailure& e) {
+        spdlog::debug("ibl availability check failed node={} library={} error={}", lender->node, lender->library,
+                      Quote(e.what()));
+    }
+    spdlog::debug("ibl availability checked node={} library={} record={} on_shelf={}", lender->node, lender->library,
+                  Quote(lender->record_id), out ? (*out ? "yes" : "no") : "unknown");
+    co_return out;
+}
+
 net::awaitable<void> IblCourier::Impl::Run() {
     auto last_sweep = std::chrono::steady_clock::now() - kDeadlineSweep;
     auto last_count = std::chrono::steady_clock::now() - kCount;

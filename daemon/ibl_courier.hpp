@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -36,6 +37,11 @@ public:
     // The settings the IBL storage functions take, from the current config.
     storage::IblSettings Settings() const;
     void Render(protocols::PrometheusText& out) const;
+    // Asks the lender's node whether the library still has a copy of the
+    // record on the shelf (GET /v1/libraries/{isil}/records/{id}/holdings
+    // with the [[ibl_peer]] token, 3 s at most): true or false, or nullopt
+    // when the node could not say (then the lender is asked all the same).
+    net::awaitable<std::optional<bool>> StillOnShelf(const storage::LenderToConfirm* lender);
 
 private:
     struct Impl;

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "protocols/marcxml.hpp"  // XmlEscape
+
 namespace iblsync::protocols::code128 {
 
 namespace {
@@ -26,18 +28,6 @@ constexpr int kQuiet = 10;
 
 void Append(std::vector<int>& out, int symbol) {
     for (const char* p = kSymbols[symbol]; *p; ++p) out.push_back(*p - '0');
-}
-
-std::string Escape(std::string_view s) {
-    std::string out;
-    for (char c : s) {
-        if (c == '<') out += "&lt;";
-        else if (c == '>') out += "&gt;";
-        else if (c == '&') out += "&amp;";
-        else if (c == '"') out += "&quot;";
-        else out += c;
-    }
-    return out;
 }
 
 }  // namespace
@@ -70,7 +60,7 @@ std::string Svg(std::string_view text, double module, int height) {
     std::string out = fmt::format(
         R"(<svg xmlns="http://www.w3.org/2000/svg" width="{0:.0f}" height="{1}" viewBox="0 0 {0:.2f} {1}" )"
         R"(role="img" aria-label="{2}"><rect width="100%" height="100%" fill="#fff"/>)",
-        width, height + text_height + 4, Escape(text));
+        width, height + text_height + 4, marc::XmlEscape(text));
     double x = kQuiet * module;
     bool bar = true;
     for (int w : widths) {
@@ -79,7 +69,7 @@ std::string Svg(std::string_view text, double module, int height) {
         bar = !bar;
     }
     out += fmt::format(R"(<text x="{:.2f}" y="{}" font-family="monospace" font-size="14" text-anchor="middle">{}</text>)",
-                       width / 2, height + text_height, Escape(text));
+                       width / 2, height + text_height, marc::XmlEscape(text));
     out += "</svg>";
     return out;
 }

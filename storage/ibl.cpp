@@ -302,6 +302,52 @@ std::string Array(const std::vector<std::string>& v) {
     return a.Done();
 }
 
+// The works a new request names: by ISBN, or by one record of the catalogue.
+pqxx::result WorksOf(pqxx::transaction_base& tx, const NewIblRequest& in) {
+    if (!in.isbn.empty())
+        return tx.exec_params(
+            "SELECT DISTINCT rw.work_id FROM record_key k JOIN record_work rw ON rw.record_id = k.record_id "
+            "WHERE k.khash = hashtextextended($1, 0) AND k.key = $1 ORDER BY 1",
+            "isbn:" + in.isbn);
+    return tx.exec_params(
+        "SELECT rw.work_id FROM bib_record b JOIN record_work rw ON rw.record_id = b.id "
+        "WHERE b.library = $1 AND b.local_id = $2 AND NOT b.deleted",
+        in.record_library, in.record_id);
+}
+
+// The lenders for works `work_array`, in the rota's order: libraries with
+// a copy available, enabled, not closed, not excluded, not found without
+// a copy when asked live, not over max_open_per_lender; this node's own
+// first, then those of the other POI nodes it sends IBL requests to (their
+// availability followed through the national node); within each, the
+// fewest open requests from this node, then the one asked longest ago.
+// Each with one of its records that has the copy, and whether the copy's
+// state here is older than confirm_after_minutes.
+pqxx::result LenderRows(pqxx::transaction_base& tx, const std::string& work_array, const NewIblRequest& in,
+                        const IblSettings& settings) {
+    std::vector<std::string> skipped = settings.excluded_lenders;
+    skipped.insert(skipped.end(), in.unavailable.begin(), in.unavailable.end());
+    return tx.exec_params(
+        fmt::format(
+            "SELECT * FROM (SELECT h.library, (coalesce(l.poi, me.isil) <> me.isil) AS remote, "
+            "coalesce(l.poi, '') AS node, min(b.local_id) AS record_id, "
+            "max(h.updated_at) < now() - make_interval(mins => $6) AND $6 > 0 AS stale, "
+            "(SELECT count(*) FROM ibl_request r WHERE r.role = 'requester' AND r.supplying_agency = h.library "
+            "  AND r.superseded_by IS NULL AND r.state NOT IN {0}) AS open, "
+            "(SELECT max(r.created_at) FROM ibl_request r WHERE r.role = 'requester' "
+            "  AND r.supplying_agency = h.library) AS last "
+            "FROM record_work rw JOIN holding h ON h.record_id = rw.record_id JOIN bib_record b ON b.id = h.record_id "
+            "JOIN library l ON l.isil = h.library, (SELECT isil FROM node_identity) me "
+            "WHERE rw.work_id = ANY($1::bigint[]) AND h.status = 'available' AND h.library <> $2 AND l.enabled "
+            "AND (coalesce(l.poi, me.isil) = me.isil OR l.poi = ANY($3::text[])) "
+            "AND NOT (h.library = ANY($4::text[])) AND NOT {1} "
+            "GROUP BY h.library, l.poi, me.isil) c "
+            "WHERE $5 <= 0 OR c.open < $5 ORDER BY remote, open, last NULLS FIRST, library",
+            detail::kIblClosedStates, Closed("h.library")),
+        work_array, in.library, Array(settings.peer_nodes), Array(skipped), settings.max_open_per_lender,
+        settings.confirm_after_minutes);
+}
+
 // Where a message for `agency` goes: empty when this node serves the
 // library (the message is delivered in the same transaction), else the
 // ISIL of the POI node that does (the message goes through the outbox).
@@ -634,19 +680,7 @@ CreateResult CreateIblRequest(Database& db, const NewIblRequest& in, const IblSe
         // requests sent at once cannot both pass the duplicate check.
         tx.exec_params("SELECT pg_advisory_xact_lock(hashtextextended('iblsync.ibl:' || $1 || '|' || $2, 0))",
                        in.library, in.patron_ref);
-        pqxx::result works;
-        if (!in.isbn.empty()) {
-            const std::string key = "isbn:" + in.isbn;
-            works = tx.exec_params(
-                "SELECT DISTINCT rw.work_id FROM record_key k JOIN record_work rw ON rw.record_id = k.record_id "
-                "WHERE k.khash = hashtextextended($1, 0) AND k.key = $1 ORDER BY 1",
-                key);
-        } else {
-            works = tx.exec_params(
-                "SELECT rw.work_id FROM bib_record b JOIN record_work rw ON rw.record_id = b.id "
-                "WHERE b.library = $1 AND b.local_id = $2 AND NOT b.deleted",
-                in.record_library, in.record_id);
-        }
+        const pqxx::result works = WorksOf(tx, in);
         if (works.empty()) {
             out.status = CreateStatus::kUnknownWork;
             return out;
@@ -687,29 +721,8 @@ CreateResult CreateIblRequest(Database& db, const NewIblRequest& in, const IblSe
                 return out;
             }
         }
-        // Libraries of this node first; then those of the other POI nodes
-        // this node sends IBL requests to, whose availability it follows.
-        detail::ArrayLiteral nodes;
-        for (const auto& n : settings.peer_nodes) nodes.Add(n);
-        auto lenders = tx.exec_params(
-            fmt::format(
-                "SELECT h.library, (coalesce(l.poi, me.isil) <> me.isil) AS remote, "
-                "(SELECT count(*) FROM ibl_request r WHERE r.role = 'requester' AND r.supplying_agency = h.library "
-                "  AND r.superseded_by IS NULL AND r.state NOT IN {0}) AS open, "
-                "(SELECT max(r.created_at) FROM ibl_request r WHERE r.role = 'requester' "
-                "  AND r.supplying_agency = h.library) AS last "
-                "FROM record_work rw JOIN holding h ON h.record_id = rw.record_id "
-                "JOIN library l ON l.isil = h.library, (SELECT isil FROM node_identity) me "
-                "WHERE rw.work_id = ANY($1::bigint[]) AND h.status = 'available' AND h.library <> $2 AND l.enabled "
-                "AND (coalesce(l.poi, me.isil) = me.isil OR l.poi = ANY($3::text[])) "
-                "AND NOT (h.library = ANY($4::text[])) AND NOT {1} "
-                "GROUP BY h.library, l.poi, me.isil ORDER BY 2, 3, 4 NULLS FIRST, 1",
-                detail::kIblClosedStates, Closed("h.library")),
-            work_array, in.library, nodes.Done(), Array(settings.excluded_lenders));
         std::vector<std::string> chosen;
-        for (const auto& l : lenders)
-            if (settings.max_open_per_lender <= 0 || l["open"].as<long long>() < settings.max_open_per_lender)
-                chosen.push_back(l[0].as<std::string>());
+        for (const auto& l : LenderRows(tx, work_array, in, settings)) chosen.push_back(l["library"].as<std::string>());
         // The lender of last resort comes last, copy or not, if it may be asked.
         const auto& last = settings.last_resort;
         if (!last.empty() && last != in.library && std::find(chosen.begin(), chosen.end(), last) == chosen.end() &&
@@ -1072,6 +1085,26 @@ long long PassOverSilentLenders(Database& db, const IblSettings& settings) {
         });
     }
     return moved;
+}
+
+std::vector<LenderToConfirm> IblLendersToConfirm(Database& db, const NewIblRequest& in, const IblSettings& settings) {
+    if (settings.confirm_after_minutes <= 0) return {};
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c, "ibl confirm");
+        std::vector<LenderToConfirm> out;
+        const auto works = WorksOf(tx, in);
+        if (works.empty()) return out;
+        detail::ArrayLiteral ids;
+        for (const auto& w : works) ids.Add(w[0].as<long long>());
+        int looked = 0;
+        for (const auto& l : LenderRows(tx, ids.Done(), in, settings)) {
+            if (++looked > 3) break;  // the first few are the ones that matter; the rest moves on if need be
+            if (l["remote"].as<bool>() && l["stale"].as<bool>())
+                out.push_back({l["library"].as<std::string>(), l["node"].as<std::string>(),
+                               l["record_id"].as<std::string>()});
+        }
+        return out;
+    });
 }
 
 std::optional<std::string> IblRequester(Database& db, const std::string& request_id) {

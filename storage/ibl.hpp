@@ -39,6 +39,9 @@ struct IblSettings {
     int max_open_per_library = 0, max_open_per_patron = 0, max_open_per_lender = 0;
     std::vector<std::string> excluded_lenders;
     std::string last_resort;
+    // A copy at another node whose state here is older than this is
+    // confirmed with that node before its library is asked; 0: never.
+    int confirm_after_minutes = 60;
 };
 
 // What became of an inbound message.
@@ -74,6 +77,9 @@ struct NewIblRequest {
     std::string patron_ref;  // opaque
     std::string pickup;
     std::string note;
+    // Lenders found without a copy on the shelf when their node was asked
+    // just now: not asked.
+    std::vector<std::string> unavailable;
 };
 
 // One side of a transaction, as the JSON API and iblctl show it.
@@ -115,6 +121,15 @@ struct CreateResult {
 // another node through the outbox, in the same transaction as the
 // requester's row.
 CreateResult CreateIblRequest(Database& db, const NewIblRequest& request, const IblSettings& settings);
+
+// Lenders of other nodes among the first few of the rota whose copy's
+// state here is stale ([ibl] confirm_after_minutes): the daemon asks their
+// node whether the copy is still on the shelf before the request is made.
+struct LenderToConfirm {
+    std::string library, node, record_id;  // record_id: a record of the library with the copy
+};
+std::vector<LenderToConfirm> IblLendersToConfirm(Database& db, const NewIblRequest& request,
+                                                 const IblSettings& settings);
 
 // The requester's side of one of its requests; nullopt if it has none by that id.
 std::optional<IblRequestView> GetIblRequest(Database& db, const std::string& library, const std::string& request_id);

@@ -44,6 +44,14 @@ std::string StateOf(const Value& r) {
 
 std::string Or(const std::string& s, const char* dash = "-") { return s.empty() ? dash : s; }
 
+// RFC 4180: a field with a comma, quote or line break is quoted.
+std::string Csv(const std::string& v) {
+    if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
+    std::string q = "\"";
+    for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return q + "\"";
+}
+
 }  // namespace
 
 std::string RenderIblList(const std::string& json) {
@@ -215,18 +223,12 @@ std::string RenderIblInvoiceCsv(const std::string& json) {
     d.Parse(json.c_str());
     const auto& lines = O(d, "lines");
     if (!lines.IsArray()) return json + "\n";
-    auto field = [](const std::string& v) {
-        if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
-        std::string q = "\"";
-        for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-        return q + "\"";
-    };
     std::string out = "month,library,side,counterpart,requester,request_id,kind,tariff,completed_at,amount_eur\r\n";
     for (const auto& l : lines.GetArray()) {
-        out += field(S(d, "month"));
+        out += Csv(S(d, "month"));
         for (const char* k : {"library", "side", "counterpart", "requester", "request_id", "kind", "tariff",
                               "completed_at"})
-            out += "," + field(S(l, k));
+            out += "," + Csv(S(l, k));
         out += "," + Euros(Cents(l)) + "\r\n";
     }
     return out;
@@ -237,19 +239,12 @@ std::string RenderIblManifestCsv(const std::string& json) {
     d.Parse(json.c_str());
     const auto& items = O(d, "items");
     if (!items.IsArray()) return json + "\n";
-    // RFC 4180: fields with a comma, quote or line break are quoted.
-    auto field = [](const std::string& v) {
-        if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
-        std::string q = "\"";
-        for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-        return q + "\"";
-    };
     std::string out = "date,route,direction,from,to,requester,request_id,item_barcode,slip,sent_at\r\n";
     for (const auto& m : items.GetArray()) {
-        out += field(S(d, "date"));
+        out += Csv(S(d, "date"));
         for (const char* k : {"route", "direction", "from", "to", "requester", "request_id", "item_barcode", "slip",
                               "sent_at"})
-            out += "," + field(S(m, k));
+            out += "," + Csv(S(m, k));
         out += "\r\n";
     }
     return out;

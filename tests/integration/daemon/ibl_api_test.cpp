@@ -493,6 +493,20 @@ TEST_F(IblApiTest, ClosedExcludedAndLimitedLendersAreSkippedAndTheLastResortIsAs
     EXPECT_EQ(library->status, 409) << library->body;
     EXPECT_NE(library->body.find("has 3 open requests; this node allows 3"), std::string::npos) << library->body;
     EXPECT_EQ(Fingerprint(), before);
+
+    // E closes after p2's rota was made: B's Unfilled ends p2 rather than
+    // asking a closed library.
+    ASSERT_EQ(daemon_->Iblctl({"ibl", "close", kE, "--from", "2026-01-01", "--until", "2099-12-31"}).exit_code, 0);
+    auto inbox = Json(Call("GET", "/v1/ibl/inbox", kB)->body);
+    std::string task;
+    for (const auto& t : inbox["requests"].GetArray())
+        if (std::string(t["id"].GetString()) == Json(r2->body)["id"].GetString()) task = std::to_string(t["task"].GetInt64());
+    ASSERT_FALSE(task.empty()) << inbox["requests"].Size();
+    auto unfilled = Call("POST", "/v1/ibl/inbox/" + task, kB, R"({"answer":"unfilled"})");
+    ASSERT_EQ(unfilled->status, 200) << unfilled->body;
+    auto u = Json(unfilled->body);
+    EXPECT_FALSE(u.HasMember("next_lender")) << unfilled->body;
+    EXPECT_EQ(std::string(u["requester_state"].GetString()), "Unfilled");
 }
 
 TEST_F(IblApiTest, FinishedRequestsLoseThePatronReferenceAfterTheRetention) {

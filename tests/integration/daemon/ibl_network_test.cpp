@@ -458,6 +458,30 @@ TEST_F(IblNetworkTest, ARequestWithinTheProvinceStaysOnItsNode) {
     for (const auto& m : manifest["items"].GetArray()) EXPECT_EQ(Str(m, "route"), "province");
 }
 
+TEST_F(IblNetworkTest, AStaleCopyAtAnotherNodeIsCheckedBeforeItsLibraryIsAsked) {
+    // A stops hearing from the national node, and the first lender's copy
+    // goes out on loan at B: what A knows of it grows old and wrong.
+    national_.Kill();
+    auto pushed = Call(b_, "POST", fmt::format("/v1/libraries/{}/availability", kLend1), kLend1,
+                       R"([{"barcode":"l1-1","status":"on_loan","due_date":"2027-01-10"}])");
+    ASSERT_TRUE(pushed);
+    ASSERT_EQ(pushed->status, 200) << pushed->body;
+    a_.schema.Exec("UPDATE holding SET updated_at = now() - interval '2 hours' WHERE library IN ('" +
+                   std::string(kLend1) + "', '" + std::string(kLend2) + "')");
+    EXPECT_EQ(a_.Query1(fmt::format("SELECT status FROM holding WHERE library = '{}'", kLend1)), "available");
+    // Asked live, B says the first has no copy on the shelf: only the second is asked.
+    const std::string id = Ask("hold-16");
+    ASSERT_FALSE(id.empty());
+    auto asked = Request(id);
+    ASSERT_EQ(asked["lenders"].Size(), 1u) << Str(asked, "lender");
+    EXPECT_EQ(Str(asked, "lender"), kLend2);
+    // B down as well: nobody can say, and both are asked as A knows them.
+    b_.Kill();
+    const std::string id2 = Ask("hold-17");
+    ASSERT_FALSE(id2.empty());
+    EXPECT_EQ(Request(id2)["lenders"].Size(), 2u);
+}
+
 TEST_F(IblNetworkTest, ConditionsOverdueRecallAndCancelsBeforeAndAfterShipping) {
     const std::string id = Ask("hold-11");
     ASSERT_FALSE(id.empty());

@@ -377,6 +377,15 @@ TEST(ConfigIbl, PeersForIblAndTheAnswerDeadline) {
               fmt::format("{}:{}: ibl.anonymise_after_days: 4000 is out of range 0..3650", f, line));
     EXPECT_EQ(ErrorFor(valid + "[ibl]\nanswer_within = 5\n"),
               fmt::format("{}:{}: ibl.answer_within: unknown key (did you mean 'answer_within_minutes'?)", f, line));
+    EXPECT_EQ(r->ibl_confirm_after_minutes, 60);
+    EXPECT_EQ(ParseConfig(valid + "[ibl]\nconfirm_after_minutes = 0\nlast_resort = \"nl-0009\"\n"
+                                  "excluded_lenders = [\"nl-0007\"]\n",
+                          "f")
+                  .value()
+                  .ibl_last_resort,
+              "NL-0009");
+    EXPECT_EQ(ErrorFor(valid + "[ibl]\nexcluded_lenders = [\"kb\"]\n").find("ibl.excluded_lenders: kb: "),
+              fmt::format("{}:{}: ", f, line).size());
     auto deadline = ParseConfig(valid + "[ibl]\nanswer_within_minutes = 60\n", "f").value();
     EXPECT_EQ(deadline.ibl_answer_within_minutes, 60);
     EXPECT_EQ(Diff(ParseConfig(valid, "f").value(), deadline).applied,
