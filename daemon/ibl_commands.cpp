@@ -11,7 +11,9 @@
 #include "daemon/control_reply.hpp"
 #include "daemon/ibl_api.hpp"
 #include "daemon/ibl_courier.hpp"
+#include "daemon/log.hpp"
 #include "protocols/isil.hpp"
+#include "protocols/normalize.hpp"
 #include "storage/database.hpp"
 #include "storage/errors.hpp"
 #include "storage/ibl.hpp"
@@ -271,6 +273,44 @@ net::awaitable<std::optional<ControlResponse>> HandleIblCommand(const protocols:
                 Str(w, "reason", c.reason);
                 w.EndObject();
             }
+            w.EndArray();
+            w.EndObject();
+            out = Ok(buf);
+        } else if (cmd == "ibl.lends") {
+            auto isil = protocols::NormalizeIsil(req.Arg("library"));
+            if (!isil)
+                co_return Refuse(fmt::format("'{}' is not an ISIL: {}", req.Arg("library").substr(0, 60), isil.error()),
+                                 "give the library as NL-…");
+            const std::string library = *isil;
+            if (req.Arg("set") == "true") {
+                std::vector<std::string> types;
+                const std::string list = req.Arg("not");
+                for (std::size_t at = 0; at < list.size();) {
+                    auto comma = list.find(',', at);
+                    if (comma == std::string::npos) comma = list.size();
+                    const std::string t = list.substr(at, comma - at);
+                    if (!protocols::IsMaterialType(t))
+                        co_return Refuse(fmt::format("'{}' is not a material type", t.substr(0, 40)),
+                                         "use book, large_print, braille, audiobook, music, video, serial, map, "
+                                         "score or other");
+                    types.push_back(t);
+                    at = comma + 1;
+                }
+                const bool known = co_await exec.Run([&] { return storage::SetIblNotLent(db, library, types); });
+                if (!known)
+                    co_return Refuse(fmt::format("{} is not a library of this node", library),
+                                     "'iblctl library list' lists them");
+                spdlog::info("ibl lending set library={} not_lent={} peer_uid={}", library, Quote(list),
+                             req.Arg("_peer_uid"));
+            }
+            auto types = co_await exec.Run([&] { return storage::IblNotLent(db, library); });
+            rapidjson::StringBuffer buf;
+            Writer w(buf);
+            w.StartObject();
+            Str(w, "library", library);
+            w.Key("not_lent");
+            w.StartArray();
+            for (const auto& t : types) w.String(t.c_str());
             w.EndArray();
             w.EndObject();
             out = Ok(buf);

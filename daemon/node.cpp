@@ -703,6 +703,7 @@ struct Node::Impl {
                 R"j("ibl.invoice":"the month's finished IBL transactions per library, with their tariffs (month)",)j"
                 R"j("ibl.close":"a lending library is not asked from a day through a day (library, from, until, reason)",)j"
                 R"j("ibl.reopen":"end a library's closures now (library)","ibl.closures":"closures not yet over (library)",)j"
+                R"j("ibl.lends":"material types a library does not lend (library; set=true with not=a,b to change)",)j"
                 R"j("ibl.stats":"IBL per library in a month: requested, supplied, unfilled, lent (month)"}})j";
         } else {
             r.error = fmt::format("unknown command '{}'", req.command.substr(0, 64));

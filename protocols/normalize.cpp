@@ -242,6 +242,13 @@ std::string Language(const marc::Record& r) {
     return {};
 }
 
+bool IsMaterialType(std::string_view name) {
+    for (const char* t : {"book", "large_print", "braille", "ebook", "audiobook", "music", "video", "serial", "map",
+                          "score", "electronic", "other"})
+        if (name == t) return true;
+    return false;
+}
+
 std::string MaterialType(const marc::Record& r) {
     const char type = r.leader.size() == 24 ? r.leader[6] : ' ';
     const char level = r.leader.size() == 24 ? r.leader[7] : ' ';

@@ -46,4 +46,7 @@ SearchText SearchTextOf(const marc::Record& record);
 // electronic, other. Large print, braille and audiobooks are the Aangepast Lezen formats.
 std::string MaterialType(const marc::Record& record);
 
+// The material types of the catalogue, as MaterialType() names them.
+bool IsMaterialType(std::string_view name);
+
 }  // namespace iblsync::protocols

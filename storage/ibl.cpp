@@ -341,6 +341,9 @@ pqxx::result LenderRows(pqxx::transaction_base& tx, const std::string& work_arra
             "WHERE rw.work_id = ANY($1::bigint[]) AND h.status = 'available' AND h.library <> $2 AND l.enabled "
             "AND (coalesce(l.poi, me.isil) = me.isil OR l.poi = ANY($3::text[])) "
             "AND NOT (h.library = ANY($4::text[])) AND NOT {1} "
+            "AND coalesce(b.material_type, 'book') NOT IN ('ebook', 'electronic') "
+            "AND NOT EXISTS (SELECT 1 FROM ibl_not_lent n WHERE n.library = h.library "
+            "  AND n.material_type = coalesce(b.material_type, 'book')) "
             "GROUP BY h.library, l.poi, me.isil) c "
             "WHERE $5 <= 0 OR c.open < $5 ORDER BY remote, open, last NULLS FIRST, library",
             detail::kIblClosedStates, Closed("h.library")),

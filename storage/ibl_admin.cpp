@@ -338,6 +338,30 @@ long long ReopenIblLender(Database& db, const std::string& library) {
     });
 }
 
+bool SetIblNotLent(Database& db, const std::string& library, const std::vector<std::string>& types) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::work tx(c, "ibl lends");
+        if (tx.exec_params("SELECT 1 FROM library WHERE isil = $1", library).empty()) return false;
+        tx.exec_params("DELETE FROM ibl_not_lent WHERE library = $1", library);
+        for (const auto& t : types)
+            tx.exec_params("INSERT INTO ibl_not_lent (library, material_type) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                           library, t);
+        tx.commit();
+        return true;
+    });
+}
+
+std::vector<std::string> IblNotLent(Database& db, const std::string& library) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c, "ibl lends");
+        std::vector<std::string> out;
+        for (const auto& r : tx.exec_params("SELECT material_type FROM ibl_not_lent WHERE library = $1 ORDER BY 1",
+                                            library))
+            out.push_back(r[0].as<std::string>());
+        return out;
+    });
+}
+
 IblGauges CountIblRequests(Database& db) {
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::read_transaction tx(c, "ibl gauges");

@@ -103,6 +103,11 @@ std::vector<IblClosure> ListIblClosures(Database& db, const std::string& library
 // ends yesterday. Returns how many were touched.
 long long ReopenIblLender(Database& db, const std::string& library);
 
+// The material types a library does not lend through IBL. Set replaces
+// the list; false if the library is not known here.
+bool SetIblNotLent(Database& db, const std::string& library, const std::vector<std::string>& types);
+std::vector<std::string> IblNotLent(Database& db, const std::string& library);
+
 struct IblGauge {
     std::string role, state;
     long long requests = 0;

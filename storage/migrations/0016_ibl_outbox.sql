@@ -63,6 +63,14 @@ CREATE TABLE ibl_closure (
 );
 CREATE INDEX ibl_closure_library ON ibl_closure (library, ends);
 
+-- Material types a library does not lend through IBL (iblctl ibl lends);
+-- e-books and other electronic resources are never lent (no item travels).
+CREATE TABLE ibl_not_lent (
+    library       text NOT NULL REFERENCES library (isil),
+    material_type text NOT NULL,
+    PRIMARY KEY (library, material_type)
+);
+
 -- The requester's deadline for the current lender's first answer: a lender
 -- that has not answered by then is passed over for the next one.
 ALTER TABLE ibl_request ADD COLUMN answer_by timestamptz;

@@ -138,6 +138,14 @@ int main(int argc, char** argv) {
     ibl_reopen->add_option("library", ibl_library, "the library's ISIL")->required();
     auto* ibl_closures = ibl->add_subcommand("closures", "closures not yet over, of one library or all");
     ibl_closures->add_option("library", ibl_library, "only this library (ISIL)");
+    std::vector<std::string> ibl_not_lent;
+    bool ibl_lends_all = false;
+    auto* ibl_lends = ibl->add_subcommand("lends", "the material types a library does not lend through IBL: show or set");
+    ibl_lends->add_option("library", ibl_library, "the library's ISIL")->required();
+    auto* not_lent_opt =
+        ibl_lends->add_option("--not", ibl_not_lent, "a material type it does not lend (repeat; replaces the list)");
+    auto* lends_all_opt = ibl_lends->add_flag("--all", ibl_lends_all, "it lends every type again");
+    not_lent_opt->excludes(lends_all_opt);
     auto* ibl_stats = ibl->add_subcommand("stats", "per library in a month: requested, supplied, unfilled, lent");
     ibl_stats->add_option("--month", ibl_month, "YYYY-MM (Dutch time); default this month");
 
@@ -293,6 +301,12 @@ int main(int argc, char** argv) {
     } else if (ibl_reopen->parsed() || ibl_closures->parsed()) {
         request = {ibl_reopen->parsed() ? "ibl.reopen" : "ibl.closures", {{"library", ibl_library}}};
         render = iblsync::iblctl::RenderIblClosures;
+    } else if (ibl_lends->parsed()) {
+        std::string list;
+        for (const auto& t : ibl_not_lent) list += (list.empty() ? "" : ",") + t;
+        const bool set = !ibl_not_lent.empty() || ibl_lends_all;
+        request = {"ibl.lends", {{"library", ibl_library}, {"set", set ? "true" : "false"}, {"not", list}}};
+        render = iblsync::iblctl::RenderIblLends;
     } else if (ibl_manifest->parsed()) {
         if (ibl_date.empty()) {
             const std::time_t now = std::time(nullptr);

@@ -26,6 +26,7 @@ std::string RenderIblManifestCsv(const std::string& result_json);  // ibl.manife
 std::string RenderIblInvoice(const std::string& result_json);      // ibl.invoice: a statement per library
 std::string RenderIblInvoiceCsv(const std::string& result_json);   // ibl.invoice --csv
 std::string RenderIblClosures(const std::string& result_json);     // ibl.close, ibl.reopen, ibl.closures
+std::string RenderIblLends(const std::string& result_json);        // ibl.lends
 
 // "3d 04h 05m", "2h 03m 04s", "12s"
 std::string FormatDuration(long long seconds);

@@ -218,6 +218,17 @@ std::string RenderIblClosures(const std::string& json) {
     return out;
 }
 
+std::string RenderIblLends(const std::string& json) {
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    const auto& list = O(d, "not_lent");
+    if (!list.IsArray()) return json + "\n";
+    std::string types;
+    for (const auto& t : list.GetArray()) types += (types.empty() ? "" : ", ") + std::string(t.GetString());
+    return types.empty() ? fmt::format("{} lends every material type that travels (not e-books)\n", S(d, "library"))
+                         : fmt::format("{} does not lend: {}\n", S(d, "library"), types);
+}
+
 std::string RenderIblInvoiceCsv(const std::string& json) {
     rapidjson::Document d;
     d.Parse(json.c_str());

@@ -509,6 +509,38 @@ TEST_F(IblApiTest, ClosedExcludedAndLimitedLendersAreSkippedAndTheLastResortIsAs
     EXPECT_EQ(std::string(u["requester_state"].GetString()), "Unfilled");
 }
 
+TEST_F(IblApiTest, ALibraryIsNotAskedForAMaterialTypeItDoesNotLend) {
+    auto put = [&](const std::string& lib, const std::string& id, const std::string& type) {
+        auto r = Call("PUT", fmt::format("/v1/libraries/{}/records/{}", lib, id), lib,
+                      fmt::format(R"({{"id":"{}","title":"Het diner","authors":["Koch, Herman"],"year":2009,)"
+                                  R"("isbn":"9789041413017","type":"{}","holdings":[{{"barcode":"{}-1","status":"available"}}]}})",
+                                  id, type, id));
+        ASSERT_TRUE(r);
+        ASSERT_TRUE(r->status == 201 || r->status == 200) << r->body;
+    };
+    put(kB, "b-audio", "audiobook");
+    put(kD, "d-audio", "audiobook");
+    // B lends no audiobooks.
+    auto set = daemon_->Iblctl({"ibl", "lends", kB, "--not", "audiobook", "--not", "video"});
+    ASSERT_EQ(set.exit_code, 0) << set.err;
+    EXPECT_EQ(set.out, fmt::format("{} does not lend: audiobook, video\n", kB));
+    EXPECT_EQ(daemon_->Iblctl({"ibl", "lends", kB, "--not", "cassette"}).exit_code, 1);
+    auto r = Ask(R"({"isbn":"9789041413017","patron_ref":"a1"})");
+    ASSERT_EQ(r->status, 201) << r->body;
+    auto d = Json(r->body);
+    ASSERT_EQ(d["lenders"].Size(), 1u);
+    EXPECT_EQ(std::string(d["lenders"][0].GetString()), kD);
+    auto all = daemon_->Iblctl({"ibl", "lends", kB, "--all"});
+    EXPECT_EQ(all.out, fmt::format("{} lends every material type that travels (not e-books)\n", kB));
+    // An e-book travels nowhere: nobody is asked for one.
+    auto e = Call("PUT", fmt::format("/v1/libraries/{}/records/e1", kB), kB,
+                  R"({"id":"e1","title":"Tirza","isbn":"9789028423749","type":"ebook","holdings":[{"barcode":"E-1","status":"available"}]})");
+    ASSERT_TRUE(e->status == 201 || e->status == 200) << e->body;
+    auto none = Ask(R"({"isbn":"9789028423749","patron_ref":"a2"})");
+    EXPECT_EQ(none->status, 409) << none->body;
+    EXPECT_NE(none->body.find("no-lender"), std::string::npos) << none->body;
+}
+
 TEST_F(IblApiTest, FinishedRequestsLoseThePatronReferenceAfterTheRetention) {
     using namespace std::chrono_literals;
     Catalogue(kB, "b1", R"([{"barcode":"B-1","status":"available"}])");
