@@ -209,6 +209,12 @@ protected:
     // Every message each node sent the other was confirmed once, and each
     // was taken once: the other node has exactly one 'in' event for it.
     void ExpectEachMessageOnce(const std::string& id) {
+        // A sender records the confirmation a moment after the receiver
+        // committed: both outboxes are empty within a few seconds.
+        EXPECT_TRUE(WaitFor([&] {
+            return a_.Query1("SELECT count(*) FROM ibl_outbox WHERE delivered_at IS NULL") == "0" &&
+                   b_.Query1("SELECT count(*) FROM ibl_outbox WHERE delivered_at IS NULL") == "0";
+        }, 20s));
         for (auto [from, to] : {std::pair{&a_, &b_}, std::pair{&b_, &a_}}) {
             EXPECT_EQ(from->Query1("SELECT count(*) FROM ibl_outbox WHERE delivered_at IS NULL"), "0")
                 << from->isil << " still has messages to send";
