@@ -41,6 +41,13 @@ bool Month(const std::string& m) {
            ((m[5] == '0' && m[6] >= '1' && m[6] <= '9') || (m[5] == '1' && m[6] >= '0' && m[6] <= '2'));
 }
 
+// YYYY-MM-DD, as far as the shape goes (the database refuses a day that
+// does not exist, such as 2026-02-30).
+bool Day(const std::string& d) {
+    return d.size() == 10 && Month(d.substr(0, 7)) && d[7] == '-' && std::isdigit(static_cast<unsigned char>(d[8])) &&
+           std::isdigit(static_cast<unsigned char>(d[9])) && d.substr(8) >= "01" && d.substr(8) <= "31";
+}
+
 }  // namespace
 
 // g++ 12 warns falsely about the coroutine frame's operator delete.
@@ -167,9 +174,7 @@ net::awaitable<std::optional<ControlResponse>> HandleIblCommand(const protocols:
             out = Ok(buf);
         } else if (cmd == "ibl.manifest") {
             const std::string date = req.Arg("date");
-            if (date.size() != 10 || !Month(date.substr(0, 7)) || date[7] != '-' ||
-                !std::isdigit(static_cast<unsigned char>(date[8])) || !std::isdigit(static_cast<unsigned char>(date[9])) ||
-                date.substr(8) < "01" || date.substr(8) > "31")
+            if (!Day(date))
                 co_return Refuse("date must be YYYY-MM-DD", "for example --date 2026-12-07");
             auto rows = co_await exec.Run([&] { return storage::IblManifest(db, date); });
             rapidjson::StringBuffer buf;
@@ -233,12 +238,7 @@ net::awaitable<std::optional<ControlResponse>> HandleIblCommand(const protocols:
             }
             if (cmd == "ibl.close") {
                 storage::IblClosure closure{0, library, req.Arg("from"), req.Arg("until"), req.Arg("reason")};
-                auto day = [](const std::string& d) {
-                    return d.size() == 10 && Month(d.substr(0, 7)) && d[7] == '-' &&
-                           std::isdigit(static_cast<unsigned char>(d[8])) &&
-                           std::isdigit(static_cast<unsigned char>(d[9])) && d.substr(8) >= "01" && d.substr(8) <= "31";
-                };
-                if (!day(closure.starts) || !day(closure.ends))
+                if (!Day(closure.starts) || !Day(closure.ends))
                     co_return Refuse("from and until must be days as YYYY-MM-DD", "for example --from 2026-12-24 "
                                                                                   "--until 2027-01-02");
                 if (closure.reason.size() > 200) co_return Refuse("reason may have 200 characters at most", "");

@@ -41,13 +41,22 @@ constexpr auto kCount = std::chrono::seconds(5);
 struct Route {
     std::string url, token, name;
     int timeout_seconds = 10, retry_max_seconds = 300;
+    std::optional<protocols::sru::HttpUrl> parsed;  // empty if `url` cannot be used
+    std::string base;                               // its path without a trailing slash
 };
 std::optional<Route> RouteTo(const Config& cfg, const std::string& node) {
+    std::optional<Route> r;
     for (const auto& p : cfg.ibl_peers)
-        if (p.isil == node) return Route{p.url, p.token, p.name, p.timeout_seconds, p.retry_max_seconds};
+        if (!r && p.isil == node) r = Route{p.url, p.token, p.name, p.timeout_seconds, p.retry_max_seconds, {}, {}};
     for (const auto& p : cfg.peers)
-        if (p.isil == node) return Route{p.url, p.token, p.name, 10, p.retry_max_seconds};
-    return std::nullopt;
+        if (!r && p.isil == node) r = Route{p.url, p.token, p.name, 10, p.retry_max_seconds, {}, {}};
+    if (!r) return r;
+    if (auto url = protocols::sru::ParseHttpUrl(r->url)) {
+        r->parsed = url.value();
+        r->base = url->path;
+        while (!r->base.empty() && r->base.back() == '/') r->base.pop_back();
+    }
+    return r;
 }
 
 // What the peer's confirmation said: nullopt for OK, else its error.
@@ -172,14 +181,11 @@ void IblCourier::Render(protocols::PrometheusText& out) const {
 net::awaitable<std::optional<bool>> IblCourier::StillOnShelf(const storage::LenderToConfirm* lender) {
     const auto cfg = impl_->config();
     const auto route = RouteTo(*cfg, lender->node);
-    if (!route) co_return std::nullopt;
-    auto url = protocols::sru::ParseHttpUrl(route->url);
-    if (!url) co_return std::nullopt;
+    if (!route || !route->parsed) co_return std::nullopt;
     HttpHeaders headers;
     headers.accept = "application/json";
     headers.authorization = "Bearer " + route->token;
-    std::string target = url->path;
-    while (!target.empty() && target.back() == '/') target.pop_back();
+    std::string target = route->base;
     // Local ids are percent-encoded in the path.
     std::string id;
     for (unsigned char c : lender->record_id) {
@@ -189,7 +195,7 @@ net::awaitable<std::optional<bool>> IblCourier::StillOnShelf(const storage::Lend
     target += fmt::format("/v1/libraries/{}/records/{}/holdings", lender->library, id);
     std::optional<bool> out;
     try {
-        auto answer = co_await HttpGet(*url, target, std::chrono::seconds(3), 1 << 20, nullptr, &headers);
+        auto answer = co_await HttpGet(*route->parsed, target, std::chrono::seconds(3), 1 << 20, nullptr, &headers);
         if (answer.status == 404 || answer.status == 410) {
             out = false;
         } else if (answer.status == 200) {
@@ -294,19 +300,16 @@ net::awaitable<bool> IblCourier::Impl::Deliver(const storage::IblOutgoingMessage
                             cfg.path);
     } else {
         retry_max = route->retry_max_seconds;
-        auto url = protocols::sru::ParseHttpUrl(route->url);
-        if (!url) {
+        if (!route->parsed) {
             error = fmt::format("[[ibl_peer]] {}: url {} cannot be used", route->name, route->url);
         } else {
             HttpHeaders headers;
             headers.accept = "application/xml";
             headers.authorization = "Bearer " + route->token;
             const std::string type = "application/xml";
-            std::string target = url->path;
-            while (!target.empty() && target.back() == '/') target.pop_back();
-            target += "/iso18626";
+            const std::string target = route->base + "/iso18626";
             try {
-                auto answer = co_await HttpPost(*url, target, &type, &m.body,
+                auto answer = co_await HttpPost(*route->parsed, target, &type, &m.body,
                                                 std::chrono::seconds(route->timeout_seconds), 1 << 20,
                                                 &aborts[static_cast<std::size_t>(lane)], &headers,
                                                 &sessions[{m.node, lane}]);

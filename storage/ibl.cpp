@@ -910,8 +910,8 @@ ActionResult ActOnIblRequest(Database& db, const std::string& library, const std
         auto mine = tx.exec_params(
             fmt::format("SELECT id, state, cancel_pending, renew_pending, received, shipped_return, conditional, "
                         "supplying_agency FROM ibl_request WHERE role = 'requester' AND requesting_agency = $1 "
-                        "AND request_id = $2 ORDER BY {} (superseded_by IS NULL) DESC, id DESC LIMIT 1 FOR UPDATE",
-                        about_loan ? "(state IN ('Loaned', 'Overdue', 'Recalled')) DESC," : ""),
+                        "AND request_id = $2 ORDER BY {} LIMIT 1 FOR UPDATE",
+                        about_loan ? detail::kIblRequesterRowOrder : "(superseded_by IS NULL) DESC, id DESC"),
             library, request_id);
         if (mine.empty()) {
             out.status = AnswerStatus::kUnknownTask;
@@ -1197,10 +1197,9 @@ long long AnonymiseIblRequests(Database& db, int after_days) {
 std::optional<IblRequestView> GetIblRequest(Database& db, const std::string& library, const std::string& request_id) {
     return db.Pool().With([&](pqxx::connection& c) -> std::optional<IblRequestView> {
         pqxx::read_transaction tx(c, "ibl get");
-        auto r = tx.exec_params("SELECT " + IblViewColumns() +
-                                    " FROM ibl_request WHERE role = 'requester' AND requesting_agency = $1 "
-                                    "AND request_id = $2 ORDER BY (state IN ('Loaned', 'Overdue', 'Recalled')) DESC, "
-                                    "(superseded_by IS NULL) DESC, id DESC LIMIT 1",
+        auto r = tx.exec_params(fmt::format("SELECT {} FROM ibl_request WHERE role = 'requester' AND "
+                                            "requesting_agency = $1 AND request_id = $2 ORDER BY {} LIMIT 1",
+                                            IblViewColumns(), detail::kIblRequesterRowOrder),
                                 library, request_id);
         if (r.empty()) return std::nullopt;
         return IblViewOf(r[0]);

@@ -246,10 +246,9 @@ std::optional<IblSlip> IblSlipForRequest(Database& db, const std::string& reques
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::read_transaction tx(c, "ibl slip");
         return SlipOf(tx, tx.exec_params(fmt::format("SELECT {} FROM ibl_request WHERE role = 'requester' AND "
-                                                     "requesting_agency = $1 AND request_id = $2 ORDER BY "
-                                                     "(state IN ('Loaned', 'Overdue', 'Recalled')) DESC, "
-                                                     "(superseded_by IS NULL) DESC, id DESC LIMIT 1",
-                                                     detail::IblViewColumns()),
+                                                     "requesting_agency = $1 AND request_id = $2 ORDER BY {} "
+                                                     "LIMIT 1",
+                                                     detail::IblViewColumns(), detail::kIblRequesterRowOrder),
                                          requester, request_id));
     });
 }

@@ -14,6 +14,12 @@ namespace iblsync::storage::detail {
 inline constexpr const char* kIblClosedStates =
     "('RetryPossible', 'Unfilled', 'CopyCompleted', 'LoanCompleted', 'CompletedWithoutReturn', 'Cancelled')";
 
+// Which of a request's requester rows (one per lender asked) the library
+// sees and acts on: one with the item on loan (a lender passed over may
+// have shipped all the same), else the current one, else the newest.
+inline constexpr const char* kIblRequesterRowOrder =
+    "(state IN ('Loaned', 'Overdue', 'Recalled')) DESC, (superseded_by IS NULL) DESC, id DESC";
+
 std::string IblViewColumns();
 IblRequestView IblViewOf(const pqxx::row& r);
 
