@@ -268,6 +268,18 @@ TEST_F(IblApiTest, ALenderAnswersAndAnUnfilledGoesOnToTheNextLender) {
     auto bad = answer(first, t1, R"({"answer":"shipped","due_date":"2026-02-30"})");
     EXPECT_EQ(bad->status, 400) << bad->body;
     EXPECT_EQ(answer(first, t1, R"({"answer":"lent"})")->status, 400);
+    for (const char* bad : {R"({"answer":"shipped","due_date":"2027-01-01","item_barcode":"has space"})",
+                            R"({"answer":"will_supply","conditions":"LibraryUseOnly"})",
+                            R"({"answer":"shipped","due_date":"2027-01-01","conditions":"Library Use"})",
+                            R"({"answer":"retry_possible","retry_after":"2027-13-01"})",
+                            R"({"answer":"unfilled","retry_after":"2027-01-01"})",
+                            R"({"answer":"unfilled","cost":"2.50"})", R"({"answer":"will_supply","cost":"2.505"})",
+                            R"({"answer":"recalled","due_date":"tomorrow"})"}) {
+        auto r = answer(first, t1, bad);
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 400) << bad << " " << r->body;
+        EXPECT_NE(r->body.find("invalid-ibl-answer"), std::string::npos) << r->body;
+    }
     EXPECT_EQ(Fingerprint(), before);
 
     auto unfilled = answer(first, t1, R"({"answer":"unfilled","reason":"NotOnShelf"})");
