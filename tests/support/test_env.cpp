@@ -100,6 +100,12 @@ TempDir::~TempDir() {
 
 CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                          const std::function<void()>& child_setup) {
+    // Everything the child needs is made before fork(): a test may run
+    // commands from several threads, and a child forked while another
+    // thread held malloc's lock would hang in malloc and never reach exec.
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
     int out_pipe[2], err_pipe[2];
     if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0)
         throw std::runtime_error("pipe failed");
@@ -110,9 +116,6 @@ CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::mill
         int devnull = open("/dev/null", O_RDONLY);
         dup2(devnull, 0);
         if (child_setup) child_setup();
-        std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
         execv(args[0], args.data());
         _exit(127);
     }
