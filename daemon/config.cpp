@@ -17,6 +17,7 @@
 
 #include "protocols/isil.hpp"
 #include "protocols/province.hpp"
+#include "protocols/oai_pmh.hpp"
 #include "protocols/sru_client.hpp"
 
 namespace iblsync::daemon {
@@ -169,6 +170,36 @@ Problem ReadableFile(std::string& v) {
     return std::nullopt;
 }
 
+Setting IsilList(const char* table, const char* key, std::vector<std::string> Config::*member) {
+    return Make<std::vector<std::string>>(
+        table, key, true, false, member,
+        [](const toml::node& n, std::vector<std::string>& out) -> Problem {
+            const auto* arr = n.as_array();
+            if (!arr) return fmt::format("expected an array of ISILs, got {}", TypeName(n));
+            std::vector<std::string> v;
+            for (const auto& e : *arr) {
+                auto str = e.value_exact<std::string>();
+                if (!str) return std::string("every entry must be an ISIL such as \"NL-0600670000\"");
+                auto isil = protocols::NormalizeIsil(*str);
+                if (!isil) return fmt::format("{}: {}", *str, isil.error());
+                v.push_back(isil.value());
+            }
+            out = std::move(v);
+            return std::nullopt;
+        },
+        [](const std::vector<std::string>& v) { return fmt::format("{}", fmt::join(v, ",")); });
+}
+
+// A path of the node's own HTTP listener for a protocol server (SRU, OAI-PMH).
+Problem ServerPath(std::string& v) {
+    if (v.size() < 2 || v.front() != '/' || v.back() == '/' || v.rfind("/v1", 0) == 0 ||
+        v.find_first_of("?#% ") != std::string::npos)
+        return std::string("must be a path such as \"/sru\" (not /v1/..., no trailing slash)");
+    for (const char* taken : {"/healthz", "/readyz", "/metrics", "/iso18626"})
+        if (v == taken) return fmt::format("{} is taken by the node itself", v);
+    return std::nullopt;
+}
+
 const std::vector<Setting>& Settings() {
     static const std::vector<Setting> kSettings = [] {
         std::vector<Setting> s;
@@ -231,14 +262,7 @@ const std::vector<Setting>& Settings() {
         s.push_back(Integer("api", "max_changes", true, &Config::api_max_changes, 1, 100000));
         s.push_back(Integer("api", "keep_changes_days", true, &Config::api_keep_changes_days, 0, 36500));
         s.push_back(Integer("api", "keep_idempotency_hours", true, &Config::api_keep_idempotency_hours, 1, 8760));
-        s.push_back(String("sru", "path", false, false, &Config::sru_path, [](std::string& v) -> Problem {
-            if (v.size() < 2 || v.front() != '/' || v.back() == '/' || v.rfind("/v1", 0) == 0 ||
-                v.find_first_of("?#% ") != std::string::npos)
-                return std::string("must be a path such as \"/sru\" (not /v1/..., no trailing slash)");
-            for (const char* taken : {"/healthz", "/readyz", "/metrics"})
-                if (v == taken) return fmt::format("{} is taken by the node itself", v);
-            return std::nullopt;
-        }));
+        s.push_back(String("sru", "path", false, false, &Config::sru_path, ServerPath));
         s.push_back(Integer("sru", "default_records", true, &Config::sru_default_records, 0, 1000));
         s.push_back(Integer("sru", "max_records", true, &Config::sru_max_records, 1, 10000));
         s.push_back(Integer("sru", "exact_count", true, &Config::sru_exact_count, 0, 100000000));
@@ -246,29 +270,45 @@ const std::vector<Setting>& Settings() {
             if (v.size() > 200) return std::string("is longer than 200 bytes");
             return std::nullopt;
         }));
+        s.push_back(String("oai", "path", false, false, &Config::oai_path, ServerPath));
+        s.push_back(Integer("oai", "page_size", true, &Config::oai_page_size, 1, 10000));
+        s.push_back(String("oai", "repository_name", true, false, &Config::oai_repository_name,
+                           [](std::string& v) -> Problem {
+                               if (v.size() > 200) return std::string("is longer than 200 bytes");
+                               return std::nullopt;
+                           }));
+        s.push_back(String("oai", "repository_identifier", true, false, &Config::oai_repository_identifier,
+                           [](std::string& v) -> Problem {
+                               if (!protocols::oai::ValidRepositoryIdentifier(v))
+                                   return std::string("must be a domain name such as \"oai.bibliotheek.nl\"");
+                               return std::nullopt;
+                           }));
+        s.push_back(Make<std::vector<std::string>>(
+            "oai", "admin_email", true, false, &Config::oai_admin_email,
+            [](const toml::node& n, std::vector<std::string>& out) -> Problem {
+                const auto* arr = n.as_array();
+                if (!arr || arr->empty()) return std::string("expected an array of e-mail addresses");
+                std::vector<std::string> v;
+                for (const auto& e : *arr) {
+                    auto str = e.value_exact<std::string>();
+                    const auto at = str ? str->find('@') : std::string::npos;
+                    if (!str || at == 0 || at == std::string::npos || str->find('.', at) == std::string::npos ||
+                        str->find_first_of(" \t<>\"") != std::string::npos || str->size() > 200)
+                        return std::string("every entry must be an e-mail address such as \"ibl@poi.example.nl\"");
+                    v.push_back(*str);
+                }
+                out = std::move(v);
+                return std::nullopt;
+            },
+            [](const std::vector<std::string>& v) { return fmt::format("{}", fmt::join(v, ",")); }));
+        s.push_back(IsilList("oai", "excluded_libraries", &Config::oai_excluded_libraries));
         s.push_back(Integer("ibl", "anonymise_after_days", true, &Config::ibl_anonymise_after_days, 0, 3650));
         s.push_back(Integer("ibl", "answer_within_minutes", true, &Config::ibl_answer_within_minutes, 0, 43200));
         s.push_back(Integer("ibl", "confirm_after_minutes", true, &Config::ibl_confirm_after_minutes, 0, 525600));
         s.push_back(Integer("ibl", "max_open_per_library", true, &Config::ibl_max_open_per_library, 0, 1000000));
         s.push_back(Integer("ibl", "max_open_per_patron", true, &Config::ibl_max_open_per_patron, 0, 1000));
         s.push_back(Integer("ibl", "max_open_per_lender", true, &Config::ibl_max_open_per_lender, 0, 1000000));
-        s.push_back(Make<std::vector<std::string>>(
-            "ibl", "excluded_lenders", true, false, &Config::ibl_excluded_lenders,
-            [](const toml::node& n, std::vector<std::string>& out) -> Problem {
-                const auto* arr = n.as_array();
-                if (!arr) return fmt::format("expected an array of ISILs, got {}", TypeName(n));
-                std::vector<std::string> v;
-                for (const auto& e : *arr) {
-                    auto str = e.value_exact<std::string>();
-                    if (!str) return std::string("every entry must be an ISIL such as \"NL-0600670000\"");
-                    auto isil = protocols::NormalizeIsil(*str);
-                    if (!isil) return fmt::format("{}: {}", *str, isil.error());
-                    v.push_back(isil.value());
-                }
-                out = std::move(v);
-                return std::nullopt;
-            },
-            [](const std::vector<std::string>& v) { return fmt::format("{}", fmt::join(v, ",")); }));
+        s.push_back(IsilList("ibl", "excluded_lenders", &Config::ibl_excluded_lenders));
         s.push_back(String("ibl", "last_resort", true, false, &Config::ibl_last_resort, [](std::string& v) -> Problem {
             auto r = protocols::NormalizeIsil(v);
             if (!r) return r.error();
@@ -660,6 +700,9 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
     if (cfg.sru_default_records > cfg.sru_max_records)
         return Fail(fmt::format("{}: sru.default_records: {} is more than sru.max_records ({})", path,
                                 cfg.sru_default_records, cfg.sru_max_records));
+    if (cfg.oai_path == cfg.sru_path)
+        return Fail(fmt::format("{}: oai.path: {} is sru.path too; give the OAI-PMH provider a path of its own",
+                                path, cfg.oai_path));
     if (cfg.role == Role::kPoi && cfg.provinces.empty())
         return Fail(fmt::format("{}: node.provinces: a node with role \"poi\" must list the "
                                 "provinces it serves, e.g. provinces = [\"NL-GE\"]",

@@ -142,6 +142,14 @@ struct Config {
     int sru_exact_count = 1000;           // counted exactly up to this; estimated above
     std::string sru_title;                // explain's database title; default from the node name
 
+    // [oai]
+    std::string oai_path = "/oai";           // where the OAI-PMH provider answers
+    int oai_page_size = 100;                 // records (or headers) per list response
+    std::string oai_repository_name;         // Identify's name; default from the node name
+    std::string oai_repository_identifier;   // in every OAI identifier; default from the node's ISIL
+    std::vector<std::string> oai_admin_email;  // Identify's adminEmail; default iblsync@<repository identifier>
+    std::vector<std::string> oai_excluded_libraries;  // libraries whose records the provider leaves out
+
     // [ibl]
     int ibl_anonymise_after_days = 30;  // finished requests lose the patron reference after this
     int ibl_answer_within_minutes = 2880;  // a lender silent this long is passed over; 0: never

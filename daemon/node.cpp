@@ -35,6 +35,7 @@
 #include "daemon/ibl_commands.hpp"
 #include "daemon/ibl_courier.hpp"
 #include "daemon/ibl_service.hpp"
+#include "daemon/oai_service.hpp"
 #include "daemon/sru_service.hpp"
 #include "daemon/spawn.hpp"
 #include "daemon/version.hpp"
@@ -213,6 +214,7 @@ struct Node::Impl {
     IblCourier courier;
     PushApi api;
     SruService sru;
+    OaiService oai;
     IblService ibl;
     Routes routes;
     HttpServer http;
@@ -243,11 +245,14 @@ struct Node::Impl {
           courier(ioc, db, exec, [this] { return config; }),
           api(db, exec, [this] { return config; }, courier),
           sru(db, exec, [this] { return config; }),
+          oai(db, exec, [this] { return config; }),
           ibl(db, exec, courier),
           routes(RouteContext{[this] { return CheckReadiness(); }, [this] { return MetricsText(); },
                               [this](const HttpRequest& r) { return api.Handle(r); },
                               [this](const HttpRequest& r) { return sru.Handle(r); },
                               [this] { return config->sru_path; },
+                              [this](const HttpRequest& r) { return oai.Handle(r); },
+                              [this] { return config->oai_path; },
                               [this](const HttpRequest& r) { return ibl.Handle(r); }}),
           http(ioc, [this](const HttpRequest& r) { return routes.Handle(r); }, metrics,
                LimitsFrom(*config)),

@@ -56,6 +56,7 @@ net::awaitable<HttpResponse> Routes::Handle(const HttpRequest& req) {
     }
     if (req.path.rfind("/v1/", 0) == 0 && ctx_.api) co_return co_await ctx_.api(req);
     if (ctx_.sru && req.path == ctx_.sru_path()) co_return co_await ctx_.sru(req);
+    if (ctx_.oai && req.path == ctx_.oai_path()) co_return co_await ctx_.oai(req);
     if (ctx_.iso18626 && req.path == "/iso18626") co_return co_await ctx_.iso18626(req);
     const bool get = req.method == "GET";
     if (req.path == "/healthz") {
@@ -83,8 +84,9 @@ net::awaitable<HttpResponse> Routes::Handle(const HttpRequest& req) {
     co_return ProblemResponse(protocols::MakeProblem(
         404, "not-found", "Not found",
         fmt::format("there is no resource at {}; this node serves /healthz, /readyz, /metrics, the /v1 API, "
-                    "ISO 18626 at /iso18626 and SRU at {}",
-                    Printable(req.path), ctx_.sru_path ? ctx_.sru_path() : "/sru")));
+                    "ISO 18626 at /iso18626, SRU at {} and OAI-PMH at {}",
+                    Printable(req.path), ctx_.sru_path ? ctx_.sru_path() : "/sru",
+                    ctx_.oai_path ? ctx_.oai_path() : "/oai")));
 }
 
 }  // namespace iblsync::daemon

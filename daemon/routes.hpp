@@ -29,6 +29,9 @@ struct RouteContext {
     // The SRU server, at the path sru_path() gives.
     std::function<net::awaitable<HttpResponse>(const HttpRequest&)> sru;
     std::function<std::string()> sru_path;
+    // The OAI-PMH provider, at the path oai_path() gives.
+    std::function<net::awaitable<HttpResponse>(const HttpRequest&)> oai;
+    std::function<std::string()> oai_path;
     // ISO 18626 messages, at /iso18626.
     std::function<net::awaitable<HttpResponse>(const HttpRequest&)> iso18626;
 };

@@ -156,6 +156,42 @@ TEST(Config, SruAndRetentionKeysAreChecked) {
     EXPECT_EQ(ParseConfig(kValid, "x.toml").value().sru_path, "/sru");
 }
 
+TEST(Config, OaiKeysAreChecked) {
+    const std::string valid = kValid;
+    const auto line = std::count(valid.begin(), valid.end(), '\n') + 2;
+    auto oai = [&](const std::string& body) { return ErrorFor(valid + "[oai]\n" + body); };
+    EXPECT_EQ(oai("path = \"/iso18626\"\n"),
+              fmt::format("/etc/iblsync/iblsyncd.toml:{}: oai.path: /iso18626 is taken by the node itself", line));
+    EXPECT_EQ(oai("path = \"/sru\"\n"),
+              "/etc/iblsync/iblsyncd.toml: oai.path: /sru is sru.path too; give the OAI-PMH provider a path of its own");
+    EXPECT_EQ(oai("page_size = 0\n"),
+              fmt::format("/etc/iblsync/iblsyncd.toml:{}: oai.page_size: 0 is out of range 1..10000", line));
+    EXPECT_EQ(oai("repository_identifier = \"iblsync\"\n"),
+              fmt::format("/etc/iblsync/iblsyncd.toml:{}: oai.repository_identifier: must be a domain name such as "
+                          "\"oai.bibliotheek.nl\"",
+                          line));
+    EXPECT_EQ(oai("admin_email = [\"nobody\"]\n"),
+              fmt::format("/etc/iblsync/iblsyncd.toml:{}: oai.admin_email: every entry must be an e-mail address "
+                          "such as \"ibl@poi.example.nl\"",
+                          line));
+    EXPECT_EQ(oai("admin_email = []\n"),
+              fmt::format("/etc/iblsync/iblsyncd.toml:{}: oai.admin_email: expected an array of e-mail addresses",
+                          line));
+    EXPECT_EQ(oai("excluded_libraries = [\"XX-1\"]\n").rfind(
+                  fmt::format("/etc/iblsync/iblsyncd.toml:{}: oai.excluded_libraries: XX-1: ", line), 0),
+              0u);
+    auto ok = ParseConfig(valid + "[oai]\npath = \"/oai2\"\npage_size = 500\nrepository_identifier = \"oai.poi.nl\"\n"
+                                  "admin_email = [\"a@poi.nl\"]\nexcluded_libraries = [\"nl-0001\"]\n",
+                          "x.toml");
+    ASSERT_TRUE(ok.ok()) << ok.error();
+    EXPECT_EQ(ok.value().oai_path, "/oai2");
+    EXPECT_EQ(ok.value().oai_page_size, 500);
+    EXPECT_EQ(ok.value().oai_repository_identifier, "oai.poi.nl");
+    EXPECT_EQ(ok.value().oai_admin_email, std::vector<std::string>{"a@poi.nl"});
+    EXPECT_EQ(ok.value().oai_excluded_libraries, std::vector<std::string>{"NL-0001"});
+    EXPECT_EQ(ParseConfig(kValid, "x.toml").value().oai_path, "/oai");
+}
+
 TEST(Config, BadRole) {
     auto e = ErrorFor(Replace(kValid, "role = \"poi\"", "role = \"province\""));
     EXPECT_EQ(e, "/etc/iblsync/iblsyncd.toml:2: node.role: must be \"poi\" or \"national\"");

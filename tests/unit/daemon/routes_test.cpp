@@ -31,7 +31,7 @@ Routes MakeRoutes(bool ready) {
             co_return r;
         },
         [] { return std::string("m 1\n"); },
-        nullptr, nullptr, nullptr, nullptr});
+        nullptr, nullptr, nullptr, nullptr, nullptr, nullptr});
 }
 
 }  // namespace
