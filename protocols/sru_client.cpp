@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <pugixml.hpp>
@@ -41,23 +40,6 @@ std::optional<long long> Number(const pugi::xml_node& n) {
 RemoteDiagnostic ReadDiagnostic(const pugi::xml_node& d) {
     return RemoteDiagnostic{Text(Child(d, "uri")), Text(Child(d, "details")), Text(Child(d, "message"))};
 }
-
-// The element as a document of its own: namespace declarations of its
-// ancestors that it relies on are copied onto it.
-std::string Standalone(const pugi::xml_node& element) {
-    pugi::xml_document doc;
-    auto copy = doc.append_copy(element);
-    for (auto a = element.parent(); a && a.type() == pugi::node_element; a = a.parent())
-        for (auto attr : a.attributes()) {
-            std::string_view name = attr.name();
-            if (name != "xmlns" && name.rfind("xmlns:", 0) != 0) continue;
-            if (!copy.attribute(attr.name())) copy.append_attribute(attr.name()) = attr.value();
-        }
-    std::ostringstream out;
-    doc.save(out, "", pugi::format_raw | pugi::format_no_declaration, pugi::encoding_utf8);
-    return out.str();
-}
-
 
 }  // namespace
 
@@ -188,7 +170,7 @@ Result<Page> ParsePage(std::string_view body) {
             if (element && Local(element) == "diagnostic") {
                 out.diagnostic = ReadDiagnostic(element);
             } else if (element) {
-                out.data = Standalone(element);
+                out.data = StandaloneElement(element);
             } else {
                 // String packing: the record is escaped text.
                 out.data = data.text().get();

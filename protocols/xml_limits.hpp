@@ -1,8 +1,12 @@
 #pragma once
-// What readers of XML from outside check before walking a document.
+// What readers of XML from outside check before walking a document, and
+// how they cut pieces out of it.
 
 #include <algorithm>
 #include <cstddef>
+#include <sstream>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -24,6 +28,24 @@ inline std::size_t ElementDepth(const pugi::xml_node& root, std::size_t limit) {
             if (c.type() == pugi::node_element) todo.emplace_back(c, d + 1);
     }
     return deepest;
+}
+
+// The element as a document of its own: namespace declarations of its
+// ancestors that it relies on are copied onto it, so that a reader of the
+// piece (a record cut out of an SRU or OAI-PMH response) sees what it would
+// see in a file.
+inline std::string StandaloneElement(const pugi::xml_node& element) {
+    pugi::xml_document doc;
+    auto copy = doc.append_copy(element);
+    for (auto a = element.parent(); a && a.type() == pugi::node_element; a = a.parent())
+        for (auto attr : a.attributes()) {
+            std::string_view name = attr.name();
+            if (name != "xmlns" && name.rfind("xmlns:", 0) != 0) continue;
+            if (!copy.attribute(attr.name())) copy.append_attribute(attr.name()) = attr.value();
+        }
+    std::ostringstream out;
+    doc.save(out, "", pugi::format_raw | pugi::format_no_declaration, pugi::encoding_utf8);
+    return out.str();
 }
 
 }  // namespace iblsync::protocols
