@@ -31,15 +31,21 @@ void SyncHarvestSources(Database& db, const std::vector<HarvestSourceSpec>& sour
             names.Add(s.name);
             // A source that now points elsewhere starts over: its cursor
             // and what it has seen belong to the old place.
-            tx.exec_params(
-                "INSERT INTO harvest_source AS h (name, library, url) VALUES ($1, $2, $3)"
-                " ON CONFLICT (name) DO UPDATE SET configured = true, library = EXCLUDED.library, url = EXCLUDED.url,"
-                "  run_kind = CASE WHEN (h.library, h.url) = (EXCLUDED.library, EXCLUDED.url) THEN h.run_kind END,"
-                "  last_success_at = CASE WHEN (h.library, h.url) = (EXCLUDED.library, EXCLUDED.url)"
-                "   THEN h.last_success_at END,"
-                "  last_run_from = CASE WHEN (h.library, h.url) = (EXCLUDED.library, EXCLUDED.url)"
-                "   THEN h.last_run_from END",
-                s.name, s.library, s.url);
+            constexpr const char* kSame =
+                "(h.library, h.url, h.protocol) = (EXCLUDED.library, EXCLUDED.url, EXCLUDED.protocol)";
+            tx.exec_params(fmt::format(
+                               "INSERT INTO harvest_source AS h (name, library, url, protocol) VALUES ($1, $2, $3, $4)"
+                               " ON CONFLICT (name) DO UPDATE SET configured = true, library = EXCLUDED.library,"
+                               "  url = EXCLUDED.url, protocol = EXCLUDED.protocol,"
+                               "  run_kind = CASE WHEN {0} THEN h.run_kind END,"
+                               "  last_success_at = CASE WHEN {0} THEN h.last_success_at END,"
+                               "  last_run_from = CASE WHEN {0} THEN h.last_run_from END,"
+                               "  oai_token = CASE WHEN {0} THEN h.oai_token END,"
+                               "  oai_from = CASE WHEN {0} THEN h.oai_from END,"
+                               "  oai_run_latest = CASE WHEN {0} THEN h.oai_run_latest END,"
+                               "  oai_latest = CASE WHEN {0} THEN h.oai_latest END",
+                               kSame),
+                           s.name, s.library, s.url, s.protocol);
         }
         tx.exec_params("UPDATE harvest_source SET configured = false WHERE NOT (name = ANY($1::text[]))", names.Done());
         tx.commit();
@@ -61,7 +67,9 @@ std::optional<HarvestRun> StartOrResumeRun(Database& db, const std::string& sour
             "  OR ($5::float8 > 0 AND (h.last_full_at IS NULL"
             "   OR h.last_full_at + make_interval(secs => $5::float8) <= now())),"
             " coalesce(l.holdings_mapping, ''),"
-            " to_char(h.last_run_from AT TIME ZONE 'UTC', $2)"
+            " to_char(h.last_run_from AT TIME ZONE 'UTC', $2),"
+            " h.protocol = 'oai' AND h.oai_latest IS NULL, coalesce(h.oai_token, ''), coalesce(h.oai_from, ''),"
+            " coalesce(h.oai_run_latest, '')"
             " FROM harvest_source h LEFT JOIN library l ON l.isil = h.library WHERE h.name = $1 FOR UPDATE OF h",
             source, kIsoUtc, static_cast<double>(policy.interval.count()), policy.incremental_possible,
             static_cast<double>(policy.full_interval.count()));
@@ -79,6 +87,9 @@ std::optional<HarvestRun> StartOrResumeRun(Database& db, const std::string& sour
             run.next_position = row[1].as<long long>();
             run.started_at = row[2].as<std::string>();
             run.since = row[3].is_null() ? "" : row[3].as<std::string>();
+            run.oai_token = row[10].as<std::string>();
+            run.oai_from = row[11].as<std::string>();
+            run.oai_run_latest = row[12].as<std::string>();
             run.resumed = true;
             return run;
         }
@@ -87,15 +98,19 @@ std::optional<HarvestRun> StartOrResumeRun(Database& db, const std::string& sour
             if (due_in) *due_in = std::chrono::seconds(static_cast<long long>(wait) + 1);
             return std::nullopt;
         }
-        run.kind = row[6].as<bool>() ? RunKind::kFull : RunKind::kIncremental;
+        // An OAI-PMH source goes on from a datestamp; without one yet, in full.
+        run.kind = row[6].as<bool>() || row[9].as<bool>() ? RunKind::kFull : RunKind::kIncremental;
         run.since = run.kind == RunKind::kIncremental && !row[8].is_null() ? row[8].as<std::string>() : "";
         auto started = tx.exec_params1(
             "UPDATE harvest_source SET run_kind = $2, run_started_at = clock_timestamp(),"
             " run_since = CASE WHEN $2 = 'incremental' THEN last_run_from END, next_position = 1, run_total = NULL,"
-            " run_records = 0, run_rejected = 0, run_requested = false, full_requested = false WHERE name = $1"
-            " RETURNING " + RunId("run_started_at"),
+            " run_records = 0, run_rejected = 0, run_requested = false, full_requested = false,"
+            " oai_token = NULL, oai_run_latest = NULL,"
+            " oai_from = CASE WHEN $2 = 'incremental' THEN oai_latest END"
+            " WHERE name = $1 RETURNING " + RunId("run_started_at") + ", coalesce(oai_from, '')",
             source, run.kind == RunKind::kFull ? "full" : "incremental");
         run.started_at = started[0].as<std::string>();
+        run.oai_from = started[1].as<std::string>();
         tx.exec_params("DELETE FROM harvest_seen WHERE source = $1", source);
         tx.commit();
         return run;
@@ -104,7 +119,8 @@ std::optional<HarvestRun> StartOrResumeRun(Database& db, const std::string& sour
 
 PageApplied ApplyHarvestPage(Database& db, const std::string& source, const std::string& run_started_at,
                              long long start, const std::vector<RecordChange>& changes, long long rejected,
-                             long long total, std::optional<long long> next, int max_delete_percent) {
+                             long long total, std::optional<long long> next, int max_delete_percent,
+                             const OaiPageCursor* oai) {
     return db.Pool().With([&](pqxx::connection& c) {
         pqxx::work tx(c, "harvest page");
         auto rows = tx.exec_params(
@@ -128,6 +144,11 @@ PageApplied ApplyHarvestPage(Database& db, const std::string& source, const std:
                 "INSERT INTO harvest_seen (source, local_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
                 source, ids.Done());
         }
+        if (oai)
+            tx.exec_params(
+                "UPDATE harvest_source SET oai_token = NULLIF($2, ''),"
+                " oai_run_latest = NULLIF(greatest(coalesce(oai_run_latest, ''), $3), '') WHERE name = $1",
+                source, next ? oai->next_token : std::string(), oai->latest_datestamp);
         if (next) {
             tx.exec_params(
                 "UPDATE harvest_source SET next_position = $2, run_total = $3, run_records = run_records + $4,"
@@ -178,6 +199,8 @@ PageApplied ApplyHarvestPage(Database& db, const std::string& source, const std:
             " last_page_at = now(), last_success_at = now(), last_run_from = run_started_at,"
             " last_full_at = CASE WHEN run_kind = 'full' THEN run_started_at ELSE last_full_at END,"
             " allow_mass_delete = allow_mass_delete AND run_kind <> 'full',"
+            " oai_latest = NULLIF(greatest(coalesce(oai_latest, ''), coalesce(oai_run_latest, '')), ''),"
+            " oai_token = NULL, oai_run_latest = NULL,"
             " errors_in_row = CASE WHEN $5 THEN errors_in_row + 1 ELSE 0 END,"
             " errors_total = errors_total + CASE WHEN $5 THEN 1 ELSE 0 END,"
             " last_error = CASE WHEN $5 THEN $6 ELSE last_error END,"
@@ -189,6 +212,19 @@ PageApplied ApplyHarvestPage(Database& db, const std::string& source, const std:
                         out.would_delete, out.live_before, max_delete_percent, source));
         tx.commit();
         return out;
+    });
+}
+
+bool RestartOaiList(Database& db, const std::string& source, const std::string& run_started_at, long long position,
+                    const std::string& from) {
+    return db.Pool().With([&](pqxx::connection& c) {
+        pqxx::work tx(c, "harvest restart");
+        auto r = tx.exec_params(
+            "UPDATE harvest_source SET oai_token = NULL, oai_from = NULLIF($4, '') WHERE name = $1"
+            " AND run_started_at = $2::timestamptz AND next_position = $3",
+            source, run_started_at, position, from);
+        tx.commit();
+        return r.affected_rows() > 0;
     });
 }
 
@@ -231,7 +267,7 @@ std::vector<HarvestStatus> HarvestStatuses(Database& db) {
         pqxx::read_transaction tx(c, "harvest status");
         std::vector<HarvestStatus> out;
         for (const auto& r : tx.exec_params(
-                 "SELECT name, library, url, configured, paused, coalesce(run_kind, ''), coalesce(next_position, 0),"
+                 "SELECT name, library, url, protocol, coalesce(oai_latest, ''), configured, paused, coalesce(run_kind, ''), coalesce(next_position, 0),"
                  " coalesce(run_total, 0), run_records, coalesce(to_char(last_success_at AT TIME ZONE 'UTC', $1), ''),"
                  " coalesce(last_error, ''), coalesce(to_char(last_error_at AT TIME ZONE 'UTC', $1), ''),"
                  " records_total, errors_total, errors_in_row,"
@@ -239,22 +275,25 @@ std::vector<HarvestStatus> HarvestStatuses(Database& db) {
                  " FROM harvest_source ORDER BY name",
                  kIsoUtc)) {
             HarvestStatus s;
-            s.name = r[0].as<std::string>();
-            s.library = r[1].as<std::string>();
-            s.url = r[2].as<std::string>();
-            s.configured = r[3].as<bool>();
-            s.paused = r[4].as<bool>();
-            s.run_kind = r[5].as<std::string>();
-            s.next_position = r[6].as<long long>();
-            s.run_total = r[7].as<long long>();
-            s.run_records = r[8].as<long long>();
-            s.last_success_at = r[9].as<std::string>();
-            s.last_error = r[10].as<std::string>();
-            s.last_error_at = r[11].as<std::string>();
-            s.records_total = r[12].as<long long>();
-            s.errors_total = r[13].as<long long>();
-            s.errors_in_row = r[14].as<int>();
-            s.seconds_since_success = r[15].as<long long>();
+            int i = 0;
+            s.name = r[i++].as<std::string>();
+            s.library = r[i++].as<std::string>();
+            s.url = r[i++].as<std::string>();
+            s.protocol = r[i++].as<std::string>();
+            s.oai_latest = r[i++].as<std::string>();
+            s.configured = r[i++].as<bool>();
+            s.paused = r[i++].as<bool>();
+            s.run_kind = r[i++].as<std::string>();
+            s.next_position = r[i++].as<long long>();
+            s.run_total = r[i++].as<long long>();
+            s.run_records = r[i++].as<long long>();
+            s.last_success_at = r[i++].as<std::string>();
+            s.last_error = r[i++].as<std::string>();
+            s.last_error_at = r[i++].as<std::string>();
+            s.records_total = r[i++].as<long long>();
+            s.errors_total = r[i++].as<long long>();
+            s.errors_in_row = r[i++].as<int>();
+            s.seconds_since_success = r[i++].as<long long>();
             s.state = s.paused ? "paused" : s.errors_in_row > 0 ? "failing" : !s.run_kind.empty() ? "running" : "idle";
             out.push_back(std::move(s));
         }

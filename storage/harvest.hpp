@@ -20,10 +20,11 @@ struct HarvestSourceSpec {  // what the config says about a source
     std::string name;
     std::string library;
     std::string url;
+    std::string protocol = "sru";  // or "oai"
 };
 
 // Makes harvest_source agree with the config: new sources are added,
-// changed ones take the new library/URL (a changed library or URL starts
+// changed ones take the new library/URL/protocol (a change of any starts
 // over with a full run), and sources no longer configured are marked so
 // (their state is kept for `iblctl sync status`).
 void SyncHarvestSources(Database& db, const std::vector<HarvestSourceSpec>& sources);
@@ -37,12 +38,17 @@ struct HarvestRun {
     std::string since;            // incremental: ISO 8601 UTC lower bound ("2026-12-05T14:03:00Z")
     std::string holdings_mapping; // the library's (library.holdings_mapping); "" if none
     bool resumed = false;         // the run was in progress already
+    // OAI-PMH: the token that asks for page next_position ("" for the
+    // list's first request), the list's `from` ("" for none; a new
+    // incremental run's is the latest datestamp of the runs before), and
+    // the latest datestamp this run applied so far.
+    std::string oai_token, oai_from, oai_run_latest;
 };
 
 struct RunPolicy {
     std::chrono::seconds interval{3600};      // between the starts of runs
     std::chrono::seconds full_interval{0};    // a full run at least this often; 0: only the first and on request
-    bool incremental_possible = false;        // the source has an incremental query
+    bool incremental_possible = false;        // the source has an incremental query (OAI-PMH: a datestamp to go on from)
 };
 
 // The run to work on now: the one in progress, or a new one if the last
@@ -68,9 +74,23 @@ struct PageApplied {
 // result says so). Throws HarvestConflict if the cursor is not where the
 // caller thinks (another harvester moved it), DatabaseError with IBL01 if
 // the library is not registered.
+// OAI-PMH pages carry this too: the token of the page after (with `next`,
+// which is then start + 1) and the page's latest datestamp.
+struct OaiPageCursor {
+    std::string next_token;
+    std::string latest_datestamp;  // "" if the page had none
+};
 PageApplied ApplyHarvestPage(Database& db, const std::string& source, const std::string& run_started_at,
                              long long start, const std::vector<RecordChange>& changes, long long rejected,
-                             long long total, std::optional<long long> next, int max_delete_percent);
+                             long long total, std::optional<long long> next, int max_delete_percent,
+                             const OaiPageCursor* oai = nullptr);
+
+// An OAI-PMH repository refused the run's resumption token (expired, or
+// forgotten in a restart): the run's list is asked for again from `from`
+// (the latest datestamp the run applied, or the run's own `from`), at the
+// same page. False if the run moved on meanwhile.
+bool RestartOaiList(Database& db, const std::string& source, const std::string& run_started_at, long long position,
+                    const std::string& from);
 
 // Counts a failure of the source (kept until the next page succeeds).
 void RecordHarvestFailure(Database& db, const std::string& source, const std::string& error);
@@ -81,7 +101,8 @@ bool RequestHarvest(Database& db, const std::string& source, bool full, bool all
 bool PauseHarvest(Database& db, const std::string& source, bool paused);
 
 struct HarvestStatus {
-    std::string name, library, url;
+    std::string name, library, url, protocol;
+    std::string oai_latest;  // OAI-PMH: where the next incremental run starts
     bool configured = true, paused = false;
     std::string state;  // idle, running, failing, paused
     std::string run_kind;
