@@ -25,8 +25,14 @@ constexpr std::array<std::pair<ItemStatus, std::string_view>, 6> kStatusNames{{
 // Koha: 952 $a home branch, $b holding branch, $o call number, $p barcode,
 // $q due date, $7 not for loan, $1 lost, $0 withdrawn, $4 damaged.
 // SirsiDynix: 999 $a call number, $i barcode, $m library, $k current location.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 4> kPresets{{
+// iblsync: the 852 that iblsync itself writes (export, OAI-PMH marc21), with
+// the status in $9 and the due date in $d, so that one node can harvest
+// another's catalogue with its availability.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 5> kPresets{{
     {"marc21", "852 owner=a branch=b shelfmark=hij barcode=p"},
+    {"iblsync",
+     "852 owner=a branch=b shelfmark=h barcode=p due=d status(9=on_loan)=on_loan status(9=in_transit)=in_transit "
+     "status(9=reserved)=reserved status(9=missing)=missing status(9=not_lendable)=not_lendable"},
     {"koha",
      "952 barcode=p branch=b shelfmark=o due=q status(1!=0)=missing status(0!=0)=missing "
      "status(7!=0)=not_lendable status(4!=0)=not_lendable"},
@@ -154,11 +160,13 @@ Result<HoldingsMapping> ParseHoldingsMapping(std::string_view spec) {
         if (j > i) tokens.push_back(text.substr(i, j - i));
         i = j;
     }
-    if (tokens.empty()) return Fail("empty holdings mapping; use a preset (marc21, koha, sirsi, none) or a spec");
+    if (tokens.empty())
+        return Fail("empty holdings mapping; use a preset (marc21, iblsync, koha, sirsi, none) or a spec");
     HoldingsMapping m;
     const std::string& tag = tokens[0];
     if (tag.size() != 3 || !marc::IsValidTag(tag) || marc::IsControlTag(tag))
-        return Fail(fmt::format("'{}' is neither a preset (marc21, koha, sirsi, none) nor a data field tag", tag));
+        return Fail(
+            fmt::format("'{}' is neither a preset (marc21, iblsync, koha, sirsi, none) nor a data field tag", tag));
     m.tag = tag;
     for (std::size_t i = 1; i < tokens.size(); ++i) {
         const std::string& tok = tokens[i];
