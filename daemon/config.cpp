@@ -419,6 +419,20 @@ const std::vector<TableKey<HarvestSource>>& HarvestKeys() {
         k.push_back(Field<S, std::string>("name", &S::name, StringValue(EntryName)));
         k.push_back(Field<S, std::string>("library", &S::library, StringValue(CanonicalIsil)));
         k.push_back(Field<S, std::string>("url", &S::url, StringValue(HttpUrlValue)));
+        k.push_back(Field<S, std::string>("type", &S::protocol, StringValue([](std::string& v) -> Problem {
+            if (v != "sru" && v != "oai") return std::string("must be \"sru\" or \"oai\" (OAI-PMH)");
+            return std::nullopt;
+        })));
+        k.push_back(Field<S, std::string>("metadata_prefix", &S::metadata_prefix, StringValue([](std::string& v) -> Problem {
+            if (v.empty() || v.size() > 100 || v.find_first_of(" &=?#%") != std::string::npos)
+                return std::string("must be an OAI-PMH metadataPrefix such as \"marc21\"");
+            return std::nullopt;
+        })));
+        k.push_back(Field<S, std::string>("set", &S::set, StringValue([](std::string& v) -> Problem {
+            if (v.empty() || v.size() > 200 || v.find_first_of(" &=?#%") != std::string::npos)
+                return std::string("must be an OAI-PMH setSpec such as \"library:NL-0600670000\"");
+            return std::nullopt;
+        })));
         k.push_back(Field<S, std::string>("version", &S::version, StringValue([](std::string& v) -> Problem {
             if (v != "1.1" && v != "1.2" && v != "2.0") return std::string("must be \"1.1\", \"1.2\" or \"2.0\"");
             return std::nullopt;
@@ -732,10 +746,19 @@ Result<Config> ParseConfig(const std::string& text, const std::string& path) {
                 return Fail(fmt::format("{}:{}: ibl_tariff: the [[ibl_tariff]] at line {} has the same from, to and "
                                         "kind ({} to {}, {})",
                                         path, t.line, o->line, t.from, t.to, t.kind));
-    for (const auto& h : cfg.harvest)
+    for (const auto& h : cfg.harvest) {
         if (h.username.empty() != h.password.empty())
             return Fail(fmt::format("{}:{}: harvest.{}: HTTP Basic needs both username and password", path, h.line,
                                     h.username.empty() ? "username" : "password"));
+        if (h.protocol == "oai" && h.concurrency != 1)
+            return Fail(fmt::format("{}:{}: harvest.concurrency: an OAI-PMH list comes one page after the other "
+                                    "(each page's resumption token asks for the next); leave concurrency out",
+                                    path, h.line));
+        if (h.protocol == "sru" && (!h.set.empty() || h.metadata_prefix != "marc21"))
+            return Fail(fmt::format("{}:{}: harvest.{}: only for type = \"oai\"; an SRU source takes query and "
+                                    "record_schema",
+                                    path, h.line, h.set.empty() ? "metadata_prefix" : "set"));
+    }
     // iblctl sync names sources, peers and drops alike.
     for (const auto& d : cfg.drops) {
         for (const auto& h : cfg.harvest)

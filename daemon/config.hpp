@@ -24,7 +24,10 @@ struct ListenAddress {
 struct HarvestSource {
     std::string name;     // [a-z0-9][a-z0-9_-]*, unique; iblctl sync names it
     std::string library;  // ISIL, canonical
-    std::string url;      // SRU base URL, http://
+    std::string url;      // SRU or OAI-PMH base URL, http://
+    std::string protocol = "sru";  // type: "sru" or "oai"
+    std::string metadata_prefix = "marc21";  // OAI-PMH: the format asked for (MARCXML inside)
+    std::string set;                         // OAI-PMH: a setSpec to harvest; "" for the whole repository
     std::string version = "1.2";
     std::string record_schema = "marcxml";
     std::string query = "cql.allRecords=1";  // a full run

@@ -23,6 +23,7 @@
 #include "protocols/catalogue_record.hpp"
 #include "protocols/holdings.hpp"
 #include "protocols/marcxml.hpp"
+#include "protocols/oai_client.hpp"
 #include "protocols/sru_client.hpp"
 #include "storage/database.hpp"
 
@@ -238,7 +239,8 @@ net::awaitable<void> Harvester::Sleep(Source& s, std::chrono::milliseconds d) {
 // then each gets its loop.
 net::awaitable<void> Harvester::Sync() {
     std::vector<storage::HarvestSourceSpec> specs;
-    for (const auto& [name, s] : sources_) specs.push_back({name, s->config.library, s->config.url});
+    for (const auto& [name, s] : sources_)
+        specs.push_back({name, s->config.library, s->config.url, s->config.protocol});
     net::steady_timer wait(ioc_);
     for (int attempt = 0; !stopping_; ++attempt) {
         try {
@@ -287,7 +289,8 @@ net::awaitable<void> Harvester::Loop(Source& s) {
     storage::RunPolicy policy;
     policy.interval = std::chrono::minutes(s.config.interval_minutes);
     policy.full_interval = std::chrono::hours(s.config.full_interval_hours);
-    policy.incremental_possible = !s.config.incremental_query.empty();
+    const bool oai = s.config.protocol == "oai";
+    policy.incremental_possible = oai || !s.config.incremental_query.empty();
     while (!stopping_) {
         std::chrono::seconds due_in{0};
         std::optional<storage::HarvestRun> run;
@@ -312,7 +315,8 @@ net::awaitable<void> Harvester::Loop(Source& s) {
         spdlog::info("harvest {} source={} library={} kind={} position={}", run->resumed ? "resumed" : "started",
                      s.config.name, s.config.library, run->kind == storage::RunKind::kFull ? "full" : "incremental",
                      run->next_position);
-        co_await Harvest(s, *run);
+        if (oai) co_await HarvestOai(s, *run);
+        else co_await Harvest(s, *run);
     }
 }
 
@@ -633,5 +637,228 @@ net::awaitable<void> Harvester::FetchPages(Source* s, const sru::PageRequest* ba
     f->running = false;
     f->have.cancel();
 }
+
+}  // namespace iblsync::daemon
+
+namespace iblsync::daemon {
+namespace {
+
+namespace oai = protocols::oai;
+
+// How long a repository that answered 503 asks us to wait: Retry-After in
+// seconds (an HTTP date or nothing: a minute), within 1 s .. 1 h.
+std::chrono::seconds RetryAfter(const std::string& header) {
+    long long s = 60;
+    if (!header.empty() && header.find_first_not_of("0123456789") == std::string::npos && header.size() < 8)
+        s = std::stoll(header);
+    return std::chrono::seconds(std::clamp<long long>(s, 1, 3600));
+}
+
+// The source asked us to wait (HTTP 503 with Retry-After): not a failure.
+struct Busy {
+    std::chrono::seconds wait;
+};
+
+// A page that cannot be applied, and whether that may pass by itself.
+class SourceFailure : public std::runtime_error {
+public:
+    SourceFailure(std::string what, bool transient) : std::runtime_error(std::move(what)), transient(transient) {}
+    bool transient;
+};
+
+}  // namespace
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+net::awaitable<void> Harvester::HarvestOai(Source& s, const storage::HarvestRun& run) {
+    const bool full = run.kind == storage::RunKind::kFull;
+    auto mapping = protocols::ParseHoldingsMapping(run.holdings_mapping);
+    if (!mapping) mapping = protocols::ParseHoldingsMapping("none");
+    const auto timeout = std::chrono::seconds(s.config.timeout_seconds);
+    Lane& lane = *s.lanes.front();
+    std::string token = run.oai_token, from = run.oai_from, latest = run.oai_run_latest;
+    std::string granularity;  // from Identify, once per run
+    long long page_no = run.next_position, records = 0, rejected_total = 0;
+    std::mt19937_64 random{std::random_device{}()};
+    auto get = [&](std::string target) {
+        return HttpGet(s.url, std::move(target), timeout, s.config.max_page_bytes, &lane.abort, &s.headers,
+                       &lane.session);
+    };
+    // A repository's answer that is not a page: busy, or an HTTP error.
+    auto check = [&](const HttpAnswer& a, const char* what) -> std::optional<Busy> {
+        if (a.status == 503 && !a.retry_after.empty()) return Busy{RetryAfter(a.retry_after)};
+        if (a.status != 200)
+            throw SourceFailure(
+                fmt::format("HTTP {} from {} ({}){}", a.status, s.config.url, what,
+                            a.status == 401 || a.status == 403
+                                ? fmt::format(" (check harvest.username and harvest.password of {})", s.config.name)
+                                : ""),
+                a.status >= 500 || a.status == 429 || a.status == 408);
+        return std::nullopt;
+    };
+    while (!stopping_ && !s.paused) {
+        std::string error;
+        bool transient = true, reread_run = false;
+        std::optional<Busy> busy;
+        try {
+            if (granularity.empty()) {
+                auto answer = co_await get(oai::VerbTarget(s.url.path, "Identify"));
+                busy = check(answer, "Identify");
+                if (!busy) {
+                    auto facts = oai::ParseIdentify(answer.body);
+                    if (!facts)
+                        throw SourceFailure(
+                            fmt::format("not an OAI-PMH repository at {}: {}", s.config.url, facts.error()), false);
+                    granularity = facts->granularity.empty() ? "YYYY-MM-DD" : facts->granularity;
+                    spdlog::debug("harvest identify source={} repository={} granularity={} deleted_record={}",
+                                  s.config.name, Quote(facts->repository_name), granularity, facts->deleted_record);
+                    if (facts->deleted_record == "no" && !full)
+                        spdlog::info("harvest source keeps no deletions source={} action=\"deleted records are only "
+                                     "found by full runs (full_interval_hours)\"",
+                                     s.config.name);
+                }
+            }
+            if (!busy) {
+                oai::ListRecordsRequest req;
+                req.metadata_prefix = s.config.metadata_prefix;
+                req.set = s.config.set;
+                if (!token.empty()) req.resumption_token = token;
+                else if (!from.empty()) req.from = oai::AtGranularity(from, granularity);
+                auto answer = co_await get(oai::ListRecordsTarget(s.url.path, req));
+                busy = check(answer, "ListRecords");
+                if (!busy) {
+                    auto page = oai::ParseListRecords(answer.body);
+                    if (!page)
+                        throw SourceFailure(
+                            fmt::format("not an OAI-PMH response from {}: {}", s.config.url, page.error()), true);
+                    if (page->HasError("badResumptionToken") && !token.empty()) {
+                        // Expired or forgotten: the list again, from what this
+                        // run applied last (never from the very start).
+                        const std::string again = latest.empty() ? from : latest;
+                        const bool moved = !co_await exec_.Run([&] {
+                            return storage::RestartOaiList(db_, s.config.name, run.started_at, page_no, again);
+                        });
+                        if (moved) break;
+                        spdlog::warn("harvest resumption token refused source={} page={} action=\"asking for the "
+                                     "list again from {}\"",
+                                     s.config.name, page_no, again.empty() ? "its start" : again);
+                        token.clear();
+                        from = again;
+                        continue;
+                    }
+                    if (!page->HasError("noRecordsMatch") && !page->errors.empty())
+                        throw SourceFailure(
+                            fmt::format("OAI-PMH error {} from {}: {}", page->errors.front().code, s.config.url,
+                                        page->errors.front().message),
+                            false);
+                    std::optional<long long> next;
+                    if (!page->resumption_token.empty()) next = page_no + 1;
+                    storage::OaiPageCursor cursor{page->resumption_token, ""};
+                    std::vector<storage::RecordChange> changes;
+                    long long rejected = 0;
+                    auto apply = [&] {
+                        changes.clear();
+                        rejected = 0;
+                        std::string first_reason;
+                        for (const auto& item : page->items) {
+                            cursor.latest_datestamp = std::max(cursor.latest_datestamp, item.datestamp);
+                            auto local = oai::LocalIdOf(item.identifier);
+                            std::string reason;
+                            if (!local) {
+                                reason = local.error();
+                            } else if (item.deleted) {
+                                changes.push_back(storage::RecordChange::Delete(local.value()));
+                                continue;
+                            } else if (item.metadata.empty()) {
+                                reason = "no metadata";
+                            } else if (auto marc = protocols::marc::ParseMarcXmlRecord(item.metadata); !marc) {
+                                reason = marc.error();
+                            } else if (auto described =
+                                           protocols::DescribeRecord(marc.value(), mapping.value(), s.config.library);
+                                       !described) {
+                                reason = described.error();
+                            } else {
+                                described.value().local_id = local.value();
+                                changes.push_back(storage::RecordChange::Upsert(std::move(described).value()));
+                                continue;
+                            }
+                            ++rejected;
+                            if (first_reason.empty()) first_reason = fmt::format("{}: {}", item.identifier, reason);
+                        }
+                        if (rejected > 0)
+                            spdlog::info("harvest rejected records source={} page={} rejected={} first={}",
+                                         s.config.name, page_no, rejected, Quote(first_reason));
+                        return storage::ApplyHarvestPage(db_, s.config.name, run.started_at, page_no, changes,
+                                                         rejected, std::max<long long>(0, page->complete_list_size),
+                                                         next, s.config.max_delete_percent, &cursor);
+                    };
+                    storage::PageApplied applied = co_await exec_.Run(apply);
+                    Healthy(s);
+                    records += static_cast<long long>(changes.size());
+                    s.records += static_cast<long long>(changes.size());
+                    ++s.pages;
+                    ++s.transactions;
+                    rejected_total += rejected;
+                    latest = std::max(latest, cursor.latest_datestamp);
+                    if (!next) {
+                        s.last_success_unix = static_cast<double>(std::time(nullptr));
+                        if (applied.deletions_refused)
+                            spdlog::error("harvest deletions held back source={} library={} would_delete={} live={} "
+                                          "max_delete_percent={} action=\"check the source; iblctl sync run {} --full "
+                                          "--allow-deletions applies them\"",
+                                          s.config.name, s.config.library, applied.would_delete, applied.live_before,
+                                          s.config.max_delete_percent, s.config.name);
+                        spdlog::info("harvest finished source={} library={} kind={} records={} rejected={} deleted={}",
+                                     s.config.name, s.config.library, full ? "full" : "incremental", records,
+                                     rejected_total, applied.summary.deleted);
+                        break;
+                    }
+                    token = page->resumption_token;
+                    ++page_no;
+                    continue;
+                }
+            }
+        } catch (const SourceFailure& e) {
+            error = e.what();
+            transient = e.transient;
+        } catch (const HttpFailure& e) {
+            error = e.what();
+        } catch (const storage::HarvestConflict& e) {
+            spdlog::warn("harvest run moved on source={} error={} action=\"asking for the run again\"",
+                         s.config.name, Quote(e.what()));
+            break;
+        } catch (const storage::DatabaseError& e) {
+            error = fmt::format("database: {}", e.what());
+            transient = e.sqlstate() != "IBL01";
+            reread_run = e.sqlstate() == "IBL01";
+            if (e.sqlstate() == "IBL01")
+                error += fmt::format(" (register it: iblctl library add {} ...)", s.config.library);
+        }
+        if (stopping_ || s.paused) break;
+        if (busy) {
+            // OAI-PMH flow control: the repository says when to come back.
+            spdlog::info("harvest source busy source={} retry_after_seconds={}", s.config.name, busy->wait.count());
+            s.Close();
+            co_await Sleep(s, busy->wait);
+            continue;
+        }
+        s.Close();
+        Failed(s, error, transient);
+        try {
+            co_await exec_.Run([&] {
+                storage::RecordHarvestFailure(db_, s.config.name, error);
+                return 0;
+            });
+        } catch (const storage::DatabaseError&) {
+        }
+        const double cap = s.config.retry_max_seconds;
+        double delay = std::min(cap, std::pow(2.0, std::min(s.failures_in_row - 1, 20)));
+        if (!transient) delay = std::max(delay, cap / 4);
+        std::uniform_real_distribution<double> jitter(0.5, 1.0);
+        co_await Sleep(s, std::chrono::milliseconds(static_cast<long long>(delay * jitter(random) * 1000)));
+        if (reread_run) break;
+    }
+}
+#pragma GCC diagnostic pop
 
 }  // namespace iblsync::daemon

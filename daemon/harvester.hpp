@@ -1,6 +1,6 @@
 #pragma once
-// SRU harvesting: one coroutine per [[harvest]] source pages through the
-// source's result set and applies every page, with its cursor, in one
+// SRU and OAI-PMH harvesting: one coroutine per [[harvest]] source pages
+// through the source's result set or list and applies every page, with its cursor, in one
 // transaction (storage/harvest.hpp); pages that arrived while the ones
 // before them were applied go into one transaction together. A failing page
 // is retried with exponential backoff and jitter until it succeeds; a source
@@ -61,6 +61,9 @@ private:
     net::awaitable<void> Sync();
     net::awaitable<void> Loop(Source& s);
     net::awaitable<void> Harvest(Source& s, const storage::HarvestRun& run);
+    // An OAI-PMH source's run: one ListRecords page after the other, each
+    // applied with the resumption token of the next.
+    net::awaitable<void> HarvestOai(Source& s, const storage::HarvestRun& run);
     struct Fetcher;
     net::awaitable<void> FetchPages(Source* s, const protocols::sru::PageRequest* base, long long from, Fetcher* f,
                                     std::size_t max_pages, std::chrono::seconds timeout);

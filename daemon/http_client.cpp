@@ -139,6 +139,7 @@ net::awaitable<HttpAnswer> Exchange(const protocols::sru::HttpUrl& url, const st
     HttpAnswer out;
     out.status = static_cast<int>(res.result_int());
     out.content_type = std::string(res[http::field::content_type]);
+    out.retry_after = std::string(res[http::field::retry_after]);
     out.body = std::move(res.body());
     co_return out;
 }

@@ -27,6 +27,7 @@ struct HttpAnswer {
     int status = 0;
     std::string content_type;
     std::string body;
+    std::string retry_after;  // the Retry-After header, "" if none
 };
 
 // Resolving, connecting, a timeout, a reset, a body over the limit: what

@@ -190,6 +190,13 @@ void FaultProxy::Serve(int client) {
         reply("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\nConnection: close\r\n\r\noops\n");
         return;
     }
+    if (mode == Mode::kBusy) {
+        // OAI-PMH flow control: come back in a second.
+        ++busy_;
+        reply("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"
+              "busy\n");
+        return;
+    }
     if (mode == Mode::kHtml) {
         const std::string body = "<html><body><h1>502 Bad Gateway</h1></body></html>";
         reply(fmt::format("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close"

@@ -45,7 +45,8 @@ private:
 
 class FaultProxy {
 public:
-    enum class Mode { kPass, kError500, kHtml, kSilent, kDelay };
+    // kBusy: 503 with Retry-After: 1, as an OAI-PMH repository under load.
+    enum class Mode { kPass, kError500, kHtml, kSilent, kDelay, kBusy };
     // Listens on a free loopback port and forwards to `target_port`.
     explicit FaultProxy(int target_port);
     ~FaultProxy();
@@ -56,6 +57,7 @@ public:
     // From now on a request without "Authorization: <value>" gets a 401.
     void RequireAuthorization(const std::string& value);
     int unauthorized() const { return unauthorized_; }
+    int busy() const { return busy_; }  // 503s given in kBusy
 
 private:
     void Serve(int client);
@@ -66,6 +68,7 @@ private:
     std::atomic<long long> delay_ms_{0};
     std::atomic<int> requests_{0};
     std::atomic<int> unauthorized_{0};
+    std::atomic<int> busy_{0};
     std::mutex mu_;
     std::string authorization_;  // guarded by mu_
     std::atomic<bool> stop_{false};

@@ -334,6 +334,26 @@ TEST(ConfigHarvest, SourcesWithDefaultsAndTheirMistakes) {
               fmt::format("{}:25: harvest[1].username: must be 1..256 characters without ':' (HTTP Basic)", f));
     EXPECT_TRUE(ParseConfig(base + "username = \"iblsync\"\npassword = \"s3cret\"\n", "f").ok());
 
+    // OAI-PMH sources.
+    auto oai = ParseConfig(base + "type = \"oai\"\nmetadata_prefix = \"marcxml\"\nset = \"library:NL-0001\"\n", "f");
+    ASSERT_TRUE(oai.ok()) << oai.error();
+    EXPECT_EQ(oai->harvest[0].protocol, "oai");
+    EXPECT_EQ(oai->harvest[0].metadata_prefix, "marcxml");
+    EXPECT_EQ(oai->harvest[0].set, "library:NL-0001");
+    EXPECT_EQ(ParseConfig(base, "f").value().harvest[0].protocol, "sru");
+    EXPECT_EQ(ParseConfig(base + "type = \"oai\"\n", "f").value().harvest[0].metadata_prefix, "marc21");
+    EXPECT_EQ(ErrorFor(base + "type = \"z3950\"\n"),
+              fmt::format("{}:25: harvest[1].type: must be \"sru\" or \"oai\" (OAI-PMH)", f));
+    EXPECT_EQ(ErrorFor(base + "type = \"oai\"\nconcurrency = 2\n"),
+              fmt::format("{}:21: harvest.concurrency: an OAI-PMH list comes one page after the other (each page's "
+                          "resumption token asks for the next); leave concurrency out",
+                          f));
+    EXPECT_EQ(ErrorFor(base + "set = \"library:NL-0001\"\n"),
+              fmt::format("{}:21: harvest.set: only for type = \"oai\"; an SRU source takes query and record_schema",
+                          f));
+    EXPECT_EQ(ErrorFor(base + "type = \"oai\"\nset = \"a b\"\n"),
+              fmt::format("{}:26: harvest[1].set: must be an OAI-PMH setSpec such as \"library:NL-0600670000\"", f));
+
     // A changed source needs a restart; moving it in the file changes nothing.
     auto before = ParseConfig(base, "f").value();
     auto moved = ParseConfig("\n\n" + base, "f").value();

@@ -1,0 +1,207 @@
+// OAI-PMH harvesting by a real daemon from another real iblsyncd's OAI-PMH
+// provider, each with its own database, over loopback: a full run in pages,
+// an incremental run with `from` that brings a copy lent out and a deleted
+// record, a kill -9 mid-list, a resumption token the repository refuses
+// (recovered from the last committed datestamp), and 503 with Retry-After
+// (from the test's fault proxy in front of the provider).
+
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include "tests/support/daemon_process.hpp"
+#include "tests/support/raw_http.hpp"
+#include "tests/support/sru_peer.hpp"
+
+namespace iblsync::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::string kOrigin = "NL-0000000601", kPushed = "NL-0000000602", kTarget = "NL-0000000611";
+constexpr long long kMannRecords = 71;
+
+class OaiHarvestTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        NodeConfig cfg;
+        cfg.conninfo = source_db_.conninfo();
+        cfg.isil = "NL-0000000600";
+        cfg.extra_toml = "[oai]\npage_size = 10\n";
+        source_ = std::make_unique<DaemonProcess>(source_dir_, cfg);
+        ASSERT_TRUE(source_->Start()) << source_->Log();
+        auto r = RunCommand({IblctlPath(), "import", "--db", source_db_.conninfo(), "--library", kOrigin, "--name",
+                             "Bron", "--province", "NL-GE", "--rejects", source_dir_.File("rejects"),
+                             SourceDir() + "/tests/data/marc/slices/thomas-mann-shared-71.xml"},
+                            60s);
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+
+    // The harvesting node; `url` is the provider's /oai (or a proxy's).
+    std::unique_ptr<DaemonProcess> StartHarvester(const std::string& url, const std::string& set,
+                                                  const std::string& more = "", const std::string& library = kTarget) {
+        NodeConfig cfg;
+        cfg.conninfo = schema_.conninfo();
+        cfg.extra_toml = fmt::format(
+            "\n[[harvest]]\nname = \"oai\"\ntype = \"oai\"\nlibrary = \"{}\"\nurl = \"{}\"\nset = \"{}\"\n"
+            "retry_max_seconds = 1\ntimeout_seconds = 5\n{}",
+            library, url, set, more);
+        auto d = std::make_unique<DaemonProcess>(dir_, cfg);
+        EXPECT_TRUE(d->Start()) << d->Log();
+        return d;
+    }
+    void Register(DaemonProcess& d, const std::string& library = kTarget) {
+        ASSERT_EQ(d.Iblctl({"library", "add", library, "--name", "Oogst", "--province", "NL-GE"}).exit_code, 0);
+        // Copies come in the 852s iblsync writes.
+        schema_.Exec("UPDATE library SET holdings_mapping = 'iblsync' WHERE isil = '" + library + "'");
+        library_ = library;
+    }
+    std::string Url() const { return fmt::format("http://127.0.0.1:{}/oai", source_->port()); }
+    long long Count(const std::string& sql) { return std::stoll(schema_.Query1(sql)); }
+    long long Live() {
+        return Count(fmt::format("SELECT count(*) FROM bib_record WHERE library = '{}' AND NOT deleted", library_));
+    }
+    std::string State(const std::string& what) {
+        return schema_.Query1(fmt::format("SELECT {} FROM harvest_source WHERE name = 'oai'", what));
+    }
+    bool WaitForRuns(std::chrono::milliseconds timeout = 60s) {
+        return WaitFor([&] { return State("last_success_at IS NOT NULL AND run_kind IS NULL") == "t"; }, timeout);
+    }
+    // Every record once in the log, and the log numbered without gaps.
+    void ExpectLogOncePerRecord(long long inserts) {
+        EXPECT_EQ(Count("SELECT count(*) FROM change_log WHERE entity = 'record' AND op = 'insert'"), inserts);
+        EXPECT_EQ(Count("SELECT count(DISTINCT local_id) FROM change_log WHERE entity = 'record' AND op = 'insert'"),
+                  inserts);
+        EXPECT_EQ(Count("SELECT max(seq) - min(seq) + 1 - count(*) FROM change_log"), 0);
+    }
+    // A library at the source with copies, pushed over its API.
+    std::string PushedLibrary() {
+        EXPECT_EQ(source_->Iblctl({"library", "add", kPushed, "--name", "Push", "--province", "NL-GE"}).exit_code, 0);
+        auto t = source_->Iblctl({"--json", "token", "issue", kPushed});
+        rapidjson::Document d;
+        d.Parse(t.out.c_str());
+        EXPECT_TRUE(d.IsObject() && d.HasMember("token")) << t.out << t.err;
+        return d.IsObject() && d.HasMember("token") ? d["token"].GetString() : "";
+    }
+    int Push(const std::string& token, const std::string& method, const std::string& path, const std::string& body) {
+        auto r = HttpCall(source_->port(), method, "/v1/libraries/" + kPushed + path,
+                          {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}}, body);
+        return r ? r->status : 0;
+    }
+
+    TempDir source_dir_, dir_;
+    TestSchema source_db_, schema_;
+    std::unique_ptr<DaemonProcess> source_;
+    std::string library_ = kTarget;
+};
+
+TEST_F(OaiHarvestTest, FullThenIncrementalWithCopiesAndDeletions) {
+    const std::string token = PushedLibrary();
+    ASSERT_EQ(Push(token, "PUT", "/records/j1",
+                   R"({"id":"j1","title":"De avonden","holdings":[{"barcode":"J1","branch":"Centrale"},)"
+                   R"({"barcode":"J2"}]})"),
+              201);
+    ASSERT_EQ(Push(token, "PUT", "/records/j2", R"({"id":"j2","title":"Het bureau","holdings":[{"barcode":"J3"}]})"),
+              201);
+    // The library's own catalogue, harvested from the node that has it
+    // (the 852's owner is the library: its copies are taken).
+    auto d = StartHarvester(Url(), "library:" + kPushed, "interval_minutes = 600\n", kPushed);
+    Register(*d, kPushed);
+    ASSERT_TRUE(WaitForRuns()) << d->Log();
+    EXPECT_EQ(Live(), 2);
+    EXPECT_EQ(Count("SELECT count(*) FROM holding WHERE library = '" + kPushed + "' AND status = 'available'"), 3);
+    EXPECT_EQ(schema_.Query1("SELECT branch FROM holding WHERE barcode = 'J1'"), "Centrale");
+    EXPECT_TRUE(d->WaitForLog("harvest finished source=oai library=" + kPushed + " kind=full records=2 ", 5s))
+        << d->Log();
+    const std::string latest = State("oai_latest");
+    EXPECT_EQ(latest.size(), 20u) << latest;  // YYYY-MM-DDThh:mm:ssZ, the provider's newest
+
+    // At the source: a copy goes out on loan, a record is deleted.
+    std::this_thread::sleep_for(1100ms);
+    ASSERT_EQ(Push(token, "POST", "/availability", R"([{"barcode":"J1","status":"on_loan","due_date":"2027-02-01"}])"),
+              200);
+    ASSERT_EQ(Push(token, "DELETE", "/records/j2", "") / 100, 2);
+    const auto before = State("last_success_at");
+    ASSERT_EQ(d->Iblctl({"sync", "run", "oai"}).exit_code, 0);
+    ASSERT_TRUE(WaitFor([&] { return State("last_success_at") != before && State("run_kind") == ""; }, 30s))
+        << d->Log();
+    EXPECT_TRUE(d->WaitForLog("kind=incremental records=2 ", 5s)) << d->Log();
+    EXPECT_EQ(Live(), 1);
+    EXPECT_EQ(schema_.Query1("SELECT status || ' ' || due_date FROM holding WHERE barcode = 'J1'"),
+              "on_loan 2027-02-01");
+    EXPECT_EQ(Count("SELECT count(*) FROM bib_record WHERE library = '" + kPushed + "' AND local_id = 'j2' AND deleted"),
+              1);
+    EXPECT_GT(State("oai_latest"), latest);
+    // Nothing changed: the next run asks from the latest datestamp (the
+    // boundary second comes again, unchanged) and succeeds.
+    const auto second = State("last_success_at");
+    const auto errors = State("errors_total");
+    ASSERT_EQ(d->Iblctl({"sync", "run", "oai"}).exit_code, 0);
+    ASSERT_TRUE(WaitFor([&] { return State("last_success_at") != second && State("run_kind") == ""; }, 30s))
+        << d->Log();
+    EXPECT_EQ(State("errors_total"), errors) << d->Log();
+    EXPECT_EQ(Live(), 1);
+    EXPECT_EQ(schema_.Query1("SELECT status FROM holding WHERE barcode = 'J1'"), "on_loan");
+}
+
+TEST_F(OaiHarvestTest, KillNineMidListAndARefusedTokenLoseNothingAndDuplicateNothing) {
+    // Pages of 10 from a provider slowed by the proxy: the harvester is
+    // killed with some pages applied and others not.
+    FaultProxy proxy(source_->port());
+    proxy.Set(FaultProxy::Mode::kDelay, 300ms);
+    auto d = StartHarvester(fmt::format("http://127.0.0.1:{}/oai", proxy.port()), "library:" + kOrigin);
+    Register(*d);
+    ASSERT_TRUE(WaitFor([&] { return State("coalesce(next_position, 0) >= 3") == "t"; }, 60s)) << d->Log();
+    d->Signal(SIGKILL);
+    EXPECT_EQ(d->WaitExit(10s), 128 + SIGKILL);
+    const long long applied = Live();
+    EXPECT_GE(applied, 20);
+    EXPECT_LT(applied, kMannRecords);
+    // The repository has forgotten the token meanwhile (as one that keeps
+    // them in memory does after a restart): it answers badResumptionToken.
+    ASSERT_FALSE(State("oai_token").empty());
+    schema_.Exec("UPDATE harvest_source SET oai_token = 'forgotten-' || oai_token WHERE name = 'oai'");
+    proxy.Set(FaultProxy::Mode::kPass);
+    const NodeConfig cfg = d->config();
+    d = std::make_unique<DaemonProcess>(dir_, cfg);
+    ASSERT_TRUE(d->Start()) << d->Log();
+    ASSERT_TRUE(WaitForRuns()) << d->Log();
+    EXPECT_TRUE(d->WaitForLog("harvest resumption token refused source=oai", 1s)) << d->Log();
+    EXPECT_EQ(Live(), kMannRecords);
+    ExpectLogOncePerRecord(kMannRecords);
+    // Asked again from the last datestamp applied, not from the start.
+    EXPECT_EQ(d->Log().find("asking for the list again from its start"), std::string::npos);
+}
+
+TEST_F(OaiHarvestTest, A503WithRetryAfterIsWaitedForNotCountedAsAFailure) {
+    FaultProxy proxy(source_->port());
+    proxy.Set(FaultProxy::Mode::kBusy);
+    auto d = StartHarvester(fmt::format("http://127.0.0.1:{}/oai", proxy.port()), "province:NL-GE");
+    Register(*d);
+    ASSERT_TRUE(d->WaitForLog("harvest source busy source=oai retry_after_seconds=1", 15s)) << d->Log();
+    ASSERT_TRUE(WaitFor([&] { return proxy.busy() >= 3; }, 15s));
+    EXPECT_EQ(Live(), 0);
+    proxy.Set(FaultProxy::Mode::kPass);
+    ASSERT_TRUE(WaitForRuns()) << d->Log();
+    EXPECT_EQ(Live(), kMannRecords);
+    EXPECT_EQ(State("errors_total"), "0");
+    EXPECT_EQ(d->Log().find("harvest failing"), std::string::npos) << d->Log();
+}
+
+TEST_F(OaiHarvestTest, ARepositoryErrorIsAClearFailureAndWritesNothing) {
+    // A format the provider does not offer: cannotDisseminateFormat.
+    auto d = StartHarvester(Url(), "library:" + kOrigin, "metadata_prefix = \"mods\"\n");
+    Register(*d);
+    ASSERT_TRUE(WaitFor([&] { return !State("last_error").empty(); }, 30s)) << d->Log();
+    EXPECT_EQ(State("last_error"),
+              fmt::format("OAI-PMH error cannotDisseminateFormat from {}: metadataPrefix 'mods' is not offered here; "
+                          "ListMetadataFormats lists the ones that are",
+                          Url()));
+    EXPECT_EQ(Live(), 0);
+    EXPECT_EQ(Count("SELECT count(*) FROM change_log"), 0);
+}
+
+}  // namespace
+}  // namespace iblsync::test
