@@ -9,6 +9,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "protocols/holdings.hpp"
 #include "protocols/isil.hpp"
 #include "protocols/province.hpp"
 #include "storage/access.hpp"
@@ -117,6 +118,13 @@ net::awaitable<std::optional<ControlResponse>> HandleAdminCommand(const protocol
                 auto poi = protocols::NormalizeIsil(p);
                 if (!poi) co_return Refuse(fmt::format("--poi: {}", poi.error()), "give the ISIL of the POI");
                 l.poi = poi.value();
+            }
+            if (auto h = req.Arg("holdings"); !h.empty()) {
+                auto mapping = protocols::ParseHoldingsMapping(h);
+                if (!mapping)
+                    co_return Refuse(fmt::format("--holdings: {}", mapping.error()),
+                                     "give a preset (marc21, iblsync, koha, sirsi, none) or a spec (docs/formats.md)");
+                l.holdings_mapping = h;
             }
             co_await exec.Run([&] {
                 storage::AddLibrary(db, l, actor);

@@ -35,6 +35,7 @@
 #include "daemon/ibl_commands.hpp"
 #include "daemon/ibl_courier.hpp"
 #include "daemon/ibl_service.hpp"
+#include "daemon/oai_check.hpp"
 #include "daemon/oai_service.hpp"
 #include "daemon/sru_service.hpp"
 #include "daemon/spawn.hpp"
@@ -91,6 +92,8 @@ std::string SyncStatusJson(const std::vector<storage::HarvestStatus>& list,
         str("name", s.name);
         str("library", s.library);
         str("url", s.url);
+        str("type", s.protocol);
+        if (s.protocol == "oai") str("next_from", s.oai_latest);  // the next incremental run's `from`
         str("state", s.state);
         w.Key("configured");
         w.Bool(s.configured);
@@ -641,6 +644,11 @@ struct Node::Impl {
             metrics.CountControl(req.command, r.ok);
             co_return r;
         }
+        if (auto check = co_await HandleOaiCheck(req)) {
+            r = std::move(*check);
+            metrics.CountControl(req.command, r.ok);
+            co_return r;
+        }
         if (auto ibl_answer = co_await HandleIblCommand(req, db, exec, courier)) {
             r = std::move(*ibl_answer);
             metrics.CountControl(req.command, r.ok);
@@ -700,6 +708,7 @@ struct Node::Impl {
                 R"j("sync.pause":"stop harvesting a source, following a peer or loading a drop (source)",)j"
                 R"j("sync.resume":"harvest or follow it again (source)",)j"
                 R"j("sync.verify":"compare record and copy counts and checksums with a peer (source, origin, library)",)j"
+                R"j("oai.check":"ask an OAI-PMH repository what it offers and read one page (url, metadata_prefix, set)",)j"
                 R"j("ibl.list":"IBL requests (state: open, all or one state; library; limit)",)j"
                 R"j("ibl.show":"one IBL request: its transactions and every message, with delivery (id)",)j"
                 R"j("ibl.reroute":"send a request not yet shipped to its next lender now (id)",)j"

@@ -102,13 +102,15 @@ void AddLibrary(Database& db, const Library& lib, const Actor& actor) {
     db.Pool().With([&](pqxx::connection& c) {
         pqxx::work tx(c, "libraryadd");
         auto r = tx.exec_params(
-            "INSERT INTO library (isil, name, province, poi) VALUES ($1, $2, NULLIF($3, ''), NULLIF($4, ''))"
+            "INSERT INTO library (isil, name, province, poi, holdings_mapping)"
+            " VALUES ($1, $2, NULLIF($3, ''), NULLIF($4, ''), coalesce(NULLIF($5, ''), 'none'))"
             " ON CONFLICT (isil) DO NOTHING",
-            lib.isil, lib.name, lib.province, lib.poi);
+            lib.isil, lib.name, lib.province, lib.poi, lib.holdings_mapping);
         if (r.affected_rows() == 0)
             throw DatabaseError(fmt::format("library {} is registered already", lib.isil), "IBL02");
         Audit(tx, lib.isil, actor, "library.add",
-              fmt::format("name={} province={} poi={}", lib.name, lib.province, lib.poi));
+              fmt::format("name={} province={} poi={} holdings={}", lib.name, lib.province, lib.poi,
+                          lib.holdings_mapping.empty() ? "none" : lib.holdings_mapping));
         tx.commit();
     });
 }

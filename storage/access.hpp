@@ -17,6 +17,7 @@ struct Library {
     std::string name;
     std::string province;  // "" if none
     std::string poi;       // "" if none
+    std::string holdings_mapping;  // how its MARC records carry copies (preset or spec); "" for the default, none
     bool enabled = true;
     long long records = 0;  // live records
     long long copies = 0;

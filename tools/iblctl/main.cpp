@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
     lib_add->add_option("--name", lib_name, "its name")->required();
     lib_add->add_option("--province", lib_province, "its province, e.g. NL-GE");
     lib_add->add_option("--poi", lib_poi, "ISIL of the POI serving it");
+    std::string lib_holdings;
+    lib_add->add_option("--holdings", lib_holdings,
+                        "how its MARC records carry copies: marc21, iblsync, koha, sirsi, none (default) or a spec");
     auto* lib_list = library->add_subcommand("list", "registered libraries with records, copies, tokens and pushes");
     auto* lib_disable = library->add_subcommand("disable", "refuse the library's tokens (its records stay)");
     lib_disable->add_option("isil", lib_isil, "the library's ISIL")->required();
@@ -102,6 +105,15 @@ int main(int argc, char** argv) {
     sync_verify->add_option("peer", sync_source, "the peer's name (peer.name)")->required();
     sync_verify->add_option("--origin", verify_origin, "only the libraries served by this POI (its ISIL)");
     sync_verify->add_option("--library", verify_library, "only this library, record by record");
+
+    auto* oai = app.add_subcommand("oai", "OAI-PMH repositories to harvest");
+    oai->require_subcommand(1);
+    std::string oai_url, oai_prefix, oai_set;
+    auto* oai_check = oai->add_subcommand(
+        "check", "ask a repository, from this node, what it offers and read one page: the first step to connect a library");
+    oai_check->add_option("url", oai_url, "the repository's base URL, http://...")->required();
+    oai_check->add_option("--metadata-prefix", oai_prefix, "the format to read a page in (default: its MARC 21 format)");
+    oai_check->add_option("--set", oai_set, "a set to read the page from");
 
     auto* ibl = app.add_subcommand("ibl", "interlibrary loan: requests, their messages, rerouting, statistics");
     ibl->require_subcommand(1);
@@ -265,7 +277,7 @@ int main(int argc, char** argv) {
         request.command = "help";
         render = iblsync::iblctl::RenderHelp;
     } else if (lib_add->parsed()) {
-        request = {"library.add", {{"isil", lib_isil}, {"name", lib_name}, {"province", lib_province}, {"poi", lib_poi}}};
+        request = {"library.add", {{"isil", lib_isil}, {"name", lib_name}, {"province", lib_province}, {"poi", lib_poi}, {"holdings", lib_holdings}}};
         render = iblsync::iblctl::RenderLibrary;
     } else if (lib_list->parsed()) {
         request.command = "library.list";
@@ -283,6 +295,9 @@ int main(int argc, char** argv) {
     } else if (sync_verify->parsed()) {
         request = {"sync.verify", {{"source", sync_source}, {"origin", verify_origin}, {"library", verify_library}}};
         render = iblsync::iblctl::RenderVerify;
+    } else if (oai_check->parsed()) {
+        request = {"oai.check", {{"url", oai_url}, {"metadata_prefix", oai_prefix}, {"set", oai_set}}};
+        render = iblsync::iblctl::RenderOaiCheck;
     } else if (sync_pause->parsed() || sync_resume->parsed()) {
         request = {sync_pause->parsed() ? "sync.pause" : "sync.resume", {{"source", sync_source}}};
         render = iblsync::iblctl::RenderSyncAction;
@@ -340,6 +355,7 @@ int main(int argc, char** argv) {
 
     // Verifying reads both catalogues through: minutes on a large one.
     if (sync_verify->parsed() && app.count("--timeout-ms") == 0) timeout_ms = 600000;
+    if (oai_check->parsed() && app.count("--timeout-ms") == 0) timeout_ms = 150000;  // four requests of up to 30 s
     ControlResponse response;
     iblsync::iblctl::CallError error;
     if (!iblsync::iblctl::Call(socket, request, timeout_ms, response, error)) {

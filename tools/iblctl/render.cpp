@@ -164,16 +164,20 @@ std::string RenderSyncStatus(const std::string& json) {
     };
     std::string out;
     if (!sources.Empty()) {
-        constexpr const char* kRow = "{:<20}{:<17}{:<9}{:<13}{:>10}{:>10}  {:<14}{:>7}  {}\n";
-        out += fmt::format(fmt::runtime(kRow), "SOURCE", "LIBRARY", "STATE", "RUN", "POSITION", "RECORDS",
+        constexpr const char* kRow = "{:<20}{:<5}{:<17}{:<9}{:<13}{:>10}{:>10}  {:<14}{:>7}  {}\n";
+        out += fmt::format(fmt::runtime(kRow), "SOURCE", "TYPE", "LIBRARY", "STATE", "RUN", "POSITION", "RECORDS",
                            "LAST SUCCESS", "ERRORS", "LAST ERROR");
         for (const auto& s : sources.GetArray()) {
             const std::string run = Str(s, "run");
-            out += fmt::format(fmt::runtime(kRow), Str(s, "name"), Str(s, "library"),
+            const bool oai = Str(s, "type") == "oai";
+            // An OAI-PMH list is paged by tokens: its position is the page.
+            const std::string position = run.empty() ? "-"
+                                         : oai       ? fmt::format("page {}", Str(s, "position"))
+                                                     : fmt::format("{}/{}", Str(s, "position"), Str(s, "source_records"));
+            out += fmt::format(fmt::runtime(kRow), Str(s, "name"), oai ? "oai" : "sru", Str(s, "library"),
                                Str(s, "configured") == "no" ? "removed" : Str(s, "state"), run.empty() ? "-" : run,
-                               run.empty() ? "-" : fmt::format("{}/{}", Str(s, "position"), Str(s, "source_records")),
-                               Str(s, "records_total"), ago(Str(s, "seconds_since_success")), Str(s, "errors_in_row"),
-                               Str(s, "last_error").substr(0, 60));
+                               position, Str(s, "records_total"), ago(Str(s, "seconds_since_success")),
+                               Str(s, "errors_in_row"), Str(s, "last_error").substr(0, 60));
         }
     }
     if (!peers.Empty()) {
@@ -198,6 +202,66 @@ std::string RenderSyncStatus(const std::string& json) {
                                ago(Str(x, "seconds_since_success")), Str(x, "errors_in_row"),
                                Str(x, "errors_in_row") == "0" ? Str(x, "directory")
                                                               : Str(x, "last_error").substr(0, 80));
+    }
+    return out;
+}
+
+// `iblctl oai check URL`.
+std::string RenderOaiCheck(const std::string& json) {
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    if (d.HasParseError() || !d.IsObject()) return json + "\n";
+    std::string out = fmt::format("OAI-PMH repository at {}\n", Str(d, "url"));
+    const auto& id = Obj(d, "identify");
+    if (id.IsObject()) {
+        out += fmt::format("  name          {}\n  baseURL       {}\n  protocol      {}\n  granularity   {}\n"
+                           "  earliest      {}\n  deletions     {}\n",
+                           Str(id, "repository_name"), Str(id, "base_url"), Str(id, "protocol_version"),
+                           Str(id, "granularity"), Str(id, "earliest_datestamp"), Str(id, "deleted_record"));
+        if (!Str(id, "repository_identifier").empty())
+            out += fmt::format("  identifier    oai:{}:...\n", Str(id, "repository_identifier"));
+    }
+    const auto& formats = Obj(d, "formats");
+    if (formats.IsArray()) {
+        std::string list;
+        for (const auto& f : formats.GetArray()) list += (list.empty() ? "" : ", ") + Str(f, "prefix");
+        out += fmt::format("  formats       {}\n", list.empty() ? "-" : list);
+    }
+    const auto& sets = Obj(d, "sets");
+    if (sets.IsArray()) {
+        std::string list;
+        int shown = 0;
+        for (const auto& s : sets.GetArray())
+            if (shown++ < 8) list += (list.empty() ? "" : ", ") + Str(s, "spec");
+        out += fmt::format("  sets          {}{}\n", Str(d, "sets_listed"),
+                           list.empty() ? "" : fmt::format(" ({}{})", list, shown > 8 ? ", ..." : ""));
+    }
+    const auto& page = Obj(d, "first_page");
+    if (page.IsObject())
+        out += fmt::format("  first page    {} records in {} ({} deleted, {} readable as MARC 21), {}\n",
+                           Str(page, "records"), Str(d, "metadata_prefix"), Str(page, "deleted"), Str(page, "readable"),
+                           Str(page, "resumption_token") == "yes"
+                               ? (Str(page, "complete_list_size") == "-1"
+                                      ? std::string("more pages follow")
+                                      : fmt::format("{} in the whole list", Str(page, "complete_list_size")))
+                               : std::string("the whole list"));
+    const auto& requests = Obj(d, "requests");
+    if (requests.IsArray()) {
+        out += "\n";
+        constexpr const char* kRow = "  {:<21}{:>7}{:>10}{:>12}\n";
+        out += fmt::format(fmt::runtime(kRow), "REQUEST", "HTTP", "MS", "BYTES");
+        for (const auto& r : requests.GetArray())
+            out += fmt::format(fmt::runtime(kRow), Str(r, "verb"), Str(r, "status") == "0" ? "-" : Str(r, "status"),
+                               Str(r, "ms"), Str(r, "bytes"));
+    }
+    const auto& problems = Obj(d, "problems");
+    if (problems.IsArray()) {
+        if (problems.Empty()) {
+            out += "\nno problems found: add it as a [[harvest]] table with type = \"oai\"\n";
+        } else {
+            out += "\nproblems:\n";
+            for (const auto& p : problems.GetArray()) out += fmt::format("  - {}\n", p.GetString());
+        }
     }
     return out;
 }

@@ -16,6 +16,7 @@ std::string RenderChanges(const std::string& result_json);    // changes: one li
 std::string RenderSyncStatus(const std::string& result_json); // sync.status: one line per harvest source and per peer
 std::string RenderSyncAction(const std::string& result_json); // sync.run, .pause, .resume
 std::string RenderVerify(const std::string& result_json);     // sync.verify: totals, then the libraries that differ
+std::string RenderOaiCheck(const std::string& result_json);   // oai.check: what the repository offers, its problems
 
 std::string RenderIblList(const std::string& result_json);    // ibl.list: one line per request
 std::string RenderIblShow(const std::string& result_json);    // ibl.show: each transaction and its messages

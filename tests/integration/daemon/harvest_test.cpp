@@ -151,7 +151,7 @@ TEST_F(HarvestTest, FullRunRepeatAndDeletionsFromZebra) {
 
     auto status = d.Iblctl({"sync", "status"});
     ASSERT_EQ(status.exit_code, 0) << status.err;
-    EXPECT_NE(status.out.find("zebra               NL-0000000201    idle"), std::string::npos) << status.out;
+    EXPECT_NE(status.out.find("zebra               sru  NL-0000000201    idle"), std::string::npos) << status.out;
     auto metrics = HttpGet(d.port(), "/metrics");
     ASSERT_TRUE(metrics);
     EXPECT_NE(metrics->body.find("iblsync_harvest_records_total{source=\"zebra\"} 71\n"), std::string::npos)
