@@ -16,9 +16,7 @@
 #include "tests/support/raw_http.hpp"
 
 namespace iblsync::test {
-namespace {
 
-// A TCP socket bound to a free loopback port; `port` gets the port.
 int BindLoopback(int& port) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -32,6 +30,8 @@ int BindLoopback(int& port) {
     port = ntohs(addr.sin_port);
     return fd;
 }
+
+namespace {
 
 bool Run(const std::vector<std::string>& argv) {
     auto r = RunCommand(argv, std::chrono::seconds(120));

@@ -21,6 +21,8 @@ namespace iblsync::test {
 // A loopback port that was free a moment ago (for servers that must be told
 // their port before they start).
 int FreePort();
+// A TCP socket (close-on-exec) bound to a free loopback port; `port` gets it.
+int BindLoopback(int& port);
 
 class ZebraServer {
 public:

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include "tests/support/cgi_server.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/raw_http.hpp"
 #include "tests/support/sru_peer.hpp"
@@ -45,17 +46,18 @@ protected:
         NodeConfig cfg;
         cfg.conninfo = schema_.conninfo();
         cfg.extra_toml = fmt::format(
-            "\n[[harvest]]\nname = \"oai\"\ntype = \"oai\"\nlibrary = \"{}\"\nurl = \"{}\"\nset = \"{}\"\n"
-            "retry_max_seconds = 1\ntimeout_seconds = 5\n{}",
-            library, url, set, more);
+            "\n[[harvest]]\nname = \"oai\"\ntype = \"oai\"\nlibrary = \"{}\"\nurl = \"{}\"\n{}"
+            "retry_max_seconds = 1\ntimeout_seconds = 30\n{}",
+            library, url, set.empty() ? "" : fmt::format("set = \"{}\"\n", set), more);
         auto d = std::make_unique<DaemonProcess>(dir_, cfg);
         EXPECT_TRUE(d->Start()) << d->Log();
         return d;
     }
     void Register(DaemonProcess& d, const std::string& library = kTarget) {
-        ASSERT_EQ(d.Iblctl({"library", "add", library, "--name", "Oogst", "--province", "NL-GE"}).exit_code, 0);
         // Copies come in the 852s iblsync writes.
-        schema_.Exec("UPDATE library SET holdings_mapping = 'iblsync' WHERE isil = '" + library + "'");
+        auto r = d.Iblctl({"library", "add", library, "--name", "Oogst", "--province", "NL-GE", "--holdings", "iblsync"});
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+        EXPECT_EQ(schema_.Query1("SELECT holdings_mapping FROM library WHERE isil = '" + library + "'"), "iblsync");
         library_ = library;
     }
     std::string Url() const { return fmt::format("http://127.0.0.1:{}/oai", source_->port()); }
@@ -117,6 +119,10 @@ TEST_F(OaiHarvestTest, FullThenIncrementalWithCopiesAndDeletions) {
         << d->Log();
     const std::string latest = State("oai_latest");
     EXPECT_EQ(latest.size(), 20u) << latest;  // YYYY-MM-DDThh:mm:ssZ, the provider's newest
+    auto status = d->Iblctl({"sync", "status"});
+    EXPECT_NE(status.out.find("oai                 oai  " + kPushed + "    idle"), std::string::npos) << status.out;
+    auto json = d->Iblctl({"--json", "sync", "status"});
+    EXPECT_NE(json.out.find("\"type\":\"oai\",\"next_from\":\"" + latest + "\""), std::string::npos) << json.out;
 
     // At the source: a copy goes out on loan, a record is deleted.
     std::this_thread::sleep_for(1100ms);
@@ -201,6 +207,108 @@ TEST_F(OaiHarvestTest, ARepositoryErrorIsAClearFailureAndWritesNothing) {
                           Url()));
     EXPECT_EQ(Live(), 0);
     EXPECT_EQ(Count("SELECT count(*) FROM change_log"), 0);
+}
+
+}  // namespace
+}  // namespace iblsync::test
+
+namespace iblsync::test {
+namespace {
+
+TEST_F(OaiHarvestTest, OaiCheckSaysWhatARepositoryOffersAndWhatIsWrong) {
+    auto d = StartHarvester(Url(), "library:" + kOrigin, "interval_minutes = 600\n");
+    auto good = d->Iblctl({"oai", "check", Url()});
+    ASSERT_EQ(good.exit_code, 0) << good.err;
+    EXPECT_NE(good.out.find("OAI-PMH repository at " + Url() + "\n"), std::string::npos) << good.out;
+    EXPECT_NE(good.out.find("  granularity   YYYY-MM-DDThh:mm:ssZ\n"), std::string::npos) << good.out;
+    EXPECT_NE(good.out.find("  deletions     persistent\n"), std::string::npos) << good.out;
+    EXPECT_NE(good.out.find("  formats       marc21, oai_dc\n"), std::string::npos) << good.out;
+    EXPECT_NE(good.out.find("  first page    10 records in marc21 (0 deleted, 10 readable as MARC 21), 71 in the "
+                            "whole list\n"),
+              std::string::npos)
+        << good.out;
+    EXPECT_NE(good.out.find("no problems found"), std::string::npos) << good.out;
+    auto json = d->Iblctl({"--json", "oai", "check", Url(), "--set", "library:NL-0000000999"});
+    ASSERT_EQ(json.exit_code, 0) << json.err;
+    rapidjson::Document doc;
+    doc.Parse(json.out.c_str());
+    ASSERT_TRUE(doc.IsObject()) << json.out;
+    ASSERT_TRUE(doc.HasMember("problems") && doc["problems"].IsArray()) << json.out;
+    std::vector<std::string> problems;
+    for (const auto& p : doc["problems"].GetArray()) problems.push_back(p.GetString());
+    EXPECT_EQ(problems, (std::vector<std::string>{
+                            "the set 'library:NL-0000000999' is not among the repository's sets",
+                            "ListRecords failed: noRecordsMatch: no record matches these arguments"}))
+        << json.out;
+
+    // Not an OAI-PMH endpoint: the node's own health check.
+    auto wrong = d->Iblctl({"oai", "check", fmt::format("http://127.0.0.1:{}/healthz", source_->port())});
+    ASSERT_EQ(wrong.exit_code, 0) << wrong.err;
+    EXPECT_NE(wrong.out.find("  - Identify failed: the response is not well-formed XML"), std::string::npos)
+        << wrong.out;
+    auto https = d->Iblctl({"oai", "check", "https://oai.example.nl/oai"});
+    EXPECT_NE(https.exit_code, 0);
+    EXPECT_NE(https.err.find("https sources are not supported yet"), std::string::npos) << https.err;
+}
+
+}  // namespace
+}  // namespace iblsync::test
+
+namespace iblsync::test {
+namespace {
+
+// A third-party provider: the static-repository gateway shipped in Debian's
+// libhttp-oai-perl, run as CGI by the test's loopback server, serving the
+// project's 71 real Thomas Mann records (tests/data/oai/static). The
+// gateway was written for HTTP::OAI 3.x; tests/support/oai-static has the
+// preload module that lets the unmodified script run on Debian 12's 4.12
+// (its NOTES.md says what it changes and why).
+class StaticGatewayTest : public OaiHarvestTest {
+protected:
+    static std::unique_ptr<CgiServer> Gateway() {
+        return std::make_unique<CgiServer>(
+            std::vector<std::string>{"/usr/bin/perl", "-I" + SourceDir() + "/tests/support/oai-static",
+                                     "-MOAIStaticGatewayCompat",
+                                     "/usr/share/doc/libhttp-oai-perl/examples/oai_static_gateway.pl"},
+            std::vector<std::string>{"OAI_STATIC_REPO=" + SourceDir() +
+                                     "/tests/data/oai/static/thomas-mann-71.static.xml"},
+            "/oai");
+    }
+};
+
+TEST_F(StaticGatewayTest, FullHarvestThenAnUnchangedRepeatAndTheCheck) {
+    auto gateway = Gateway();
+    auto d = StartHarvester(gateway->Url(), "", "interval_minutes = 600\n");
+    Register(*d);
+    ASSERT_TRUE(WaitForRuns(120s)) << d->Log() << gateway->Stderr();
+    EXPECT_EQ(Live(), kMannRecords);
+    EXPECT_EQ(gateway->failures(), 0) << gateway->Stderr();
+    // Local ids come from the identifiers (oai:static.example.org:<001>).
+    EXPECT_EQ(Count("SELECT count(*) FROM bib_record WHERE library = '" + kTarget + "' AND local_id = '15552'"), 1);
+    ExpectLogOncePerRecord(kMannRecords);
+    EXPECT_EQ(State("oai_latest"), "2024-08-07");  // the newest 005 among the records
+
+    // The gateway ignores `from` and gives all 71 again: nothing changes.
+    const long long seq = Count("SELECT max(seq) FROM change_log");
+    const auto before = State("last_success_at");
+    ASSERT_EQ(d->Iblctl({"sync", "run", "oai"}).exit_code, 0);
+    ASSERT_TRUE(WaitFor([&] { return State("last_success_at") != before && State("run_kind") == ""; }, 120s))
+        << d->Log();
+    EXPECT_TRUE(d->WaitForLog("kind=incremental records=71 ", 5s)) << d->Log();
+    EXPECT_EQ(Count("SELECT max(seq) FROM change_log"), seq);
+
+    // What the check says about it: what a static repository is.
+    auto check = d->Iblctl({"oai", "check", gateway->Url()});
+    ASSERT_EQ(check.exit_code, 0) << check.err;
+    EXPECT_NE(check.out.find("  formats       marc21\n"), std::string::npos) << check.out;
+    EXPECT_NE(check.out.find("  first page    71 records in marc21 (0 deleted, 71 readable as MARC 21), the whole list"),
+              std::string::npos)
+        << check.out;
+    EXPECT_NE(check.out.find("  - deletedRecord is 'no': deletions are only found by full runs"), std::string::npos)
+        << check.out;
+    EXPECT_NE(check.out.find("  - day granularity: every incremental run asks for the whole last day again"),
+              std::string::npos)
+        << check.out;
 }
 
 }  // namespace
