@@ -762,23 +762,19 @@ net::awaitable<void> Harvester::HarvestOai(Source& s, const storage::HarvestRun&
                         std::string first_reason;
                         for (const auto& item : page->items) {
                             cursor.latest_datestamp = std::max(cursor.latest_datestamp, item.datestamp);
-                            auto local = oai::LocalIdOf(item.identifier);
                             std::string reason;
-                            if (!local) {
+                            if (item.deleted) {
+                                auto local = oai::LocalIdOf(item.identifier);
+                                if (local) {
+                                    changes.push_back(storage::RecordChange::Delete(local.value()));
+                                    continue;
+                                }
                                 reason = local.error();
-                            } else if (item.deleted) {
-                                changes.push_back(storage::RecordChange::Delete(local.value()));
-                                continue;
-                            } else if (item.metadata.empty()) {
-                                reason = "no metadata";
-                            } else if (auto marc = protocols::marc::ParseMarcXmlRecord(item.metadata); !marc) {
-                                reason = marc.error();
                             } else if (auto described =
-                                           protocols::DescribeRecord(marc.value(), mapping.value(), s.config.library);
+                                           oai::DescribeHarvested(item, mapping.value(), s.config.library);
                                        !described) {
                                 reason = described.error();
                             } else {
-                                described.value().local_id = local.value();
                                 changes.push_back(storage::RecordChange::Upsert(std::move(described).value()));
                                 continue;
                             }

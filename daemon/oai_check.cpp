@@ -198,19 +198,12 @@ net::awaitable<std::optional<protocols::ControlResponse>> HandleOaiCheck(const p
                     ++deleted;
                     continue;
                 }
-                std::string why;
-                auto local = oai::LocalIdOf(item.identifier);
-                if (!local) {
-                    why = local.error();
-                } else if (auto marc = protocols::marc::ParseMarcXmlRecord(item.metadata); !marc) {
-                    why = marc.error();
-                } else if (auto d = protocols::DescribeRecord(marc.value(), mapping.value(), "NL-0000000000"); !d) {
-                    why = d.error();
-                } else {
+                auto d = oai::DescribeHarvested(item, mapping.value(), "NL-0000000000");
+                if (d) {
                     ++readable;
                     continue;
                 }
-                if (first_problem.empty()) first_problem = fmt::format("{}: {}", item.identifier, why);
+                if (first_problem.empty()) first_problem = fmt::format("{}: {}", item.identifier, d.error());
             }
             w.Key("first_page");
             w.StartObject();

@@ -1,10 +1,12 @@
 #include "protocols/oai_client.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include <fmt/format.h>
 #include <pugixml.hpp>
 
+#include "protocols/marcxml.hpp"
 #include "protocols/url.hpp"
 #include "protocols/utf8.hpp"
 #include "protocols/xml_limits.hpp"
@@ -204,6 +206,25 @@ Result<std::string> LocalIdOf(std::string_view identifier) {
         return Fail(fmt::format("identifier '{}...' gives a local id longer than 200 bytes", identifier.substr(0, 60)));
     if (!IsValidUtf8(*decoded)) return Fail("the identifier's local part is not valid UTF-8");
     return std::move(*decoded);
+}
+
+Result<CatalogueRecord> DescribeHarvested(const HarvestedItem& item, const HoldingsMapping& mapping,
+                                          std::string_view library) {
+    auto local = LocalIdOf(item.identifier);
+    if (!local) return Fail(local.error());
+    if (item.metadata.empty()) return Fail("the record has no metadata");
+    auto parsed = marc::ParseMarcXmlRecord(item.metadata);
+    if (!parsed) return Fail(parsed.error());
+    marc::Record record = std::move(parsed).value();
+    if (record.ControlNumber().empty()) {
+        auto at = std::find_if(record.fields.begin(), record.fields.end(),
+                               [](const marc::Field& f) { return f.tag > "001"; });
+        record.fields.insert(at, marc::Field{"001", ' ', ' ', local.value(), {}});
+    }
+    auto described = DescribeRecord(record, mapping, library);
+    if (!described) return described;
+    described.value().local_id = std::move(local).value();
+    return described;
 }
 
 std::string AtGranularity(std::string_view stamp, std::string_view granularity) {

@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "protocols/catalogue_record.hpp"
+#include "protocols/holdings.hpp"
 #include "protocols/result.hpp"
 
 namespace iblsync::protocols::oai {
@@ -81,6 +83,13 @@ Result<SetsPage> ParseListSets(std::string_view body);
 // ("oai:koha.example.nl:123" → "123"). Deleted records have only their
 // identifier, so it must come from there and not from the MARC 001.
 Result<std::string> LocalIdOf(std::string_view identifier);
+
+// A harvested record as the catalogue takes it: its MARCXML metadata
+// described (copies by `mapping`), under the local id from its identifier.
+// A record without a 001 (OJS, some Koha set-ups) gets that id as its 001,
+// since repositories identify records by their identifier, not by 001.
+Result<CatalogueRecord> DescribeHarvested(const HarvestedItem& item, const HoldingsMapping& mapping,
+                                          std::string_view library);
 
 // `stamp` as a `from` the repository takes: its day at day granularity
 // ("2026-12-06T10:11:12Z" → "2026-12-06"), whole seconds otherwise.
