@@ -5,6 +5,7 @@
 // (recovered from the last committed datestamp), and 503 with Retry-After
 // (from the test's fault proxy in front of the provider).
 
+#include <algorithm>
 #include <thread>
 
 #include <fmt/format.h>
@@ -14,6 +15,7 @@
 #include "tests/support/cgi_server.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/raw_http.hpp"
+#include "tests/support/replay_server.hpp"
 #include "tests/support/sru_peer.hpp"
 
 namespace iblsync::test {
@@ -309,6 +311,63 @@ TEST_F(StaticGatewayTest, FullHarvestThenAnUnchangedRepeatAndTheCheck) {
     EXPECT_NE(check.out.find("  - day granularity: every incremental run asks for the whole last day again"),
               std::string::npos)
         << check.out;
+}
+
+}  // namespace
+}  // namespace iblsync::test
+
+namespace iblsync::test {
+namespace {
+
+// Responses recorded from real repositories (tests/data/oai/recorded, with
+// their sources), replayed on loopback by the test's server.
+std::string RecordedFile(const std::string& name) { return SourceDir() + "/tests/data/oai/recorded/" + name; }
+
+TEST_F(OaiHarvestTest, RecordedAlephPagesFromBrnoAreHarvestedWhole) {
+    ReplayServer replay({{"verb=Identify", RecordedFile("aleph-mzk-identify.xml")},
+                         {"resumptionToken=", RecordedFile("aleph-mzk-listrecords-marc21-page2-last.xml")},
+                         {"verb=ListRecords", RecordedFile("aleph-mzk-listrecords-marc21-page1.xml")}});
+    auto d = StartHarvester(replay.Url("/OAI"), "", "interval_minutes = 600\n");
+    Register(*d);
+    ASSERT_TRUE(WaitForRuns()) << d->Log();
+    EXPECT_EQ(Live(), 11);
+    // Local ids are the identifiers' (MZK01-...), whatever the 001 says.
+    EXPECT_EQ(Count("SELECT count(*) FROM bib_record WHERE library = '" + kTarget + "' AND local_id LIKE 'MZK01-%'"),
+              11);
+    EXPECT_EQ(Count("SELECT count(*) FROM bib_record WHERE local_id = 'MZK01-000213478'"), 1);
+    const auto targets = replay.Targets();
+    ASSERT_GE(targets.size(), 3u);
+    EXPECT_NE(std::find(targets.begin(), targets.end(),
+                        "/OAI?verb=ListRecords&resumptionToken=201408211302186999999999999999MZK01-VDK%3AMZK01-VDK"),
+              targets.end());
+    EXPECT_EQ(State("oai_latest").substr(0, 2), "20");
+}
+
+TEST_F(OaiHarvestTest, RecordedDivaPageThenARefusedTokenThenNoRecordsMatch) {
+    // DiVA's first page (100 records, 14 of them deleted), then the token is
+    // refused (Melinda's badResumptionToken): the list is asked for again
+    // from DiVA's latest datestamp, which arXiv's noRecordsMatch answers:
+    // the run ends, successfully, with what the page brought.
+    ReplayServer replay({{"verb=Identify", RecordedFile("nsdl-identify.xml")},
+                         {"resumptionToken=", RecordedFile("melinda-error-badresumptiontoken.xml"), 1},
+                         {"from=", RecordedFile("arxiv-error-norecordsmatch.xml")},
+                         {"verb=ListRecords", RecordedFile("diva-listrecords-marc21-page1.xml"), 1}});
+    auto d = StartHarvester(replay.Url("/dice/oai"), "", "interval_minutes = 600\n");
+    Register(*d);
+    ASSERT_TRUE(WaitForRuns()) << d->Log();
+    EXPECT_EQ(Live(), 86);
+    EXPECT_TRUE(d->WaitForLog("harvest resumption token refused source=oai page=2 action=\"asking for the list again "
+                              "from 2009-11-16T08:32:46Z\"",
+                              1s))
+        << d->Log();
+    const auto targets = replay.Targets();
+    EXPECT_NE(std::find(targets.begin(), targets.end(),
+                        "/dice/oai?verb=ListRecords&metadataPrefix=marc21&from=2009-11-16T08%3A32%3A46Z"),
+              targets.end())
+        << fmt::format("{}", fmt::join(targets, "\n"));
+    EXPECT_EQ(State("oai_latest"), "2009-11-16T08:32:46Z");
+    // A failure was not counted for any of it.
+    EXPECT_EQ(d->Log().find("harvest failing source=oai library=" + kTarget + " error=\"OAI-PMH"), std::string::npos);
 }
 
 }  // namespace

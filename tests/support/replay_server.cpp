@@ -1,0 +1,82 @@
+#include "tests/support/replay_server.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "tests/support/sru_peer.hpp"
+#include "tests/support/test_env.hpp"
+
+namespace iblsync::test {
+
+ReplayServer::ReplayServer(std::vector<Rule> rules) : rules_(std::move(rules)) {
+    listen_fd_ = BindLoopback(port_);
+    listen(listen_fd_, 16);
+    thread_ = std::thread([this] {
+        while (!stop_) {
+            pollfd p{listen_fd_, POLLIN, 0};
+            if (poll(&p, 1, 100) <= 0) continue;
+            int client = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+            if (client < 0) continue;
+            Serve(client);
+            close(client);
+        }
+    });
+}
+
+ReplayServer::~ReplayServer() {
+    stop_ = true;
+    thread_.join();
+    close(listen_fd_);
+}
+
+std::string ReplayServer::Url(const std::string& path) const { return fmt::format("http://127.0.0.1:{}{}", port_, path); }
+
+std::vector<std::string> ReplayServer::Targets() const {
+    std::lock_guard lock(mu_);
+    return targets_;
+}
+
+void ReplayServer::Serve(int client) {
+    std::string request;
+    char buf[8192];
+    while (request.find("\r\n\r\n") == std::string::npos && request.size() < (64 << 10)) {
+        pollfd p{client, POLLIN, 0};
+        if (poll(&p, 1, 5000) <= 0) return;
+        ssize_t n = read(client, buf, sizeof buf);
+        if (n <= 0) return;
+        request.append(buf, static_cast<std::size_t>(n));
+    }
+    const std::string line = request.substr(0, request.find("\r\n"));
+    const auto sp1 = line.find(' '), sp2 = line.rfind(' ');
+    const std::string target = sp1 == std::string::npos || sp2 <= sp1 ? "" : line.substr(sp1 + 1, sp2 - sp1 - 1);
+    std::string file;
+    {
+        std::lock_guard lock(mu_);
+        targets_.push_back(target);
+        for (auto& r : rules_) {
+            if (r.times == 0 || target.find(r.needle) == std::string::npos) continue;
+            if (r.times > 0) --r.times;
+            file = r.file;
+            break;
+        }
+    }
+    std::string reply;
+    if (file.empty()) {
+        reply = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    } else {
+        const std::string body = ReadFile(file);
+        reply = fmt::format("HTTP/1.1 200 OK\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {}\r\n"
+                            "Connection: close\r\n\r\n{}",
+                            body.size(), body);
+    }
+    for (std::size_t off = 0; off < reply.size();) {
+        ssize_t n = write(client, reply.data() + off, reply.size() - off);
+        if (n <= 0) return;
+        off += static_cast<std::size_t>(n);
+    }
+}
+
+}  // namespace iblsync::test
