@@ -372,3 +372,37 @@ TEST_F(OaiHarvestTest, RecordedDivaPageThenARefusedTokenThenNoRecordsMatch) {
 
 }  // namespace
 }  // namespace iblsync::test
+
+namespace iblsync::test {
+namespace {
+
+TEST_F(OaiHarvestTest, ABrokenOrHostilePageIsAClearErrorAndWritesNothing) {
+    // DiVA's page cut in the middle, then an entity bomb: each is a failing
+    // source with its reason, and nothing of either page is written.
+    const std::string diva = ReadFile(RecordedFile("diva-listrecords-marc21-page1.xml"));
+    WriteFile(dir_.File("cut.xml"), diva.substr(0, diva.size() / 2));
+    WriteFile(dir_.File("bomb.xml"),
+              "<?xml version=\"1.0\"?><!DOCTYPE l [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;\">]>"
+              "<OAI-PMH xmlns=\"http://www.openarchives.org/OAI/2.0/\"><ListRecords>&b;</ListRecords></OAI-PMH>");
+    ReplayServer replay({{"verb=Identify", RecordedFile("aleph-mzk-identify.xml")},
+                         {"verb=ListRecords", dir_.File("cut.xml"), 3},
+                         {"verb=ListRecords", dir_.File("bomb.xml")}});
+    auto d = StartHarvester(replay.Url("/oai"), "", "interval_minutes = 600\n");
+    Register(*d);
+    const std::string url = replay.Url("/oai");
+    ASSERT_TRUE(WaitFor([&] { return State("last_error").find("well-formed") != std::string::npos; }, 30s))
+        << d->Log();
+    EXPECT_EQ(State("last_error").rfind("not an OAI-PMH response from " + url + ": the response is not well-formed XML",
+                                        0),
+              0u)
+        << State("last_error");
+    ASSERT_TRUE(WaitFor([&] { return State("last_error").find("DTD") != std::string::npos; }, 30s)) << d->Log();
+    EXPECT_EQ(State("last_error"),
+              "not an OAI-PMH response from " + url + ": the response declares a DTD or entities; refused");
+    EXPECT_EQ(Live(), 0);
+    EXPECT_EQ(Count("SELECT count(*) FROM change_log"), 0);
+    EXPECT_EQ(State("coalesce(next_position, 0)"), "1");
+}
+
+}  // namespace
+}  // namespace iblsync::test
