@@ -312,6 +312,24 @@ net::awaitable<void> Harvester::Loop(Source& s) {
             co_await Sleep(s, std::min<std::chrono::milliseconds>(due_in, std::chrono::seconds(60)));
             continue;
         }
+        if (run->holdings_mapping.empty()) {
+            // Not registered yet. Harvesting now would read the copies with
+            // no mapping, and keep doing so after the library is registered
+            // mid-run: wait for it instead.
+            const std::string error = fmt::format("database: library {} is not registered (register it: iblctl "
+                                                  "library add {} ...)",
+                                                  s.config.library, s.config.library);
+            Failed(s, error, false);
+            try {
+                co_await exec_.Run([&] {
+                    storage::RecordHarvestFailure(db_, s.config.name, error);
+                    return 0;
+                });
+            } catch (const storage::DatabaseError&) {
+            }
+            co_await Sleep(s, std::chrono::seconds(std::min(2, s.config.retry_max_seconds)));
+            continue;
+        }
         spdlog::info("harvest {} source={} library={} kind={} position={}", run->resumed ? "resumed" : "started",
                      s.config.name, s.config.library, run->kind == storage::RunKind::kFull ? "full" : "incremental",
                      run->next_position);
