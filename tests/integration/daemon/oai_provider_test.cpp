@@ -24,7 +24,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::string kMann = "NL-0000000501", kNlnz = "NL-0000000502", kPush = "NL-0000000503";
+const std::string kMann = "NL-0000000501", kNlnz = "NL-0000000502", kPush = "NL-0000000503";  // NOLINT
 const std::string kRepo = "nl-0000000500.iblsync";
 constexpr int kMannRecords = 71, kNlnzRecords = 101;
 
@@ -430,6 +430,60 @@ TEST_F(OaiProviderTest, RealHarvestersTakeTheWholeCatalogue) {
     ASSERT_EQ(cat.exit_code, 0) << cat.err.substr(0, 2000);
     EXPECT_EQ(Occurrences(cat.out, "\"_id\":\"oai:" + kRepo + ":"), total) << cat.out.substr(0, 2000);
     EXPECT_NE(cat.out.find("\"De avonden\""), std::string::npos);
+
+    // An incremental window: after a copy goes out on loan and a record is
+    // deleted, both harvesters see exactly those two from that moment, the
+    // deleted one as deleted.
+    std::this_thread::sleep_for(1100ms);
+    const std::string from = UtcNow();
+    std::this_thread::sleep_for(1100ms);
+    ASSERT_EQ(Push("POST", "/availability", R"([{"barcode":"J3","status":"on_loan","due_date":"2027-03-01"}])"), 200);
+    ASSERT_EQ(Push("DELETE", "/records/j1", "") / 100, 2);
+    auto perl_window =
+        RunCommand({"/usr/bin/oai_pmh", "-X", "ListIdentifiers", "--metadataPrefix", "marc21", "--from", from, base}, 60s);
+    ASSERT_EQ(perl_window.exit_code, 0) << perl_window.err;
+    EXPECT_EQ(Occurrences(perl_window.out, "identifier: oai:"), 2) << perl_window.out;
+    EXPECT_NE(perl_window.out.find("identifier: " + Id(kPush, "j1") + "\ndatestamp: "), std::string::npos);
+    EXPECT_NE(perl_window.out.find("identifier: " + Id(kPush, "j2") + "\n"), std::string::npos);
+    EXPECT_EQ(Occurrences(perl_window.out, "status: deleted"), 1) << perl_window.out;
+    auto cat_window = RunCommand({"/usr/bin/catmandu", "convert", "OAI", "--url", base, "--metadataPrefix", "oai_dc",
+                                  "--from", from, "--set", "library:" + kPush, "to", "JSON", "--line_delimited", "1"},
+                                 60s);
+    ASSERT_EQ(cat_window.exit_code, 0) << cat_window.err;
+    EXPECT_EQ(Occurrences(cat_window.out, "\"_id\":\"oai:" + kRepo + ":"), 2) << cat_window.out;
+    EXPECT_EQ(Occurrences(cat_window.out, "\"_status\":\"deleted\""), 1) << cat_window.out;
+    // A set of another library in the same window: nothing.
+    auto cat_other = RunCommand({"/usr/bin/catmandu", "convert", "OAI", "--url", base, "--metadataPrefix", "oai_dc",
+                                 "--from", from, "--set", "library:" + kMann, "to", "JSON", "--line_delimited", "1"},
+                                60s);
+    EXPECT_EQ(Occurrences(cat_other.out, "\"_id\""), 0) << cat_other.out << cat_other.err;
+}
+
+TEST_F(OaiProviderTest, TheLibrariesOfAPoiFormItsSet) {
+    // Libraries a node knows through a POI (at the national node: all of
+    // them) carry its ISIL.
+    ASSERT_EQ(daemon_->Iblctl({"library", "add", "NL-0000000504", "--name", "Via POI", "--province", "NL-UT", "--poi",
+                               "NL-UT-POI"})
+                  .exit_code,
+              0);
+    auto r = RunCommand({IblctlPath(), "import", "--db", schema_.conninfo(), "--library", "NL-0000000504",
+                         "--rejects", dir_.File("poi.rejects"),
+                         SourceDir() + "/tests/data/marc/originals/pymarc_basics/NLNZ_100_example_marc.marc"},
+                        120s);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto sets = Get({{"verb", "ListSets"}});
+    EXPECT_NE(sets->body.find("<set><setSpec>poi</setSpec>"), std::string::npos) << sets->body;
+    EXPECT_NE(sets->body.find("<set><setSpec>poi:NL-UT-POI</setSpec><setName>Libraries served by the POI "
+                              "NL-UT-POI</setName></set>"),
+              std::string::npos)
+        << sets->body;
+    auto h = List("ListIdentifiers", {{"metadataPrefix", "marc21"}, {"set", "poi:NL-UT-POI"}});
+    EXPECT_EQ(h.identifiers.size(), static_cast<std::size_t>(kNlnzRecords));
+    for (const auto& id : h.identifiers) EXPECT_EQ(id.rfind("oai:" + kRepo + ":NL-0000000504:", 0), 0u) << id;
+    auto all_pois = List("ListIdentifiers", {{"metadataPrefix", "marc21"}, {"set", "poi"}});
+    EXPECT_EQ(all_pois.identifiers.size(), static_cast<std::size_t>(kNlnzRecords));
+    auto rec = Get({{"verb", "GetRecord"}, {"identifier", h.identifiers.front()}, {"metadataPrefix", "oai_dc"}});
+    EXPECT_NE(rec->body.find("<setSpec>poi:NL-UT-POI</setSpec>"), std::string::npos) << rec->body.substr(0, 1500);
 }
 
 }  // namespace
