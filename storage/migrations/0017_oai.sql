@@ -19,6 +19,9 @@ CREATE INDEX oai_item_stamp ON oai_item (stamp);
 -- The statement's start, not now(): change_log rows are written after the
 -- catalogue's write lock is taken (change_counter), so a later commit always
 -- has later stamps, and a list by stamp is in the same order as by seq.
+-- Rows go in in seq order: a list reads them in that order, and a bulk
+-- load's rows in hash order cost a page read per item (measured: 59 ms a
+-- page of 500 at 1,000,000 records).
 CREATE FUNCTION oai_item_touch() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO oai_item (library, local_id, seq, stamp)
@@ -27,6 +30,7 @@ BEGIN
               FROM oai_new_changes) c
      WHERE rid IS NOT NULL
      GROUP BY library, rid
+     ORDER BY 3
     ON CONFLICT (library, local_id) DO UPDATE SET seq = EXCLUDED.seq, stamp = EXCLUDED.stamp
      WHERE oai_item.seq < EXCLUDED.seq;
     RETURN NULL;
