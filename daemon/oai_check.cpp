@@ -146,6 +146,7 @@ net::awaitable<std::optional<protocols::ControlResponse>> HandleOaiCheck(const p
         problems.push_back("no format in the MARC 21 slim namespace: iblsync needs MARCXML records");
     if (prefix.empty()) prefix = marc_prefix.empty() ? "marc21" : marc_prefix;
     str("metadata_prefix", prefix);
+    str("set", set);
 
     // Sets: the first page is enough to see what there is.
     asked.emplace_back("ListSets", oai::VerbTarget(url->path, "ListSets"));

@@ -257,7 +257,14 @@ std::string RenderOaiCheck(const std::string& json) {
     const auto& problems = Obj(d, "problems");
     if (problems.IsArray()) {
         if (problems.Empty()) {
-            out += "\nno problems found: add it as a [[harvest]] table with type = \"oai\"\n";
+            // What to paste into the config (sources are configured there,
+            // reviewed with the rest of it; the node takes them at restart).
+            out += "\nno problems found: add it as a [[harvest]] table, then restart the node:\n\n";
+            out += fmt::format("[[harvest]]\nname = \"...\"              # a-z 0-9 - _\nlibrary = \"NL-...\"          # "
+                               "register it: iblctl library add ISIL --name ... --holdings ...\ntype = \"oai\"\n"
+                               "url = \"{}\"\nmetadata_prefix = \"{}\"\n",
+                               Str(d, "url"), Str(d, "metadata_prefix"));
+            if (!Str(d, "set").empty()) out += fmt::format("set = \"{}\"\n", Str(d, "set"));
         } else {
             out += "\nproblems:\n";
             for (const auto& p : problems.GetArray()) out += fmt::format("  - {}\n", p.GetString());

@@ -232,7 +232,13 @@ TEST_F(OaiHarvestTest, OaiCheckSaysWhatARepositoryOffersAndWhatIsWrong) {
                             "whole list\n"),
               std::string::npos)
         << good.out;
-    EXPECT_NE(good.out.find("no problems found"), std::string::npos) << good.out;
+    EXPECT_NE(good.out.find("no problems found: add it as a [[harvest]] table, then restart the node:\n\n"
+                            "[[harvest]]\n"),
+              std::string::npos)
+        << good.out;
+    EXPECT_NE(good.out.find("type = \"oai\"\nurl = \"" + Url() + "\"\nmetadata_prefix = \"marc21\"\n"),
+              std::string::npos)
+        << good.out;
     auto json = d->Iblctl({"--json", "oai", "check", Url(), "--set", "library:NL-0000000999"});
     ASSERT_EQ(json.exit_code, 0) << json.err;
     rapidjson::Document doc;
