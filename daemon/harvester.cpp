@@ -126,6 +126,7 @@ struct Harvester::Source {
     long long pages = 0, transactions = 0;  // applied since start
     double last_success_unix = 0;         // 0: never
     std::string last_error;
+    std::mt19937_64 random{std::random_device{}()};  // backoff jitter
     Source(net::io_context& ioc, HarvestSource c, sru::HttpUrl u)
         : config(std::move(c)), url(std::move(u)), timer(ioc) {
         for (int i = 0; i < std::max(1, config.concurrency); ++i) lanes.push_back(std::make_unique<Lane>());
@@ -285,6 +286,32 @@ void Harvester::Healthy(Source& s) {
     if (changed_) changed_();
 }
 
+// A failed attempt: counted, logged when news, kept in the database, and
+// waited out. Exponential backoff from 1 s to retry_max_seconds; a
+// permanent failure starts at a quarter of the cap. Jitter: 50-100% of it.
+// `wait`, when given, replaces the backoff.
+net::awaitable<void> Harvester::Backoff(Source& s, std::string error, bool transient,
+                                        std::optional<std::chrono::seconds> wait) {
+    Failed(s, error, transient);
+    try {
+        co_await exec_.Run([&] {
+            storage::RecordHarvestFailure(db_, s.config.name, error);
+            return 0;
+        });
+    } catch (const storage::DatabaseError&) {
+        // The database being down is the monitor's news; the retry tries again.
+    }
+    if (wait) {
+        co_await Sleep(s, *wait);
+        co_return;
+    }
+    const double cap = s.config.retry_max_seconds;
+    double delay = std::min(cap, std::pow(2.0, std::min(s.failures_in_row - 1, 20)));
+    if (!transient) delay = std::max(delay, cap / 4);
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    co_await Sleep(s, std::chrono::milliseconds(static_cast<long long>(delay * jitter(s.random) * 1000)));
+}
+
 net::awaitable<void> Harvester::Loop(Source& s) {
     storage::RunPolicy policy;
     policy.interval = std::chrono::minutes(s.config.interval_minutes);
@@ -319,15 +346,7 @@ net::awaitable<void> Harvester::Loop(Source& s) {
             const std::string error = fmt::format("database: library {} is not registered (register it: iblctl "
                                                   "library add {} ...)",
                                                   s.config.library, s.config.library);
-            Failed(s, error, false);
-            try {
-                co_await exec_.Run([&] {
-                    storage::RecordHarvestFailure(db_, s.config.name, error);
-                    return 0;
-                });
-            } catch (const storage::DatabaseError&) {
-            }
-            co_await Sleep(s, std::chrono::seconds(std::min(2, s.config.retry_max_seconds)));
+            co_await Backoff(s, error, false, std::chrono::seconds(std::min(2, s.config.retry_max_seconds)));
             continue;
         }
         spdlog::info("harvest {} source={} library={} kind={} position={}", run->resumed ? "resumed" : "started",
@@ -350,7 +369,6 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
     long long start = run.next_position;
     spdlog::debug("harvest query source={} query={}", s.config.name, Quote(req.query));
     long long records = 0, rejected_total = 0;
-    std::mt19937_64 random{std::random_device{}()};
     const auto timeout = std::chrono::seconds(s.config.timeout_seconds);
     // Pages are fetched (FetchPages) while the ones before them are
     // applied: the source and the database work at the same time, and the
@@ -495,22 +513,7 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
         co_await StopFetching(&fetcher);
         fetcher.ready.clear();
         s.Close();
-        Failed(s, error, transient);
-        try {
-            co_await exec_.Run([&] {
-                storage::RecordHarvestFailure(db_, s.config.name, error);
-                return 0;
-            });
-        } catch (const storage::DatabaseError&) {
-            // The database being down is the monitor's news; the retry below tries again.
-        }
-        // Exponential backoff from 1 s to retry_max_seconds; a permanent
-        // failure starts at a quarter of the cap. Jitter: 50-100% of it.
-        const double cap = s.config.retry_max_seconds;
-        double delay = std::min(cap, std::pow(2.0, std::min(s.failures_in_row - 1, 20)));
-        if (!transient) delay = std::max(delay, cap / 4);
-        std::uniform_real_distribution<double> jitter(0.5, 1.0);
-        co_await Sleep(s, std::chrono::milliseconds(static_cast<long long>(delay * jitter(random) * 1000)));
+        co_await Backoff(s, error, transient);
         if (reread_run) break;
     }
     // The pages asked for are waited for: their slots live in FetchPages'
@@ -697,7 +700,6 @@ net::awaitable<void> Harvester::HarvestOai(Source& s, const storage::HarvestRun&
     std::string token = run.oai_token, from = run.oai_from, latest = run.oai_run_latest;
     std::string granularity;  // from Identify, once per run
     long long page_no = run.next_position, records = 0, rejected_total = 0;
-    std::mt19937_64 random{std::random_device{}()};
     auto get = [&](std::string target) {
         return HttpGet(s.url, std::move(target), timeout, s.config.max_page_bytes, &lane.abort, &s.headers,
                        &lane.session);
@@ -857,19 +859,7 @@ net::awaitable<void> Harvester::HarvestOai(Source& s, const storage::HarvestRun&
             continue;
         }
         s.Close();
-        Failed(s, error, transient);
-        try {
-            co_await exec_.Run([&] {
-                storage::RecordHarvestFailure(db_, s.config.name, error);
-                return 0;
-            });
-        } catch (const storage::DatabaseError&) {
-        }
-        const double cap = s.config.retry_max_seconds;
-        double delay = std::min(cap, std::pow(2.0, std::min(s.failures_in_row - 1, 20)));
-        if (!transient) delay = std::max(delay, cap / 4);
-        std::uniform_real_distribution<double> jitter(0.5, 1.0);
-        co_await Sleep(s, std::chrono::milliseconds(static_cast<long long>(delay * jitter(random) * 1000)));
+        co_await Backoff(s, error, transient);
         if (reread_run) break;
     }
 }

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,8 @@ private:
                                     std::size_t max_pages, std::chrono::seconds timeout);
     net::awaitable<void> StopFetching(Fetcher* f);
     net::awaitable<void> Sleep(Source& s, std::chrono::milliseconds d);
+    net::awaitable<void> Backoff(Source& s, std::string error, bool transient,
+                                 std::optional<std::chrono::seconds> wait = std::nullopt);
     void Failed(Source& s, const std::string& error, bool transient);
     void Healthy(Source& s);
 

@@ -16,11 +16,7 @@ namespace {
 
 std::string_view Local(const pugi::xml_node& n) { return LocalName(n.name()); }
 
-pugi::xml_node Child(const pugi::xml_node& parent, std::string_view local) {
-    for (auto c : parent.children())
-        if (c.type() == pugi::node_element && Local(c) == local) return c;
-    return {};
-}
+pugi::xml_node Child(const pugi::xml_node& parent, std::string_view local) { return ChildByLocalName(parent, local); }
 
 std::string Text(const pugi::xml_node& n) { return n ? std::string(n.child_value()) : std::string(); }
 

@@ -30,6 +30,18 @@ inline std::size_t ElementDepth(const pugi::xml_node& root, std::size_t limit) {
     return deepest;
 }
 
+// The first child element of `parent` with the local name `local`, whatever
+// its prefix; empty if none.
+inline pugi::xml_node ChildByLocalName(const pugi::xml_node& parent, std::string_view local) {
+    for (auto c : parent.children()) {
+        if (c.type() != pugi::node_element) continue;
+        std::string_view name = c.name();
+        const auto colon = name.find(':');
+        if ((colon == std::string_view::npos ? name : name.substr(colon + 1)) == local) return c;
+    }
+    return {};
+}
+
 // The element as a document of its own: namespace declarations of its
 // ancestors that it relies on are copied onto it, so that a reader of the
 // piece (a record cut out of an SRU or OAI-PMH response) sees what it would

@@ -20,34 +20,20 @@ extern char** environ;
 
 namespace iblsync::test {
 
-CgiServer::CgiServer(std::vector<std::string> argv, std::vector<std::string> env, std::string script_name)
-    : argv_(std::move(argv)), env_(std::move(env)), script_name_(std::move(script_name)) {
+namespace {
+std::string TempFile() {
     char path[] = "/tmp/iblsync-cgi-XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    stderr_path_ = path;
-    listen_fd_ = BindLoopback(port_);
-    listen(listen_fd_, 16);
-    thread_ = std::thread([this] {
-        while (!stop_) {
-            pollfd p{listen_fd_, POLLIN, 0};
-            if (poll(&p, 1, 100) <= 0) continue;
-            int client = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-            if (client < 0) continue;
-            Serve(client);
-            close(client);
-        }
-    });
+    close(mkstemp(path));
+    return path;
 }
+}  // namespace
 
-CgiServer::~CgiServer() {
-    stop_ = true;
-    thread_.join();
-    close(listen_fd_);
-    unlink(stderr_path_.c_str());
-}
+CgiServer::CgiServer(std::vector<std::string> argv, std::vector<std::string> env, std::string script_name)
+    : argv_(std::move(argv)), env_(std::move(env)), script_name_(std::move(script_name)), stderr_path_(TempFile()) {}
 
-std::string CgiServer::Url() const { return fmt::format("http://127.0.0.1:{}{}", port_, script_name_); }
+CgiServer::~CgiServer() { unlink(stderr_path_.c_str()); }
+
+std::string CgiServer::Url() const { return fmt::format("http://127.0.0.1:{}{}", port(), script_name_); }
 
 std::string CgiServer::Stderr() const { return ReadFile(stderr_path_); }
 
@@ -80,7 +66,7 @@ void CgiServer::Serve(int client) {
 
     // The environment and argv, made before spawning.
     std::vector<std::string> env{"GATEWAY_INTERFACE=CGI/1.1", "SERVER_PROTOCOL=HTTP/1.1", "SERVER_NAME=127.0.0.1",
-                                 fmt::format("SERVER_PORT={}", port_), "REMOTE_ADDR=127.0.0.1",
+                                 fmt::format("SERVER_PORT={}", port()), "REMOTE_ADDR=127.0.0.1",
                                  "REQUEST_METHOD=" + method, "QUERY_STRING=" + query, "SCRIPT_NAME=" + script_name_,
                                  "PATH=/usr/bin:/bin"};
     env.insert(env.end(), env_.begin(), env_.end());

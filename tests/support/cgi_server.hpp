@@ -8,8 +8,9 @@
 
 #include <atomic>
 #include <string>
-#include <thread>
 #include <vector>
+
+#include "tests/support/sru_peer.hpp"
 
 namespace iblsync::test {
 
@@ -18,7 +19,7 @@ public:
     // `argv` runs the program; `env` adds to the CGI variables (NAME=value).
     CgiServer(std::vector<std::string> argv, std::vector<std::string> env, std::string script_name);
     ~CgiServer();
-    int port() const { return port_; }
+    int port() const { return acceptor_.port(); }
     std::string Url() const;  // http://127.0.0.1:PORT<script_name>
     int requests() const { return requests_; }
     int failures() const { return failures_; }  // runs that exited non-zero or printed nothing
@@ -29,11 +30,8 @@ private:
     std::vector<std::string> argv_, env_;
     std::string script_name_;
     std::string stderr_path_;
-    int listen_fd_ = -1;
-    int port_ = 0;
     std::atomic<int> requests_{0}, failures_{0};
-    std::atomic<bool> stop_{false};
-    std::thread thread_;
+    LoopbackAcceptor acceptor_{[this](int client) { Serve(client); }};  // last: it calls Serve at once
 };
 
 }  // namespace iblsync::test

@@ -11,28 +11,13 @@
 
 namespace iblsync::test {
 
-ReplayServer::ReplayServer(std::vector<Rule> rules) : rules_(std::move(rules)) {
-    listen_fd_ = BindLoopback(port_);
-    listen(listen_fd_, 16);
-    thread_ = std::thread([this] {
-        while (!stop_) {
-            pollfd p{listen_fd_, POLLIN, 0};
-            if (poll(&p, 1, 100) <= 0) continue;
-            int client = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-            if (client < 0) continue;
-            Serve(client);
-            close(client);
-        }
-    });
-}
+ReplayServer::ReplayServer(std::vector<Rule> rules) : rules_(std::move(rules)) {}
 
-ReplayServer::~ReplayServer() {
-    stop_ = true;
-    thread_.join();
-    close(listen_fd_);
-}
+ReplayServer::~ReplayServer() = default;
 
-std::string ReplayServer::Url(const std::string& path) const { return fmt::format("http://127.0.0.1:{}{}", port_, path); }
+std::string ReplayServer::Url(const std::string& path) const {
+    return fmt::format("http://127.0.0.1:{}{}", port(), path);
+}
 
 std::vector<std::string> ReplayServer::Targets() const {
     std::lock_guard lock(mu_);

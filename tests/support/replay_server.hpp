@@ -4,11 +4,11 @@
 // has answers left), as text/xml with status 200; 404 when none matches.
 // The targets asked for are kept, so a test can see what its client asked.
 
-#include <atomic>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
+
+#include "tests/support/sru_peer.hpp"
 
 namespace iblsync::test {
 
@@ -21,7 +21,7 @@ public:
     };
     explicit ReplayServer(std::vector<Rule> rules);
     ~ReplayServer();
-    int port() const { return port_; }
+    int port() const { return acceptor_.port(); }
     std::string Url(const std::string& path) const;  // http://127.0.0.1:PORT<path>
     std::vector<std::string> Targets() const;
 
@@ -30,10 +30,7 @@ private:
     std::vector<Rule> rules_;  // guarded by mu_
     std::vector<std::string> targets_;
     mutable std::mutex mu_;
-    int listen_fd_ = -1;
-    int port_ = 0;
-    std::atomic<bool> stop_{false};
-    std::thread thread_;
+    LoopbackAcceptor acceptor_{[this](int client) { Serve(client); }};  // last: it calls Serve at once
 };
 
 }  // namespace iblsync::test

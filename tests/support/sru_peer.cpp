@@ -128,28 +128,33 @@ std::string ZebraServer::Log() const {
     return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-FaultProxy::FaultProxy(int target_port) : target_port_(target_port) {
-    listen_fd_ = BindLoopback(port_);
-    listen(listen_fd_, 16);
-    thread_ = std::thread([this] {
+LoopbackAcceptor::LoopbackAcceptor(std::function<void(int client)> serve) {
+    fd_ = BindLoopback(port_);
+    listen(fd_, 16);
+    thread_ = std::thread([this, serve = std::move(serve)] {
         while (!stop_) {
-            pollfd p{listen_fd_, POLLIN, 0};
+            pollfd p{fd_, POLLIN, 0};
             if (poll(&p, 1, 100) <= 0) continue;
-            int client = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+            int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
             if (client < 0) continue;
-            Serve(client);  // one at a time: the harvester sends one request per source at a time
+            serve(client);  // one at a time: a harvester sends one request per source at a time
             close(client);
         }
     });
 }
 
-FaultProxy::~FaultProxy() {
+LoopbackAcceptor::~LoopbackAcceptor() {
     stop_ = true;
     thread_.join();
-    close(listen_fd_);
+    close(fd_);
 }
 
-std::string FaultProxy::Url() const { return fmt::format("http://127.0.0.1:{}/Default", port_); }
+// (The acceptor, its last member, is made last and stopped first.)
+FaultProxy::FaultProxy(int target_port) : target_port_(target_port) {}
+
+FaultProxy::~FaultProxy() = default;
+
+std::string FaultProxy::Url() const { return fmt::format("http://127.0.0.1:{}/Default", port()); }
 
 void FaultProxy::Set(Mode mode, std::chrono::milliseconds delay) {
     delay_ms_ = delay.count();
@@ -206,7 +211,7 @@ void FaultProxy::Serve(int client) {
     }
     if (mode == Mode::kSilent) {
         // Accepts and says nothing: the client's timeout must end it.
-        for (long long waited = 0; waited < delay_ms_ && !stop_; waited += 50) usleep(50000);
+        for (long long waited = 0; waited < delay_ms_ && !acceptor_.stopping(); waited += 50) usleep(50000);
         return;
     }
     if (mode == Mode::kDelay) usleep(static_cast<useconds_t>(delay_ms_ * 1000));

@@ -12,6 +12,7 @@
 #include <string>
 #include <mutex>
 #include <thread>
+#include <functional>
 #include <vector>
 
 #include "tests/support/test_env.hpp"
@@ -23,6 +24,23 @@ namespace iblsync::test {
 int FreePort();
 // A TCP socket (close-on-exec) bound to a free loopback port; `port` gets it.
 int BindLoopback(int& port);
+
+// Accepts connections on a free loopback port and hands each to `serve`,
+// one at a time, on a thread of its own; closes it after. Destroying it
+// stops accepting and waits for the connection in hand.
+class LoopbackAcceptor {
+public:
+    explicit LoopbackAcceptor(std::function<void(int client)> serve);
+    ~LoopbackAcceptor();
+    int port() const { return port_; }
+    bool stopping() const { return stop_; }
+
+private:
+    int fd_ = -1;
+    int port_ = 0;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
 
 class ZebraServer {
 public:
@@ -52,7 +70,7 @@ public:
     // Listens on a free loopback port and forwards to `target_port`.
     explicit FaultProxy(int target_port);
     ~FaultProxy();
-    int port() const { return port_; }
+    int port() const { return acceptor_.port(); }
     std::string Url() const;  // http://127.0.0.1:PORT/Default
     void Set(Mode mode, std::chrono::milliseconds delay = std::chrono::milliseconds(0));
     int requests() const { return requests_; }
@@ -63,8 +81,6 @@ public:
 
 private:
     void Serve(int client);
-    int listen_fd_ = -1;
-    int port_ = 0;
     int target_port_;
     std::atomic<Mode> mode_{Mode::kPass};
     std::atomic<long long> delay_ms_{0};
@@ -73,8 +89,7 @@ private:
     std::atomic<int> busy_{0};
     std::mutex mu_;
     std::string authorization_;  // guarded by mu_
-    std::atomic<bool> stop_{false};
-    std::thread thread_;
+    LoopbackAcceptor acceptor_{[this](int client) { Serve(client); }};  // last: it calls Serve at once
 };
 
 }  // namespace iblsync::test
