@@ -286,6 +286,37 @@ void Harvester::Healthy(Source& s) {
     if (changed_) changed_();
 }
 
+namespace {
+std::string RegisterHint(const std::string& library) {
+    return fmt::format(" (register it: iblctl library add {} ...)", library);
+}
+}  // namespace
+
+// A run's failure in the database, in words for the operator. A library
+// that is not registered is not transient, and the run is asked for again
+// once it is (the run then takes the holdings mapping stored with it).
+std::string Harvester::DatabaseFailure(const Source& s, const storage::DatabaseError& e, bool* transient,
+                                       bool* reread_run) {
+    const bool unregistered = e.sqlstate() == "IBL01";
+    *transient = !unregistered;
+    *reread_run = unregistered;
+    return fmt::format("database: {}{}", e.what(), unregistered ? RegisterHint(s.config.library) : "");
+}
+
+// A run that came to its end: logged, with deletions a full run held back.
+void Harvester::Finished(Source& s, bool full, long long records, long long rejected,
+                         const storage::PageApplied& applied, long long deleted) {
+    s.last_success_unix = static_cast<double>(std::time(nullptr));
+    if (applied.deletions_refused)
+        spdlog::error("harvest deletions held back source={} library={} would_delete={} live={} "
+                      "max_delete_percent={} action=\"check the source; iblctl sync run {} --full "
+                      "--allow-deletions applies them\"",
+                      s.config.name, s.config.library, applied.would_delete, applied.live_before,
+                      s.config.max_delete_percent, s.config.name);
+    spdlog::info("harvest finished source={} library={} kind={} records={} rejected={} deleted={}", s.config.name,
+                 s.config.library, full ? "full" : "incremental", records, rejected, deleted);
+}
+
 // A failed attempt: counted, logged when news, kept in the database, and
 // waited out. Exponential backoff from 1 s to retry_max_seconds; a
 // permanent failure starts at a quarter of the cap. Jitter: 50-100% of it.
@@ -343,9 +374,8 @@ net::awaitable<void> Harvester::Loop(Source& s) {
             // Not registered yet. Harvesting now would read the copies with
             // no mapping, and keep doing so after the library is registered
             // mid-run: wait for it instead.
-            const std::string error = fmt::format("database: library {} is not registered (register it: iblctl "
-                                                  "library add {} ...)",
-                                                  s.config.library, s.config.library);
+            const std::string error = fmt::format("database: library {} is not registered{}", s.config.library,
+                                                  RegisterHint(s.config.library));
             co_await Backoff(s, error, false, std::chrono::seconds(std::min(2, s.config.retry_max_seconds)));
             continue;
         }
@@ -480,16 +510,7 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
             ++s.transactions;
             rejected_total += rejected;
             if (!after) {
-                s.last_success_unix = static_cast<double>(std::time(nullptr));
-                if (applied.deletions_refused)
-                    spdlog::error("harvest deletions held back source={} library={} would_delete={} live={} "
-                                  "max_delete_percent={} action=\"check the source; iblctl sync run {} --full "
-                                  "--allow-deletions applies them\"",
-                                  s.config.name, s.config.library, applied.would_delete, applied.live_before,
-                                  s.config.max_delete_percent, s.config.name);
-                spdlog::info("harvest finished source={} library={} kind={} records={} rejected={} deleted={}",
-                             s.config.name, s.config.library, full ? "full" : "incremental", records, rejected_total,
-                             applied.deleted_absent);
+                Finished(s, full, records, rejected_total, applied, applied.deleted_absent);
                 break;
             }
             start = *after;
@@ -501,13 +522,7 @@ net::awaitable<void> Harvester::Harvest(Source& s, const storage::HarvestRun& ru
                          s.config.name, Quote(e.what()));
             break;
         } catch (const storage::DatabaseError& e) {
-            error = fmt::format("database: {}", e.what());
-            transient = e.sqlstate() != "IBL01";
-            // Asked for again once the library is registered: the run then
-            // takes the holdings mapping stored with it.
-            reread_run = e.sqlstate() == "IBL01";
-            if (e.sqlstate() == "IBL01")
-                error += fmt::format(" (register it: iblctl library add {} ...)", s.config.library);
+            error = DatabaseFailure(s, e, &transient, &reread_run);
         }
         if (stopping_ || s.paused) break;
         co_await StopFetching(&fetcher);
@@ -817,16 +832,8 @@ net::awaitable<void> Harvester::HarvestOai(Source& s, const storage::HarvestRun&
                     rejected_total += rejected;
                     latest = std::max(latest, cursor.latest_datestamp);
                     if (!next) {
-                        s.last_success_unix = static_cast<double>(std::time(nullptr));
-                        if (applied.deletions_refused)
-                            spdlog::error("harvest deletions held back source={} library={} would_delete={} live={} "
-                                          "max_delete_percent={} action=\"check the source; iblctl sync run {} --full "
-                                          "--allow-deletions applies them\"",
-                                          s.config.name, s.config.library, applied.would_delete, applied.live_before,
-                                          s.config.max_delete_percent, s.config.name);
-                        spdlog::info("harvest finished source={} library={} kind={} records={} rejected={} deleted={}",
-                                     s.config.name, s.config.library, full ? "full" : "incremental", records,
-                                     rejected_total, applied.summary.deleted);
+                        // Deleted headers count as well as what the full run did not see.
+                        Finished(s, full, records, rejected_total, applied, applied.summary.deleted);
                         break;
                     }
                     token = page->resumption_token;
@@ -844,11 +851,7 @@ net::awaitable<void> Harvester::HarvestOai(Source& s, const storage::HarvestRun&
                          s.config.name, Quote(e.what()));
             break;
         } catch (const storage::DatabaseError& e) {
-            error = fmt::format("database: {}", e.what());
-            transient = e.sqlstate() != "IBL01";
-            reread_run = e.sqlstate() == "IBL01";
-            if (e.sqlstate() == "IBL01")
-                error += fmt::format(" (register it: iblctl library add {} ...)", s.config.library);
+            error = DatabaseFailure(s, e, &transient, &reread_run);
         }
         if (stopping_ || s.paused) break;
         if (busy) {

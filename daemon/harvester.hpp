@@ -22,6 +22,7 @@
 #include "daemon/db_executor.hpp"
 #include "protocols/prometheus.hpp"
 #include "protocols/sru_client.hpp"
+#include "storage/errors.hpp"
 #include "storage/harvest.hpp"
 
 namespace iblsync::daemon {
@@ -70,6 +71,10 @@ private:
                                     std::size_t max_pages, std::chrono::seconds timeout);
     net::awaitable<void> StopFetching(Fetcher* f);
     net::awaitable<void> Sleep(Source& s, std::chrono::milliseconds d);
+    static std::string DatabaseFailure(const Source& s, const storage::DatabaseError& e, bool* transient,
+                                       bool* reread_run);
+    static void Finished(Source& s, bool full, long long records, long long rejected,
+                         const storage::PageApplied& applied, long long deleted);
     net::awaitable<void> Backoff(Source& s, std::string error, bool transient,
                                  std::optional<std::chrono::seconds> wait = std::nullopt);
     void Failed(Source& s, const std::string& error, bool transient);

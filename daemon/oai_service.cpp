@@ -88,8 +88,8 @@ struct OaiService::Impl {
     DbExecutor& exec;
     std::function<std::shared_ptr<const Config>()> config;
 
-    oai::Header HeaderOf(const Config& cfg, const storage::OaiEntry& e) const {
-        return oai::Header{oai::RecordIdentifier(OaiRepositoryIdentifier(cfg), e.library, e.local_id), e.datestamp,
+    static oai::Header HeaderOf(const std::string& repository, const storage::OaiEntry& e) {
+        return oai::Header{oai::RecordIdentifier(repository, e.library, e.local_id), e.datestamp,
                            e.deleted, SetsOf(e)};
     }
 
@@ -200,7 +200,7 @@ struct OaiService::Impl {
                                         "the stored record cannot be given in this format");
                     metadata = std::move(*m);
                 }
-                co_return respond("<GetRecord>" + oai::RecordXml(HeaderOf(cfg, *entry), metadata) + "</GetRecord>\n");
+                co_return respond("<GetRecord>" + oai::RecordXml(HeaderOf(repository, *entry), metadata) + "</GetRecord>\n");
             }
             case oai::Verb::kListIdentifiers:
             case oai::Verb::kListRecords: co_return co_await List(cfg, r, params, base, now);
@@ -218,6 +218,7 @@ struct OaiService::Impl {
     net::awaitable<std::string> List(const Config& cfg, const oai::Request& r, const oai::Params& params,
                                      const std::string& base, long long now) {
         const bool records = r.verb == oai::Verb::kListRecords;
+        const std::string repository = OaiRepositoryIdentifier(cfg);  // once, not per item
         storage::OaiListRequest q;
         if (!r.list.set.empty()) q.set = *oai::ParseSetSpec(r.list.set);
         if (r.list.from) q.from = r.list.from->seconds;
@@ -238,7 +239,7 @@ struct OaiService::Impl {
         }
         std::string body = records ? "<ListRecords>\n" : "<ListIdentifiers>\n";
         for (const auto& e : page.entries) {
-            auto header = HeaderOf(cfg, e);
+            auto header = HeaderOf(repository, e);
             if (!records) {
                 body += oai::HeaderXml(header) + "\n";
                 continue;
