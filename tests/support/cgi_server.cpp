@@ -39,28 +39,11 @@ std::string CgiServer::Stderr() const { return ReadFile(stderr_path_); }
 
 void CgiServer::Serve(int client) {
     ++requests_;
-    std::string request;
-    char buf[8192];
-    while (request.find("\r\n\r\n") == std::string::npos && request.size() < (64 << 10)) {
-        pollfd p{client, POLLIN, 0};
-        if (poll(&p, 1, 5000) <= 0) return;
-        ssize_t n = read(client, buf, sizeof buf);
-        if (n <= 0) return;
-        request.append(buf, static_cast<std::size_t>(n));
-    }
-    auto reply = [&](const std::string& text) {
-        for (std::size_t off = 0; off < text.size();) {
-            ssize_t n = write(client, text.data() + off, text.size() - off);
-            if (n <= 0) return;
-            off += static_cast<std::size_t>(n);
-        }
-    };
-    // "GET /path?query HTTP/1.1"
-    const auto line_end = request.find("\r\n");
-    const std::string line = request.substr(0, line_end);
-    const auto sp1 = line.find(' '), sp2 = line.rfind(' ');
-    if (sp1 == std::string::npos || sp2 <= sp1) return reply("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
-    const std::string method = line.substr(0, sp1), target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+    auto request = ReadRequestHead(client);
+    if (!request) return;
+    auto reply = [&](const std::string& text) { SendAll(client, text); };
+    const auto [method, target] = RequestLine(*request);
+    if (method.empty()) return reply("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
     const auto q = target.find('?');
     const std::string query = q == std::string::npos ? "" : target.substr(q + 1);
 
@@ -87,6 +70,7 @@ void CgiServer::Serve(int client) {
     posix_spawn_file_actions_destroy(&actions);
     close(out[1]);
     std::string output;
+    char buf[8192];
     if (spawned == 0) {
         for (;;) {
             ssize_t n = read(out[0], buf, sizeof buf);

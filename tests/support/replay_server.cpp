@@ -25,18 +25,9 @@ std::vector<std::string> ReplayServer::Targets() const {
 }
 
 void ReplayServer::Serve(int client) {
-    std::string request;
-    char buf[8192];
-    while (request.find("\r\n\r\n") == std::string::npos && request.size() < (64 << 10)) {
-        pollfd p{client, POLLIN, 0};
-        if (poll(&p, 1, 5000) <= 0) return;
-        ssize_t n = read(client, buf, sizeof buf);
-        if (n <= 0) return;
-        request.append(buf, static_cast<std::size_t>(n));
-    }
-    const std::string line = request.substr(0, request.find("\r\n"));
-    const auto sp1 = line.find(' '), sp2 = line.rfind(' ');
-    const std::string target = sp1 == std::string::npos || sp2 <= sp1 ? "" : line.substr(sp1 + 1, sp2 - sp1 - 1);
+    auto head = ReadRequestHead(client);
+    if (!head) return;
+    const std::string target = RequestLine(*head).second;
     std::string file;
     {
         std::lock_guard lock(mu_);
@@ -57,11 +48,7 @@ void ReplayServer::Serve(int client) {
                             "Connection: close\r\n\r\n{}",
                             body.size(), body);
     }
-    for (std::size_t off = 0; off < reply.size();) {
-        ssize_t n = write(client, reply.data() + off, reply.size() - off);
-        if (n <= 0) return;
-        off += static_cast<std::size_t>(n);
-    }
+    SendAll(client, reply);
 }
 
 }  // namespace iblsync::test

@@ -128,6 +128,35 @@ std::string ZebraServer::Log() const {
     return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+std::optional<std::string> ReadRequestHead(int client) {
+    std::string head;
+    char buf[16384];
+    while (head.find("\r\n\r\n") == std::string::npos) {
+        if (head.size() > (64 << 10)) return std::nullopt;
+        pollfd p{client, POLLIN, 0};
+        if (poll(&p, 1, 5000) <= 0) return std::nullopt;
+        ssize_t n = recv(client, buf, sizeof buf, 0);
+        if (n <= 0) return std::nullopt;
+        head.append(buf, static_cast<std::size_t>(n));
+    }
+    return head;
+}
+
+std::pair<std::string, std::string> RequestLine(const std::string& head) {
+    const std::string line = head.substr(0, head.find("\r\n"));  // "GET /path?query HTTP/1.1"
+    const auto sp1 = line.find(' '), sp2 = line.rfind(' ');
+    if (sp1 == std::string::npos || sp2 <= sp1) return {};
+    return {line.substr(0, sp1), line.substr(sp1 + 1, sp2 - sp1 - 1)};
+}
+
+void SendAll(int client, const std::string& bytes) {
+    for (std::size_t off = 0; off < bytes.size();) {
+        ssize_t n = send(client, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+        if (n <= 0) return;
+        off += static_cast<std::size_t>(n);
+    }
+}
+
 LoopbackAcceptor::LoopbackAcceptor(std::function<void(int client)> serve) {
     fd_ = BindLoopback(port_);
     listen(fd_, 16);
@@ -169,16 +198,10 @@ void FaultProxy::RequireAuthorization(const std::string& value) {
 void FaultProxy::Serve(int client) {
     ++requests_;
     // The request: headers only (GET).
-    std::string request;
-    char buf[16384];
-    while (request.find("\r\n\r\n") == std::string::npos) {
-        pollfd p{client, POLLIN, 0};
-        if (poll(&p, 1, 5000) <= 0) return;
-        ssize_t n = recv(client, buf, sizeof buf, 0);
-        if (n <= 0) return;
-        request.append(buf, static_cast<std::size_t>(n));
-    }
-    auto reply = [&](const std::string& bytes) { send(client, bytes.data(), bytes.size(), MSG_NOSIGNAL); };
+    auto head = ReadRequestHead(client);
+    if (!head) return;
+    const std::string& request = *head;
+    auto reply = [&](const std::string& bytes) { SendAll(client, bytes); };
     std::string wanted;
     {
         std::lock_guard lock(mu_);

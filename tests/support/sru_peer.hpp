@@ -13,6 +13,8 @@
 #include <mutex>
 #include <thread>
 #include <functional>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "tests/support/test_env.hpp"
@@ -24,6 +26,15 @@ namespace iblsync::test {
 int FreePort();
 // A TCP socket (close-on-exec) bound to a free loopback port; `port` gets it.
 int BindLoopback(int& port);
+
+// The head of an HTTP request (request line and headers) read from
+// `client` up to the blank line; nullopt on a timeout, a close, or a head
+// over 64 KiB.
+std::optional<std::string> ReadRequestHead(int client);
+// The method and target of the head's request line; both "" if malformed.
+std::pair<std::string, std::string> RequestLine(const std::string& head);
+// Writes all of `bytes` to `client`, as far as it takes them.
+void SendAll(int client, const std::string& bytes);
 
 // Accepts connections on a free loopback port and hands each to `serve`,
 // one at a time, on a thread of its own; closes it after. Destroying it

@@ -153,6 +153,12 @@ CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::mill
     return result;
 }
 
+long long Occurrences(const std::string& text, const std::string& what) {
+    long long n = 0;
+    for (auto p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
+    return n;
+}
+
 bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {

@@ -55,6 +55,8 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
                          const std::function<void()>& child_setup = {});
 
 bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
+// How often `what` occurs in `text` (overlaps counted).
+long long Occurrences(const std::string& text, const std::string& what);
 std::string ReadFile(const std::string& path);
 void WriteFile(const std::string& path, const std::string& content);
 

@@ -21,11 +21,6 @@ using namespace std::chrono_literals;
 
 const std::string kMann = "NL-0000000401", kPush = "NL-0000000402";
 
-long long Occurrences(const std::string& text, const std::string& what) {
-    long long n = 0;
-    for (auto p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
-    return n;
-}
 
 class ExportTest : public ::testing::Test {
 protected:

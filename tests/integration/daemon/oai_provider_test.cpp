@@ -37,11 +37,6 @@ struct Page {
     std::string error_text() const { return root().child_value("error"); }
 };
 
-long long Occurrences(const std::string& text, const std::string& what) {
-    long long n = 0;
-    for (auto p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
-    return n;
-}
 
 std::string UtcNow(std::chrono::seconds shift = 0s) {
     const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + shift);
