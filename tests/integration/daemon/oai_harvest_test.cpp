@@ -415,3 +415,20 @@ TEST_F(OaiHarvestTest, ABrokenOrHostilePageIsAClearErrorAndWritesNothing) {
 
 }  // namespace
 }  // namespace iblsync::test
+
+namespace iblsync::test {
+namespace {
+
+TEST_F(OaiHarvestTest, LibraryAddRefusesABadHoldingsMappingAndRegistersNothing) {
+    auto d = StartHarvester(Url(), "", "interval_minutes = 600\n");
+    auto bad = d->Iblctl({"library", "add", kTarget, "--name", "Oogst", "--holdings", "koah"});
+    EXPECT_NE(bad.exit_code, 0);
+    EXPECT_NE(bad.err.find("--holdings: 'koah' is neither a preset (marc21, iblsync, koha, sirsi, none) nor a data "
+                           "field tag"),
+              std::string::npos)
+        << bad.err;
+    EXPECT_EQ(Count("SELECT count(*) FROM library WHERE isil = '" + kTarget + "'"), 0);
+}
+
+}  // namespace
+}  // namespace iblsync::test
