@@ -238,6 +238,8 @@ void FaultProxy::Serve(int client) {
         return;
     }
     if (mode == Mode::kDelay) usleep(static_cast<useconds_t>(delay_ms_ * 1000));
+    while (mode_ == Mode::kHold && !acceptor_.stopping()) usleep(20000);
+    if (acceptor_.stopping()) return;
     RawConnection upstream(target_port_);
     if (!upstream.Send(request)) return;
     auto answer = upstream.Read(std::chrono::seconds(30));

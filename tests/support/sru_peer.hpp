@@ -77,7 +77,9 @@ private:
 class FaultProxy {
 public:
     // kBusy: 503 with Retry-After: 1, as an OAI-PMH repository under load.
-    enum class Mode { kPass, kError500, kHtml, kSilent, kDelay, kBusy };
+    // kHold: a request, new or still in its delay, is forwarded only when the
+    // mode changes again; a test holds the source still before a kill -9.
+    enum class Mode { kPass, kError500, kHtml, kSilent, kDelay, kBusy, kHold };
     // Listens on a free loopback port and forwards to `target_port`.
     explicit FaultProxy(int target_port);
     ~FaultProxy();
