@@ -797,7 +797,15 @@ ConfigDiff Diff(const Config& before, const Config& after) {
         for (auto& s : v) s.line = 0;
         return v;
     };
-    if (unplaced(before.harvest) != unplaced(after.harvest)) d.need_restart.push_back("harvest");
+    // A source added is started by the reload; one changed or removed
+    // waits for a restart (its run in flight belongs to the old one).
+    const auto added = AddedHarvestSources(before, after);
+    std::vector<HarvestSource> kept;
+    for (const auto& h : after.harvest)
+        if (std::none_of(added.begin(), added.end(), [&](const HarvestSource& a) { return a.name == h.name; }))
+            kept.push_back(h);
+    for (const auto& h : added) d.applied.push_back("harvest." + h.name);
+    if (unplaced(before.harvest) != unplaced(kept)) d.need_restart.push_back("harvest");
     if (unplaced(before.peers) != unplaced(after.peers)) d.need_restart.push_back("peer");
     if (unplaced(before.drops) != unplaced(after.drops)) d.need_restart.push_back("drop");
     if (unplaced(before.ibl_peers) != unplaced(after.ibl_peers)) d.need_restart.push_back("ibl_peer");
@@ -810,7 +818,83 @@ Config MergeReloadable(const Config& before, const Config& after) {
     for (const auto& s : Settings())
         if (s.reloadable) s.copy(out, after);
     out.ibl_tariffs = after.ibl_tariffs;  // applies to transactions that end from now on
+    for (auto& h : AddedHarvestSources(before, after)) out.harvest.push_back(std::move(h));
     return out;
+}
+
+std::vector<HarvestSource> AddedHarvestSources(const Config& before, const Config& after) {
+    std::vector<HarvestSource> added;
+    for (const auto& h : after.harvest)
+        if (std::none_of(before.harvest.begin(), before.harvest.end(),
+                         [&](const HarvestSource& b) { return b.name == h.name; }))
+            added.push_back(h);
+    return added;
+}
+
+namespace {
+
+// A TOML basic string: quotes, backslashes and control characters escaped.
+std::string TomlString(const std::string& v) {
+    std::string out = "\"";
+    for (const unsigned char c : v) {
+        if (c == '"' || c == '\\')
+            out += {'\\', static_cast<char>(c)};
+        else if (c < 0x20 || c == 0x7f)
+            out += fmt::format("\\u{:04X}", c);
+        else
+            out += static_cast<char>(c);
+    }
+    return out + "\"";
+}
+
+}  // namespace
+
+Result<std::string> WithHarvestSource(const std::string& text, const std::string& path, const HarvestSource& source) {
+    auto current = ParseConfig(text, path);
+    if (!current) return Fail(current.error() + " (fix the config file first)");
+    auto taken = [&](const auto& list, const char* table) -> std::optional<std::string> {
+        for (const auto& e : list)
+            if (e.name == source.name)
+                return fmt::format("'{}' is already the name of the [[{}]] at {}:{}", source.name, table, path, e.line);
+        return std::nullopt;
+    };
+    for (auto problem : {taken(current->harvest, "harvest"), taken(current->peers, "peer"),
+                         taken(current->drops, "drop")})
+        if (problem) return Fail(*problem);
+
+    const HarvestSource defaults;
+    std::string library = source.library;
+    CanonicalIsil(library);  // as the node reads it; a bad one is named below
+    std::string table =
+        fmt::format("[[harvest]]\nname = {}\nlibrary = {}\n", TomlString(source.name), TomlString(library));
+    if (source.protocol != defaults.protocol) table += fmt::format("type = {}\n", TomlString(source.protocol));
+    table += fmt::format("url = {}\n", TomlString(source.url));
+    if (source.protocol == "oai" || source.metadata_prefix != defaults.metadata_prefix)
+        table += fmt::format("metadata_prefix = {}\n", TomlString(source.metadata_prefix));
+    if (!source.set.empty()) table += fmt::format("set = {}\n", TomlString(source.set));
+    if (source.page_size != defaults.page_size) table += fmt::format("page_size = {}\n", source.page_size);
+    if (source.interval_minutes != defaults.interval_minutes)
+        table += fmt::format("interval_minutes = {}\n", source.interval_minutes);
+
+    std::string next = text;
+    if (!next.empty() && next.back() != '\n') next += '\n';
+    const auto first_new_line = std::count(next.begin(), next.end(), '\n') + 1;
+    next += "\n" + table;
+    auto checked = ParseConfig(next, path);
+    if (checked) return next;
+    // "path:LINE: key: why": a line of the new table is no line of the file.
+    const std::string prefix = path + ":";
+    const std::string& e = checked.error();
+    if (e.rfind(prefix, 0) == 0) {
+        const auto colon = e.find(": ", prefix.size());
+        long long line = 0;
+        try {
+            line = std::stoll(e.substr(prefix.size(), colon - prefix.size()));
+        } catch (const std::exception&) {
+        }
+        if (colon != std::string::npos && line >= first_new_line) return Fail(e.substr(colon + 2));
+    }
+    return Fail(e);
 }
 
 }  // namespace iblsync::daemon

@@ -202,7 +202,17 @@ struct ConfigDiff {
 ConfigDiff Diff(const Config& before, const Config& after);
 
 // The config a reload leaves in force: `after`'s reloadable settings on top of
-// `before`'s restart-only settings.
+// `before`'s restart-only settings, and the harvest sources `after` adds.
 Config MergeReloadable(const Config& before, const Config& after);
+
+// The [[harvest]] sources in `after` whose names `before` lacks: a reload
+// starts them (a source changed or removed waits for a restart).
+std::vector<HarvestSource> AddedHarvestSources(const Config& before, const Config& after);
+
+// `text` (the config file at `path`) with `source` appended as a [[harvest]]
+// table, checked as the node reads it (iblctl source add). Errors in the
+// new table name its key ("harvest[3].url: ..."); a name already in use
+// names the table that has it.
+Result<std::string> WithHarvestSource(const std::string& text, const std::string& path, const HarvestSource& source);
 
 }  // namespace iblsync::daemon

@@ -121,6 +121,7 @@ struct Harvester::Source {
     std::vector<std::unique_ptr<Lane>> lanes;
     HttpHeaders headers;  // with the source's credentials, if any
     bool paused = false;
+    bool looping = false;  // Loop has been started
     int failures_in_row = 0;
     long long records = 0, failures = 0;  // since start
     long long pages = 0, transactions = 0;  // applied since start
@@ -154,10 +155,14 @@ Harvester::Harvester(net::io_context& ioc, storage::Database& db, DbExecutor& ex
     : ioc_(ioc), db_(db), exec_(exec), changed_(std::move(changed)) {}
 Harvester::~Harvester() = default;
 
-void Harvester::Start(std::vector<HarvestSource> sources) {
+void Harvester::Start(std::vector<HarvestSource> sources) { Add(std::move(sources)); }
+
+void Harvester::Add(std::vector<HarvestSource> sources) {
+    bool added = false;
     for (auto& c : sources) {
         auto url = sru::ParseHttpUrl(c.url);  // checked when the config was read
-        if (!url) continue;
+        if (!url || sources_.contains(c.name) || stopping_) continue;
+        added = true;
         const std::string name = c.name;
         auto source = std::make_unique<Source>(ioc_, std::move(c), std::move(url).value());
         if (!source->config.username.empty()) {
@@ -171,7 +176,11 @@ void Harvester::Start(std::vector<HarvestSource> sources) {
         }
         sources_.emplace(name, std::move(source));
     }
-    if (!sources_.empty()) net::co_spawn(ioc_, Sync(), LogFailure{"harvest"});
+    if (!added) return;
+    if (syncing_)
+        resync_ = true;
+    else
+        net::co_spawn(ioc_, Sync(), LogFailure{"harvest"});
 }
 
 void Harvester::Stop() {
@@ -236,14 +245,17 @@ net::awaitable<void> Harvester::Sleep(Source& s, std::chrono::milliseconds d) {
     co_await s.timer.async_wait(kTuple);
 }
 
-// Once the database takes them, the sources are written to harvest_source;
-// then each gets its loop.
+// Once the database takes them, the sources are written to harvest_source
+// (all of them: the table marks the others unconfigured); then each source
+// not yet running gets its loop. One Sync at a time: a reload's Add while
+// one runs makes it go round again with the new source.
 net::awaitable<void> Harvester::Sync() {
-    std::vector<storage::HarvestSourceSpec> specs;
-    for (const auto& [name, s] : sources_)
-        specs.push_back({name, s->config.library, s->config.url, s->config.protocol});
+    syncing_ = true;
     net::steady_timer wait(ioc_);
-    for (int attempt = 0; !stopping_; ++attempt) {
+    for (int attempt = 0; !stopping_;) {
+        std::vector<storage::HarvestSourceSpec> specs;
+        for (const auto& [name, s] : sources_)
+            specs.push_back({name, s->config.library, s->config.url, s->config.protocol});
         try {
             auto statuses = co_await exec_.Run([&] {
                 storage::SyncHarvestSources(db_, specs);
@@ -253,15 +265,19 @@ net::awaitable<void> Harvester::Sync() {
             for (const auto& st : statuses)
                 if (auto it = sources_.find(st.name); it != sources_.end() && st.seconds_since_success >= 0)
                     it->second->last_success_unix = now - static_cast<double>(st.seconds_since_success);
-            break;
+            for (const auto& spec : specs)
+                if (auto& s = sources_.at(spec.name); !stopping_ && !std::exchange(s->looping, true))
+                    net::co_spawn(ioc_, Loop(*s), LogFailure{"harvest source"});
+            if (!std::exchange(resync_, false)) break;
+            continue;
         } catch (const storage::DatabaseError& e) {
-            if (attempt == 0)
+            if (attempt++ == 0)
                 spdlog::warn("harvest sources not registered yet error={} action=\"retrying\"", Quote(e.what()));
         }
         wait.expires_after(std::chrono::seconds(2));
         co_await wait.async_wait(kTuple);
     }
-    for (auto& [name, s] : sources_) net::co_spawn(ioc_, Loop(*s), LogFailure{"harvest source"});
+    syncing_ = false;
 }
 
 void Harvester::Failed(Source& s, const std::string& error, bool transient) {

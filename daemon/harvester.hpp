@@ -38,6 +38,8 @@ public:
     // Starts the sources' coroutines (once the database is reachable, the
     // config's sources are written to harvest_source first).
     void Start(std::vector<HarvestSource> sources);
+    // Sources a reload added (names not yet harvested), started as at Start.
+    void Add(std::vector<HarvestSource> sources);
     // No new pages; a page in flight is abandoned (its transaction never
     // started or rolls back), so the next start resumes at it.
     void Stop();
@@ -86,6 +88,7 @@ private:
     std::function<void()> changed_;
     std::map<std::string, std::unique_ptr<Source>> sources_;
     bool stopping_ = false;
+    bool syncing_ = false, resync_ = false;  // Sync is running; it must go round again
 };
 
 }  // namespace iblsync::daemon

@@ -446,7 +446,12 @@ struct Node::Impl {
         }
         SetLogLevel(next->log_level);
         http.SetLimits(LimitsFrom(*next));
+        auto added = AddedHarvestSources(*config, *next);
         config = next;
+        for (const auto& h : added)
+            spdlog::info("harvest source added source={} library={} type={} url={}", h.name, h.library, h.protocol,
+                         Quote(h.url));
+        harvester.Add(std::move(added));
         ++reloads;
         metrics.CountReload(true);
         spdlog::info("config reloaded origin={} changed={}", origin,
@@ -620,7 +625,8 @@ struct Node::Impl {
             const std::string name = req.Arg("source");
             if (!harvester.Has(name)) {
                 r.error = fmt::format("no harvest source, peer or drop '{}' in {}", name.substr(0, 64), config->path);
-                r.hint = "'iblctl sync status' lists them; add a [[harvest]], [[peer]] or [[drop]] table and restart";
+                r.hint = "'iblctl sync status' lists them; add a source with 'iblctl source add' (a [[peer]] or "
+                         "[[drop]] table in the config file takes a restart)";
             } else {
                 const bool full = req.Arg("full") == "true", allow = req.Arg("allow_deletions") == "true";
                 co_await exec.Run([&] {

@@ -15,6 +15,7 @@
 #include "tools/iblctl/export.hpp"
 #include "tools/iblctl/import.hpp"
 #include "tools/iblctl/render.hpp"
+#include "tools/iblctl/source_add.hpp"
 
 namespace {
 
@@ -114,6 +115,30 @@ int main(int argc, char** argv) {
     oai_check->add_option("url", oai_url, "the repository's base URL, http://...")->required();
     oai_check->add_option("--metadata-prefix", oai_prefix, "the format to read a page in (default: its MARC 21 format)");
     oai_check->add_option("--set", oai_set, "a set to read the page from");
+
+    auto* source = app.add_subcommand("source", "harvest sources: a library system's SRU or OAI-PMH server");
+    source->require_subcommand(1);
+    iblsync::iblctl::SourceAddArgs add_source;
+    bool source_no_check = false;
+    auto* source_add = source->add_subcommand(
+        "add", "check a repository, add it to the config file as a [[harvest]] table and start harvesting it");
+    source_add->add_option("name", add_source.source.name, "the source's name, a-z 0-9 - _ (iblctl sync names it)")
+        ->required();
+    source_add->add_option("--type", add_source.source.protocol, "sru or oai (OAI-PMH)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"sru", "oai"}));
+    source_add->add_option("--library", add_source.source.library, "the ISIL of the library whose records it has")
+        ->required();
+    source_add->add_option("--url", add_source.source.url, "the server's base URL, http://...")->required();
+    source_add->add_option("--metadata-prefix", add_source.source.metadata_prefix, "OAI-PMH: the format to harvest")
+        ->capture_default_str();
+    source_add->add_option("--set", add_source.source.set, "OAI-PMH: only this set (setSpec)");
+    source_add->add_option("--page-size", add_source.source.page_size, "records per page asked for (SRU)")
+        ->capture_default_str();
+    source_add->add_option("--interval-minutes", add_source.source.interval_minutes, "between the starts of runs")
+        ->capture_default_str();
+    source_add->add_option("--config", add_source.config, "the config file (default: the one the node reads)");
+    source_add->add_flag("--no-check", source_no_check, "add an OAI-PMH repository without asking it first");
 
     auto* ibl = app.add_subcommand("ibl", "interlibrary loan: requests, their messages, rerouting, statistics");
     ibl->require_subcommand(1);
@@ -263,6 +288,12 @@ int main(int argc, char** argv) {
                 std::this_thread::sleep_for(std::chrono::seconds(1));
             }
         }
+    }
+
+    if (source_add->parsed()) {
+        add_source.check = !source_no_check;
+        add_source.json = json;
+        return iblsync::iblctl::SourceAdd(add_source, socket, timeout_ms);
     }
 
     ControlRequest request;

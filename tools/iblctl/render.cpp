@@ -206,8 +206,8 @@ std::string RenderSyncStatus(const std::string& json) {
     return out;
 }
 
-// `iblctl oai check URL`.
-std::string RenderOaiCheck(const std::string& json) {
+// What `iblctl oai check URL` and `iblctl source add` found.
+std::string RenderOaiFindings(const std::string& json) {
     rapidjson::Document d;
     d.Parse(json.c_str());
     if (d.HasParseError() || !d.IsObject()) return json + "\n";
@@ -255,20 +255,31 @@ std::string RenderOaiCheck(const std::string& json) {
                                Str(r, "ms"), Str(r, "bytes"));
     }
     const auto& problems = Obj(d, "problems");
-    if (problems.IsArray()) {
-        if (problems.Empty()) {
-            // What to paste into the config (sources are configured there,
-            // reviewed with the rest of it; the node takes them at restart).
-            out += "\nno problems found: add it as a [[harvest]] table, then restart the node:\n\n";
-            out += fmt::format("[[harvest]]\nname = \"...\"              # a-z 0-9 - _\nlibrary = \"NL-...\"          # "
-                               "register it: iblctl library add ISIL --name ... --holdings ...\ntype = \"oai\"\n"
-                               "url = \"{}\"\nmetadata_prefix = \"{}\"\n",
-                               Str(d, "url"), Str(d, "metadata_prefix"));
-            if (!Str(d, "set").empty()) out += fmt::format("set = \"{}\"\n", Str(d, "set"));
-        } else {
-            out += "\nproblems:\n";
-            for (const auto& p : problems.GetArray()) out += fmt::format("  - {}\n", p.GetString());
-        }
+    if (problems.IsArray() && !problems.Empty()) {
+        out += "\nproblems:\n";
+        for (const auto& p : problems.GetArray()) out += fmt::format("  - {}\n", p.GetString());
+    }
+    return out;
+}
+
+// `iblctl oai check URL`: the findings, and with no problems how to add it.
+std::string RenderOaiCheck(const std::string& json) {
+    std::string out = RenderOaiFindings(json);
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    if (d.HasParseError() || !d.IsObject()) return out;
+    const auto& problems = Obj(d, "problems");
+    if (problems.IsArray() && problems.Empty()) {
+        out += "\nno problems found: register the library, then add the source (the node starts it at once):\n\n";
+        out += "  iblctl library add ISIL --name ... --holdings ...\n";
+        out += fmt::format("  iblctl source add NAME --type oai --library ISIL --url '{}' --metadata-prefix {}{}\n",
+                           Str(d, "url"), Str(d, "metadata_prefix"),
+                           Str(d, "set").empty() ? "" : fmt::format(" --set '{}'", Str(d, "set")));
+        out += "\nor add this table to the config file and run iblctl reload:\n\n";
+        out += fmt::format("[[harvest]]\nname = \"...\"              # a-z 0-9 - _\nlibrary = \"NL-...\"\ntype = \"oai\"\n"
+                           "url = \"{}\"\nmetadata_prefix = \"{}\"\n",
+                           Str(d, "url"), Str(d, "metadata_prefix"));
+        if (!Str(d, "set").empty()) out += fmt::format("set = \"{}\"\n", Str(d, "set"));
     }
     return out;
 }

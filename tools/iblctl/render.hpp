@@ -17,6 +17,7 @@ std::string RenderSyncStatus(const std::string& result_json); // sync.status: on
 std::string RenderSyncAction(const std::string& result_json); // sync.run, .pause, .resume
 std::string RenderVerify(const std::string& result_json);     // sync.verify: totals, then the libraries that differ
 std::string RenderOaiCheck(const std::string& result_json);   // oai.check: what the repository offers, its problems
+std::string RenderOaiFindings(const std::string& result_json); // the same without how to add it (source add)
 
 std::string RenderIblList(const std::string& result_json);    // ibl.list: one line per request
 std::string RenderIblShow(const std::string& result_json);    // ibl.show: each transaction and its messages

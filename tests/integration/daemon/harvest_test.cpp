@@ -184,7 +184,8 @@ TEST_F(HarvestTest, FullRunRepeatAndDeletionsFromZebra) {
     ExpectLogOncePerRecord(static_cast<long long>(distinct.size()), 1);
     EXPECT_EQ(d.Iblctl({"sync", "run", "nosuch"}).err,
               fmt::format("iblctl: sync.run failed: no harvest source, peer or drop 'nosuch' in {}\nhint: 'iblctl "
-                          "sync status' lists them; add a [[harvest]], [[peer]] or [[drop]] table and restart\n",
+                          "sync status' lists them; add a source with 'iblctl source add' (a [[peer]] or [[drop]] "
+                          "table in the config file takes a restart)\n",
                           d.config_path()));
 }
 

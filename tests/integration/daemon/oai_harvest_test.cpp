@@ -233,8 +233,13 @@ TEST_F(OaiHarvestTest, OaiCheckSaysWhatARepositoryOffersAndWhatIsWrong) {
                             "whole list\n"),
               std::string::npos)
         << good.out;
-    EXPECT_NE(good.out.find("no problems found: add it as a [[harvest]] table, then restart the node:\n\n"
-                            "[[harvest]]\n"),
+    EXPECT_NE(good.out.find("no problems found: register the library, then add the source (the node starts it at "
+                            "once):\n\n  iblctl library add ISIL --name ... --holdings ...\n  iblctl source add NAME "
+                            "--type oai --library ISIL --url '" +
+                            Url() + "' --metadata-prefix marc21\n"),
+              std::string::npos)
+        << good.out;
+    EXPECT_NE(good.out.find("or add this table to the config file and run iblctl reload:\n\n[[harvest]]\n"),
               std::string::npos)
         << good.out;
     EXPECT_NE(good.out.find("type = \"oai\"\nurl = \"" + Url() + "\"\nmetadata_prefix = \"marc21\"\n"),
@@ -429,6 +434,131 @@ TEST_F(OaiHarvestTest, LibraryAddRefusesABadHoldingsMappingAndRegistersNothing) 
               std::string::npos)
         << bad.err;
     EXPECT_EQ(Count("SELECT count(*) FROM library WHERE isil = '" + kTarget + "'"), 0);
+}
+
+}  // namespace
+}  // namespace iblsync::test
+
+namespace iblsync::test {
+namespace {
+
+// iblctl source add, the operator's way to connect a library: the node
+// checks the repository, the table goes into its config file, and a reload
+// starts it; the whole list comes in without a restart. What the check or
+// the config reader refuses leaves the file and the database as they were.
+TEST_F(OaiHarvestTest, SourceAddChecksWritesTheConfigAndStartsHarvestingWithoutARestart) {
+    NodeConfig cfg;
+    cfg.conninfo = schema_.conninfo();
+    auto d = std::make_unique<DaemonProcess>(dir_, cfg);
+    ASSERT_TRUE(d->Start()) << d->Log();
+    Register(*d);
+    const std::string path = dir_.File("iblsyncd.toml");
+    const std::string original = ReadFile(path);
+    const std::vector<std::string> add = {"source", "add", "oai", "--type", "oai", "--library", kTarget, "--url", Url()};
+    auto with = [&](std::vector<std::string> more) {
+        auto args = add;
+        args.insert(args.end(), more.begin(), more.end());
+        return args;
+    };
+    auto unchanged = [&] {
+        EXPECT_EQ(ReadFile(path), original);
+        EXPECT_EQ(Count("SELECT count(*) FROM harvest_source"), 0);
+        EXPECT_EQ(Live(), 0);
+    };
+
+    // A set the repository lacks: the check says so and nothing is written.
+    auto missing = d->Iblctl(with({"--set", "library:NL-0000000999"}));
+    EXPECT_EQ(missing.exit_code, 1);
+    EXPECT_NE(missing.out.find("  - the set 'library:NL-0000000999' is not among the repository's sets\n"),
+              std::string::npos)
+        << missing.out;
+    EXPECT_EQ(missing.err,
+              "iblctl: source add: not added: the repository check found 2 problems; fix the arguments or the "
+              "repository, or add it anyway with --no-check\n");
+    unchanged();
+    // Not an OAI-PMH endpoint.
+    auto health = d->Iblctl({"source", "add", "oai", "--type", "oai", "--library", kTarget, "--url",
+                             fmt::format("http://127.0.0.1:{}/healthz", source_->port())});
+    EXPECT_EQ(health.exit_code, 1);
+    EXPECT_NE(health.out.find("  - Identify failed: the response is not well-formed XML"), std::string::npos)
+        << health.out;
+    unchanged();
+    // What the config reader refuses, before anyone is asked.
+    auto https = d->Iblctl({"source", "add", "oai", "--type", "oai", "--library", kTarget, "--url",
+                            "https://oai.example.nl/oai"});
+    EXPECT_EQ(https.exit_code, 2);
+    EXPECT_EQ(https.err,
+              "iblctl: source add: not added: harvest[1].url: https sources are not supported yet; use an http:// "
+              "URL (or a TLS-terminating proxy)\n");
+    auto name = d->Iblctl({"source", "add", "Oai Bron", "--library", kTarget, "--url", Url()});
+    EXPECT_EQ(name.exit_code, 2);
+    EXPECT_EQ(name.err, "iblctl: source add: not added: harvest[1].name: must be 1..64 of a-z 0-9 - _, starting "
+                        "with a letter or digit\n");
+    unchanged();
+
+    auto added = d->Iblctl(with({"--set", "library:" + kOrigin}));
+    ASSERT_EQ(added.exit_code, 0) << added.err << d->Log();
+    const std::string table = fmt::format("[[harvest]]\nname = \"oai\"\nlibrary = \"{}\"\ntype = \"oai\"\nurl = \"{}\"\n"
+                                          "metadata_prefix = \"marc21\"\nset = \"library:{}\"\n",
+                                          kTarget, Url(), kOrigin);
+    EXPECT_EQ(ReadFile(path), original + "\n" + table);
+    const long long line = Occurrences(original, "\n") + 2;
+    EXPECT_NE(added.out.find(fmt::format("added [[harvest]] 'oai' to {} at line {}:\n\n{}\nthe node harvests it now",
+                                         path, line, table)),
+              std::string::npos)
+        << added.out;
+    EXPECT_NE(added.out.find("  first page    10 records in marc21"), std::string::npos) << added.out;
+    ASSERT_TRUE(WaitForRuns()) << d->Log();
+    EXPECT_EQ(Live(), kMannRecords);
+    ExpectLogOncePerRecord(kMannRecords);
+    EXPECT_TRUE(d->WaitForLog(fmt::format("config reloaded origin=control changed=harvest.oai"), 1s)) << d->Log();
+    EXPECT_TRUE(d->WaitForLog(fmt::format("harvest source added source=oai library={} type=oai", kTarget), 1s));
+    auto status = d->Iblctl({"--json", "sync", "status"});
+    EXPECT_NE(status.out.find("\"name\":\"oai\""), std::string::npos) << status.out;
+
+    // The same name again: refused, and the file stays as it is now.
+    const std::string now = ReadFile(path);
+    auto again = d->Iblctl(with({"--no-check"}));
+    EXPECT_EQ(again.exit_code, 2);
+    EXPECT_EQ(again.err, fmt::format("iblctl: source add: not added: 'oai' is already the name of the [[harvest]] at "
+                                     "{}:{}\n",
+                                     path, line));
+    EXPECT_EQ(ReadFile(path), now);
+
+    // --json, and --no-check for a source the node cannot reach yet: it is
+    // added, started and failing (sync status says why), as a source in
+    // the file would be.
+    auto later = d->Iblctl({"--json", "source", "add", "later", "--type", "oai", "--library", kTarget, "--url",
+                            "http://127.0.0.1:9/oai", "--no-check", "--interval-minutes", "600"});
+    ASSERT_EQ(later.exit_code, 0) << later.err;
+    rapidjson::Document doc;
+    doc.Parse(later.out.c_str());
+    ASSERT_TRUE(doc.IsObject()) << later.out;
+    EXPECT_TRUE(doc["added"].GetBool());
+    EXPECT_TRUE(doc["started"].GetBool());
+    EXPECT_EQ(std::string(doc["config"].GetString()), path);
+    EXPECT_TRUE(doc["check"].IsNull());
+    EXPECT_EQ(doc["line"].GetInt64(), Occurrences(now, "\n") + 2);
+    EXPECT_TRUE(WaitFor([&] {
+        return schema_.Query1("SELECT errors_in_row > 0 FROM harvest_source WHERE name = 'later'") == "t";
+    }, 30s)) << d->Log();
+
+    // Both are in the file: a restart starts them, and nothing comes twice.
+    const std::string both = ReadFile(path);
+    const long long runs = Occurrences(d->Log(), "harvest finished source=oai ");
+    d->Signal(SIGTERM);
+    EXPECT_EQ(d->WaitExit(20s), 0);
+    d = std::make_unique<DaemonProcess>(dir_, cfg);
+    WriteFile(path, both);  // the harness wrote its own config; the operator's file is what the node reads
+    ASSERT_TRUE(d->Start()) << d->Log();
+    auto restarted = d->Iblctl({"--json", "sync", "status"});
+    EXPECT_NE(restarted.out.find("\"name\":\"oai\""), std::string::npos) << restarted.out;
+    EXPECT_NE(restarted.out.find("\"name\":\"later\""), std::string::npos) << restarted.out;
+    ASSERT_EQ(d->Iblctl({"sync", "run", "oai"}).exit_code, 0);
+    EXPECT_TRUE(WaitFor([&] { return Occurrences(d->Log(), "harvest finished source=oai ") > runs; }, 30s))
+        << d->Log();
+    EXPECT_EQ(Live(), kMannRecords);
+    ExpectLogOncePerRecord(kMannRecords);
 }
 
 }  // namespace

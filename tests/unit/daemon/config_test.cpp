@@ -515,3 +515,112 @@ TEST(ConfigDrop, ADirectoryPerLibrary) {
 }
 
 }  // namespace iblsync::daemon
+
+namespace iblsync::daemon {
+namespace {
+
+// iblctl source add: the table appended is read back as given, checked as
+// the node reads it, and a reload starts it without a restart.
+TEST(ConfigSourceAdd, AppendsATableTheNodeReadsBackAndAReloadStarts) {
+    const std::string text = std::string(kValid) +
+                             "\n[[harvest]]\nname = \"s1\"\nlibrary = \"NL-0001\"\nurl = \"http://127.0.0.1:1/sru\"\n"
+                             "\n[[drop]]\nname = \"ede\"\nlibrary = \"nl-0001\"\ndirectory = \"/srv/drops/ede/\"\n";
+    const char* f = "/etc/iblsync/iblsyncd.toml";
+    HarvestSource s;
+    s.name = "koha-ede";
+    s.library = "nl-0002";
+    s.url = "http://koha.example.nl/cgi-bin/koha/oai.pl";
+    s.protocol = "oai";
+    s.set = "odd\"set\\name";  // a quote and a backslash, escaped in TOML
+    s.interval_minutes = 15;
+    auto next = WithHarvestSource(text, f, s);
+    ASSERT_TRUE(next.ok()) << next.error();
+    EXPECT_EQ(next->substr(0, text.size()), text) << "the file as it was, then the table";
+    EXPECT_EQ(next->substr(text.size()),
+              "\n[[harvest]]\nname = \"koha-ede\"\nlibrary = \"NL-0002\"\ntype = \"oai\"\n"
+              "url = \"http://koha.example.nl/cgi-bin/koha/oai.pl\"\nmetadata_prefix = \"marc21\"\n"
+              "set = \"odd\\\"set\\\\name\"\ninterval_minutes = 15\n");
+    auto before = ParseConfig(text, f).value();
+    auto after = ParseConfig(next.value(), f).value();
+    ASSERT_EQ(after.harvest.size(), 2u);
+    EXPECT_EQ(after.harvest[1].set, s.set);
+    EXPECT_EQ(after.harvest[1].library, "NL-0002");
+    EXPECT_EQ(after.harvest[1].line, 31);
+
+    // A reload takes the new source; nothing waits for a restart.
+    auto d = Diff(before, after);
+    EXPECT_EQ(d.applied, std::vector<std::string>{"harvest.koha-ede"});
+    EXPECT_TRUE(d.need_restart.empty());
+    auto added = AddedHarvestSources(before, after);
+    ASSERT_EQ(added.size(), 1u);
+    EXPECT_EQ(added[0].name, "koha-ede");
+    EXPECT_EQ(MergeReloadable(before, after).harvest, after.harvest);
+
+    // Added and changed at once: the new one starts, the change waits.
+    auto changed = ParseConfig(Replace(next.value(), "http://127.0.0.1:1/sru", "http://127.0.0.1:2/sru"), f).value();
+    d = Diff(before, changed);
+    EXPECT_EQ(d.applied, std::vector<std::string>{"harvest.koha-ede"});
+    EXPECT_EQ(d.need_restart, std::vector<std::string>{"harvest"});
+    auto merged = MergeReloadable(before, changed);
+    ASSERT_EQ(merged.harvest.size(), 2u);
+    EXPECT_EQ(merged.harvest[0].url, "http://127.0.0.1:1/sru");
+    EXPECT_EQ(merged.harvest[1].name, "koha-ede");
+    // Taken out: a restart.
+    EXPECT_EQ(Diff(after, before).need_restart, std::vector<std::string>{"harvest"});
+    EXPECT_TRUE(Diff(after, before).applied.empty());
+
+    // An SRU source: type and metadata_prefix left at their defaults.
+    HarvestSource sru;
+    sru.name = "zebra";
+    sru.library = "NL-0002";
+    sru.url = "http://127.0.0.1:9999/Default";
+    sru.page_size = 50;
+    EXPECT_EQ(WithHarvestSource(text, f, sru)->substr(text.size()),
+              "\n[[harvest]]\nname = \"zebra\"\nlibrary = \"NL-0002\"\nurl = \"http://127.0.0.1:9999/Default\"\n"
+              "page_size = 50\n");
+}
+
+TEST(ConfigSourceAdd, RefusesWhatTheNodeWouldRefuseAndSaysWhy) {
+    const std::string text = std::string(kValid) +
+                             "\n[[harvest]]\nname = \"s1\"\nlibrary = \"NL-0001\"\nurl = \"http://127.0.0.1:1/sru\"\n"
+                             "\n[[drop]]\nname = \"ede\"\nlibrary = \"nl-0001\"\ndirectory = \"/srv/drops/ede/\"\n";
+    const char* f = "/etc/iblsync/iblsyncd.toml";
+    auto error = [&](HarvestSource s) {
+        auto r = WithHarvestSource(text, f, s);
+        EXPECT_FALSE(r.ok()) << *r;
+        return r.ok() ? "" : r.error();
+    };
+    HarvestSource good;
+    good.name = "koha";
+    good.library = "NL-0002";
+    good.url = "http://koha.example.nl/oai";
+    good.protocol = "oai";
+    auto with = [&](auto change) {
+        HarvestSource s = good;
+        change(s);
+        return s;
+    };
+    EXPECT_EQ(error(with([](auto& s) { s.name = "s1"; })),
+              fmt::format("'s1' is already the name of the [[harvest]] at {}:21", f));
+    EXPECT_EQ(error(with([](auto& s) { s.name = "ede"; })),
+              fmt::format("'ede' is already the name of the [[drop]] at {}:26", f));
+    // Errors in the new table name its key, not a line the file lacks.
+    EXPECT_EQ(error(with([](auto& s) { s.url = "https://koha.example.nl/oai"; })),
+              "harvest[2].url: https sources are not supported yet; use an http:// URL (or a TLS-terminating proxy)");
+    EXPECT_EQ(error(with([](auto& s) { s.name = "Koha Ede"; })),
+              "harvest[2].name: must be 1..64 of a-z 0-9 - _, starting with a letter or digit");
+    EXPECT_EQ(error(with([](auto& s) { s.library = "DE-0001"; })).rfind("harvest[2].library: ", 0), 0u);
+    EXPECT_EQ(error(with([](auto& s) { s.set = "a b"; })),
+              "harvest[2].set: must be an OAI-PMH setSpec such as \"library:NL-0600670000\"");
+    EXPECT_EQ(error(with([](auto& s) { s.protocol = "sru"; s.set = "x"; })),
+              "harvest.set: only for type = \"oai\"; an SRU source takes query and record_schema");
+    EXPECT_EQ(error(with([](auto& s) { s.name = "new\nline"; })),
+              "harvest[2].name: must be 1..64 of a-z 0-9 - _, starting with a letter or digit");
+    // A file the node would not read is not added to.
+    auto r = WithHarvestSource(text + "bogus = 1\n", f, good);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error(), fmt::format("{}:30: drop[1].bogus: unknown key (fix the config file first)", f));
+}
+
+}  // namespace
+}  // namespace iblsync::daemon
