@@ -722,6 +722,45 @@ public:
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+namespace {
+
+// The next ListRecords page, asked for while the one before is applied:
+// its token is known before then, so the repository and the database work
+// at the same time instead of waiting for each other.
+struct OaiAhead {
+    std::string token;                 // the resumption token it asks with; "" if none asked
+    bool running = false;              // the GET is in flight
+    std::optional<HttpAnswer> answer;  // what came
+    std::string failure;               // or why nothing came
+    net::steady_timer done;            // cancelled when the GET ends
+    explicit OaiAhead(net::io_context& ioc) : done(ioc) {}
+};
+
+// Runs detached, so it must not throw: a failure is kept for the run to
+// report when it takes the page.
+net::awaitable<void> FetchAhead(OaiAhead* ahead, const sru::HttpUrl* url, std::string target,
+                                std::chrono::seconds timeout, std::uint64_t max_bytes, Lane* lane,
+                                const HttpHeaders* headers) {
+    try {
+        ahead->answer = co_await HttpGet(*url, std::move(target), timeout, max_bytes, &lane->abort, headers,
+                                         &lane->session);
+    } catch (const std::exception& e) {
+        ahead->failure = e.what();
+    }
+    ahead->running = false;
+    ahead->done.cancel();
+}
+
+// Waits until no GET ahead is in flight (the lane is free again).
+net::awaitable<void> WaitAhead(OaiAhead* ahead) {
+    while (ahead->running) {
+        ahead->done.expires_at(net::steady_timer::time_point::max());
+        co_await ahead->done.async_wait(kTuple);
+    }
+}
+
+}  // namespace
+
 net::awaitable<void> Harvester::HarvestOai(Source& s, const storage::HarvestRun& run) {
     const bool full = run.kind == storage::RunKind::kFull;
     auto mapping = protocols::ParseHoldingsMapping(run.holdings_mapping);
@@ -731,6 +770,7 @@ net::awaitable<void> Harvester::HarvestOai(Source& s, const storage::HarvestRun&
     std::string token = run.oai_token, from = run.oai_from, latest = run.oai_run_latest;
     std::string granularity;  // from Identify, once per run
     long long page_no = run.next_position, records = 0, rejected_total = 0;
+    OaiAhead ahead(ioc_);
     auto get = [&](std::string target) {
         return HttpGet(s.url, std::move(target), timeout, s.config.max_page_bytes, &lane.abort, &s.headers,
                        &lane.session);
@@ -775,7 +815,18 @@ net::awaitable<void> Harvester::HarvestOai(Source& s, const storage::HarvestRun&
                 req.set = s.config.set;
                 if (!token.empty()) req.resumption_token = token;
                 else if (!from.empty()) req.from = oai::AtGranularity(from, granularity);
-                auto answer = co_await get(oai::ListRecordsTarget(s.url.path, req));
+                // The page asked for ahead, if it is this one; else asked now.
+                co_await WaitAhead(&ahead);
+                const bool asked = !token.empty() && ahead.token == token;
+                std::optional<HttpAnswer> came = std::exchange(ahead.answer, std::nullopt);
+                const std::string failed = std::exchange(ahead.failure, {});
+                ahead.token.clear();
+                if (asked && !came) throw HttpFailure(failed);
+                HttpAnswer answer;
+                if (asked)
+                    answer = std::move(*came);
+                else
+                    answer = co_await get(oai::ListRecordsTarget(s.url.path, req));
                 busy = check(answer, "ListRecords");
                 if (!busy) {
                     auto page = oai::ParseListRecords(answer.body);
@@ -839,6 +890,16 @@ net::awaitable<void> Harvester::HarvestOai(Source& s, const storage::HarvestRun&
                                                          rejected, std::max<long long>(0, page->complete_list_size),
                                                          next, s.config.max_delete_percent, &cursor);
                     };
+                    if (next && !stopping_ && !s.paused) {
+                        oai::ListRecordsRequest more = req;
+                        more.resumption_token = page->resumption_token;
+                        ahead.token = page->resumption_token;
+                        ahead.running = true;
+                        net::co_spawn(ioc_,
+                                      FetchAhead(&ahead, &s.url, oai::ListRecordsTarget(s.url.path, more), timeout,
+                                                 s.config.max_page_bytes, &lane, &s.headers),
+                                      net::detached);
+                    }
                     storage::PageApplied applied = co_await exec_.Run(apply);
                     Healthy(s);
                     records += static_cast<long long>(changes.size());
@@ -870,6 +931,8 @@ net::awaitable<void> Harvester::HarvestOai(Source& s, const storage::HarvestRun&
             error = DatabaseFailure(s, e, &transient, &reread_run);
         }
         if (stopping_ || s.paused) break;
+        co_await WaitAhead(&ahead);  // a page asked ahead of one that failed is asked again with it
+        ahead.token.clear();
         if (busy) {
             // OAI-PMH flow control: the repository says when to come back.
             spdlog::info("harvest source busy source={} retry_after_seconds={}", s.config.name, busy->wait.count());
@@ -881,6 +944,7 @@ net::awaitable<void> Harvester::HarvestOai(Source& s, const storage::HarvestRun&
         co_await Backoff(s, error, transient);
         if (reread_run) break;
     }
+    co_await WaitAhead(&ahead);  // it uses the lane and this frame
 }
 #pragma GCC diagnostic pop
 

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <pqxx/pqxx>
 #include <rapidjson/document.h>
 
 #include "tests/support/cgi_server.hpp"
@@ -199,6 +200,29 @@ TEST_F(OaiHarvestTest, A503WithRetryAfterIsWaitedForNotCountedAsAFailure) {
     EXPECT_EQ(Live(), kMannRecords);
     EXPECT_EQ(State("errors_total"), errors);
     EXPECT_EQ(d->Log().find("error=\"HTTP 503"), std::string::npos) << d->Log();
+}
+
+// The next page is asked for while a page is applied (its resumption token
+// is known before), so the repository and the database work at the same
+// time. The test holds the library's write lock: the first page cannot be
+// applied, the second is asked for meanwhile, and no third. Then every page
+// is asked for once.
+TEST_F(OaiHarvestTest, TheNextPageIsAskedForWhileAPageIsApplied) {
+    FaultProxy proxy(source_->port());
+    pqxx::connection blocker(schema_.conninfo());
+    pqxx::work lock(blocker);
+    lock.exec_params("SELECT pg_advisory_xact_lock(hashtext('iblsync.import:' || $1))", kTarget);
+    auto d = StartHarvester(fmt::format("http://127.0.0.1:{}/oai", proxy.port()), "library:" + kOrigin);
+    Register(*d);
+    ASSERT_TRUE(WaitFor([&] { return proxy.requests() >= 3; }, 30s)) << d->Log();
+    std::this_thread::sleep_for(500ms);
+    EXPECT_EQ(proxy.requests(), 3) << "Identify, the page that waits and the one after it; no more";
+    EXPECT_EQ(Live(), 0);
+    lock.abort();
+    ASSERT_TRUE(WaitForRuns()) << d->Log();
+    EXPECT_EQ(proxy.requests(), 1 + 8) << "Identify, then each of the 8 pages once";
+    EXPECT_EQ(Live(), kMannRecords);
+    ExpectLogOncePerRecord(kMannRecords);
 }
 
 TEST_F(OaiHarvestTest, ARepositoryErrorIsAClearFailureAndWritesNothing) {
