@@ -154,5 +154,25 @@ TEST_F(HttpsTest, ABadCertificateStopsStartAndAReloadKeepsTheOldOne) {
     EXPECT_EQ(Curl(port, "first", "/healthz").exit_code, 0);
 }
 
+// iblctl source add when the node refuses the reload: the certificate file
+// was overwritten with junk after the start, which the config reader (it
+// checks that the file can be read) lets through and the reload does not.
+// The config file is written back as it was, and no source starts.
+TEST_F(HttpsTest, ASourceAddTheNodeRefusesToReloadLeavesTheConfigAsItWas) {
+    DaemonProcess d(dir_, cfg_);
+    ASSERT_TRUE(d.Start()) << d.Log();
+    const std::string before = ReadFile(d.config_path());
+    WriteFile(dir_.File("first.pem"), "this is not a certificate\n");
+    auto add = d.Iblctl({"source", "add", "zebra", "--library", "NL-0000000201", "--url", "http://127.0.0.1:9/sru"});
+    EXPECT_EQ(add.exit_code, 1) << add.out << add.err;
+    EXPECT_EQ(add.err.rfind("iblctl: source add: not added: the node refused the config: ", 0), 0u) << add.err;
+    EXPECT_NE(add.err.find(dir_.File("first.pem") + " is not a PEM certificate chain"), std::string::npos) << add.err;
+    EXPECT_NE(add.err.find("\niblctl: source add: " + d.config_path() + " is as it was\n"), std::string::npos)
+        << add.err;
+    EXPECT_EQ(ReadFile(d.config_path()), before);
+    EXPECT_EQ(schema_.Query1("SELECT count(*) FROM harvest_source"), "0");
+    EXPECT_EQ(d.Log().find("harvest source added"), std::string::npos) << d.Log();
+}
+
 }  // namespace
 }  // namespace iblsync::test
