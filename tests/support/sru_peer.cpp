@@ -187,6 +187,7 @@ std::string FaultProxy::Url() const { return fmt::format("http://127.0.0.1:{}/De
 
 void FaultProxy::Set(Mode mode, std::chrono::milliseconds delay) {
     delay_ms_ = delay.count();
+    pass_left_ = -1;
     mode_ = mode;
 }
 
@@ -238,8 +239,16 @@ void FaultProxy::Serve(int client) {
         return;
     }
     if (mode == Mode::kDelay) usleep(static_cast<useconds_t>(delay_ms_ * 1000));
-    while (mode_ == Mode::kHold && !acceptor_.stopping()) usleep(20000);
-    if (acceptor_.stopping()) return;
+    // Held: in kHold, or past a PassOnly limit.
+    for (;;) {
+        if (acceptor_.stopping()) return;
+        if (mode_ != Mode::kHold) {
+            int left = pass_left_;
+            if (left < 0) break;
+            if (left > 0 && pass_left_.compare_exchange_strong(left, left - 1)) break;
+        }
+        usleep(20000);
+    }
     RawConnection upstream(target_port_);
     if (!upstream.Send(request)) return;
     auto answer = upstream.Read(std::chrono::seconds(30));

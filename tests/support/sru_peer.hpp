@@ -85,7 +85,12 @@ public:
     ~FaultProxy();
     int port() const { return acceptor_.port(); }
     std::string Url() const;  // http://127.0.0.1:PORT/Default
+    // Also ends a PassOnly limit.
     void Set(Mode mode, std::chrono::milliseconds delay = std::chrono::milliseconds(0));
+    // From now on only `n` more requests are forwarded; the ones after them
+    // wait (as in kHold) until the next Set. However fast the machine, a
+    // source then gives at most n answers before a test's kill -9.
+    void PassOnly(int n) { pass_left_ = n; }
     int requests() const { return requests_; }
     // From now on a request without "Authorization: <value>" gets a 401.
     void RequireAuthorization(const std::string& value);
@@ -97,6 +102,7 @@ private:
     int target_port_;
     std::atomic<Mode> mode_{Mode::kPass};
     std::atomic<long long> delay_ms_{0};
+    std::atomic<int> pass_left_{-1};  // -1: no limit
     std::atomic<int> requests_{0};
     std::atomic<int> unauthorized_{0};
     std::atomic<int> busy_{0};
