@@ -799,12 +799,13 @@ ConfigDiff Diff(const Config& before, const Config& after) {
     };
     // A source added is started by the reload; one changed or removed
     // waits for a restart (its run in flight belongs to the old one).
-    const auto added = AddedHarvestSources(before, after);
     std::vector<HarvestSource> kept;
-    for (const auto& h : after.harvest)
-        if (std::none_of(added.begin(), added.end(), [&](const HarvestSource& a) { return a.name == h.name; }))
+    for (const auto& h : after.harvest) {
+        if (std::any_of(before.harvest.begin(), before.harvest.end(), [&](const auto& b) { return b.name == h.name; }))
             kept.push_back(h);
-    for (const auto& h : added) d.applied.push_back("harvest." + h.name);
+        else
+            d.applied.push_back("harvest." + h.name);
+    }
     if (unplaced(before.harvest) != unplaced(kept)) d.need_restart.push_back("harvest");
     if (unplaced(before.peers) != unplaced(after.peers)) d.need_restart.push_back("peer");
     if (unplaced(before.drops) != unplaced(after.drops)) d.need_restart.push_back("drop");

@@ -239,14 +239,12 @@ void FaultProxy::Serve(int client) {
         return;
     }
     if (mode == Mode::kDelay) usleep(static_cast<useconds_t>(delay_ms_ * 1000));
-    // Held: in kHold, or past a PassOnly limit.
+    // Held past a PassOnly limit.
     for (;;) {
         if (acceptor_.stopping()) return;
-        if (mode_ != Mode::kHold) {
-            int left = pass_left_;
-            if (left < 0) break;
-            if (left > 0 && pass_left_.compare_exchange_strong(left, left - 1)) break;
-        }
+        int left = pass_left_;
+        if (left < 0) break;
+        if (left > 0 && pass_left_.compare_exchange_strong(left, left - 1)) break;
         usleep(20000);
     }
     RawConnection upstream(target_port_);

@@ -77,9 +77,7 @@ private:
 class FaultProxy {
 public:
     // kBusy: 503 with Retry-After: 1, as an OAI-PMH repository under load.
-    // kHold: a request, new or still in its delay, is forwarded only when the
-    // mode changes again; a test holds the source still before a kill -9.
-    enum class Mode { kPass, kError500, kHtml, kSilent, kDelay, kBusy, kHold };
+    enum class Mode { kPass, kError500, kHtml, kSilent, kDelay, kBusy };
     // Listens on a free loopback port and forwards to `target_port`.
     explicit FaultProxy(int target_port);
     ~FaultProxy();
@@ -88,7 +86,7 @@ public:
     // Also ends a PassOnly limit.
     void Set(Mode mode, std::chrono::milliseconds delay = std::chrono::milliseconds(0));
     // From now on only `n` more requests are forwarded; the ones after them
-    // wait (as in kHold) until the next Set. However fast the machine, a
+    // wait until the next Set. However fast the machine, a
     // source then gives at most n answers before a test's kill -9.
     void PassOnly(int n) { pass_left_ = n; }
     int requests() const { return requests_; }
